@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Formatting, clippy, and (when the chart and helm exist) helm lint --strict.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --features e2e -- -D warnings
+if [[ -d charts/kpulse ]]; then
+  bin="$(hack/build-k8s.sh | tail -n1)"
+  echo "== helm lint --strict"
+  "$bin/helm" lint --strict charts/kpulse
+fi

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every test kpulse has. `hack/test.sh [all|unit|e2e]`.
+#   unit: lint, unit tests, sink tests against local receivers and SMTP.
+#   e2e:  builds (or reuses) the control-plane binaries, starts one local control plane shared by
+#         every end-to-end test, runs them, and tears it down even when they fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+phase="${1:-all}"
+started=$SECONDS
+
+if [[ "$phase" == all || "$phase" == unit ]]; then
+  hack/lint.sh
+  hack/test-deps.sh
+  echo "== unit and sink tests"
+  cargo test --lib --bins --tests
+fi
+
+if [[ "$phase" == all || "$phase" == e2e ]]; then
+  bin="$(hack/build-k8s.sh | tail -n1)"
+  export PATH="$bin:$PATH"
+  echo "== building kpulse and the e2e tests"
+  cargo build --bin kpulse
+  cargo test --features e2e --test e2e --no-run
+  echo "== starting the local control plane"
+  up="$(hack/cluster.sh up | tail -n1)"
+  eval "$up"
+  cluster_dir="$(dirname "$KUBECONFIG")"
+  trap 'hack/cluster.sh down "$cluster_dir" >&2 || true' EXIT
+  echo "== end-to-end tests"
+  KPULSE_BIN="$PWD/target/debug/kpulse" cargo test --features e2e --test e2e -- --test-threads="${E2E_THREADS:-4}"
+fi
+echo "== all tests passed in $((SECONDS - started))s"

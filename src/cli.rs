@@ -1,0 +1,251 @@
+//! The offline subcommands: `check-config`, `schema`, `route-test`, `generate`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::{self, Config, SecretMap};
+use crate::engine::{Engine, Settings};
+
+/// Reads secret values from a `NAME=value` file or a Secret manifest (`data` base64, or
+/// `stringData`).
+pub fn read_secrets(path: &Path) -> Result<SecretMap, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_secrets(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn parse_secrets(text: &str) -> Result<SecretMap, String> {
+    let looks_like_manifest = text.lines().any(|l| l.trim_start().starts_with("kind:"));
+    if !looks_like_manifest {
+        let mut map = SecretMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: expected NAME=value", i + 1))?;
+            map.insert(k.trim().to_string(), v.to_string());
+        }
+        return Ok(map);
+    }
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+        #[serde(default, rename = "stringData")]
+        string_data: BTreeMap<String, String>,
+    }
+    let m: Manifest =
+        serde_saphyr::from_str(text).map_err(|e| format!("not a Secret manifest: {e}"))?;
+    let mut map = SecretMap::new();
+    for (k, v) in m.data {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .map_err(|_| format!("data.{k}: not valid base64"))?;
+        let s = String::from_utf8(bytes).map_err(|_| format!("data.{k}: not UTF-8"))?;
+        map.insert(k, s);
+    }
+    map.extend(m.string_data);
+    Ok(map)
+}
+
+fn load_file(file: &Path, secrets: Option<&Path>) -> Result<Config, String> {
+    let secrets = match secrets {
+        Some(p) => read_secrets(p)?,
+        None => SecretMap::new(),
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    config::load(&text, &secrets).map_err(|errs| {
+        let n = errs.len();
+        let list: Vec<String> = errs.0.iter().map(|e| format!("  {e}")).collect();
+        format!(
+            "{}: {n} problem{}:\n{}",
+            file.display(),
+            if n == 1 { "" } else { "s" },
+            list.join("\n")
+        )
+    })
+}
+
+/// `kpulse check-config FILE [--secrets FILE]`.
+pub fn check_config(file: &Path, secrets: Option<&Path>) -> ExitCode {
+    match load_file(file, secrets) {
+        Ok(c) => {
+            let enabled = config::Monitors::NAMES
+                .iter()
+                .filter(|m| c.monitors.enabled(m))
+                .count();
+            println!(
+                "{}: valid: cluster {:?}, {} channel(s), {} routing rule(s), {} monitor(s) enabled",
+                file.display(),
+                c.cluster,
+                c.channels.len(),
+                c.routing.rules.len(),
+                enabled
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kpulse schema`.
+pub fn schema() -> ExitCode {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&config::json_schema()).expect("schema serializes")
+    );
+    ExitCode::SUCCESS
+}
+
+/// Parses `monitor=pod_crashes,namespace=payments,severity=critical,label.team=x`.
+pub fn parse_alert(spec: &str) -> Result<Alert, String> {
+    let mut key = AlertKey::new("", "", "Pod", "example", "Example");
+    let mut severity = Severity::Warning;
+    let mut labels = BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected field=value"))?;
+        match k {
+            "monitor" => key.monitor = v.to_string(),
+            "namespace" => key.namespace = v.to_string(),
+            "kind" => key.kind = v.to_string(),
+            "name" => key.name = v.to_string(),
+            "reason" => key.reason = v.to_string(),
+            "severity" => severity = v.parse()?,
+            other => match other.strip_prefix("label.") {
+                Some(label) => {
+                    labels.insert(label.to_string(), v.to_string());
+                }
+                None => {
+                    return Err(format!(
+                        "unknown alert field {other:?} (use monitor, namespace, kind, name, reason, severity, label.NAME)"
+                    ));
+                }
+            },
+        }
+    }
+    if key.monitor.is_empty() {
+        return Err("monitor=... is required".into());
+    }
+    Ok(Alert::new(key, severity, "route test", jiff::Timestamp::now()).labels(labels))
+}
+
+/// The text `route-test` prints.
+pub fn explain_route(config: &Config, alert: &Alert) -> Result<String, String> {
+    let settings = Settings::from_config(config).map_err(|e| e.to_string())?;
+    let engine = Engine::new(settings);
+    let x = engine.explain(alert);
+    let mut out = match x.route.rule {
+        Some(i) => format!("matched routing.rules[{i}]\n"),
+        None => "no rule matched: routing.default\n".to_string(),
+    };
+    if x.digest.is_empty() {
+        out.push_str("muted: the rule has no channels\n");
+    }
+    for (channel, digest) in x.digest {
+        let how = if digest {
+            format!("digest (sent every {})", config.dedupe.digest.interval)
+        } else {
+            "immediate".to_string()
+        };
+        let kind = config
+            .channels
+            .get(&channel)
+            .map(|c| c.type_name())
+            .unwrap_or("?");
+        out.push_str(&format!("  -> {channel} ({kind}): {how}\n"));
+    }
+    Ok(out)
+}
+
+/// `kpulse route-test --config FILE --alert SPEC`.
+pub fn route_test(file: &Path, secrets: Option<&Path>, spec: &str) -> ExitCode {
+    let result = load_file(file, secrets).and_then(|c| {
+        let alert = parse_alert(spec)?;
+        explain_route(&c, &alert)
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Files generated from the configuration types, relative to the repository root.
+pub fn generated_files() -> Vec<(&'static str, String)> {
+    vec![(
+        "docs/configuration.md",
+        config::docs::configuration_markdown(),
+    )]
+}
+
+/// `kpulse generate`: rewrites the generated files.
+pub fn generate(root: &Path) -> ExitCode {
+    for (path, content) in generated_files() {
+        let full = root.join(path);
+        if let Some(dir) = full.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            eprintln!("{}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+        if let Err(e) = std::fs::write(&full, content) {
+            eprintln!("{}: {e}", full.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {path}");
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_test_explains_rule_and_delivery() {
+        let c = config::load(
+            "channels: {ops: {type: log}, oncall: {type: log}}\nrouting:\n  default: [ops]\n  rules:\n    - match: {severity: [critical], namespace: 'payments*'}\n      channels: [oncall, ops]\ndedupe: {digest: {severities: [info]}}\n",
+            &SecretMap::new(),
+        )
+        .unwrap();
+        let a = parse_alert("monitor=pod_crashes,namespace=payments,severity=critical").unwrap();
+        assert_eq!(
+            explain_route(&c, &a).unwrap(),
+            "matched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
+        );
+        let a = parse_alert("monitor=pod_crashes,namespace=shop,severity=info").unwrap();
+        assert_eq!(
+            explain_route(&c, &a).unwrap(),
+            "no rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
+        );
+        assert!(
+            parse_alert("monitor=x,colour=red")
+                .unwrap_err()
+                .contains("colour")
+        );
+    }
+
+    #[test]
+    fn secrets_from_env_file_and_manifest() {
+        let env = parse_secrets("# comment\nTOKEN=abc=def\n\nHOOK=x\n").unwrap();
+        assert_eq!(env["TOKEN"], "abc=def");
+        let manifest = "apiVersion: v1\nkind: Secret\nmetadata: {name: kpulse}\ndata:\n  TOKEN: YWJj\nstringData:\n  HOOK: plain\n";
+        let m = parse_secrets(manifest).unwrap();
+        assert_eq!((m["TOKEN"].as_str(), m["HOOK"].as_str()), ("abc", "plain"));
+    }
+}

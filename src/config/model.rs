@@ -1,0 +1,501 @@
+//! The configuration model. These types are the single source of truth: the JSON schema
+//! (`kpulse schema`), the chart's `values.schema.json` and `docs/configuration.md` are generated
+//! from them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::monitors::Monitors;
+use super::types::{HumanDuration, OneOrMany, SecretString};
+use crate::alert::Severity;
+
+/// The whole kpulse configuration (key `config.yaml` of the ConfigMap `kpulse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Cluster name, shown as `[name]` at the start of every message.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// `[RESOLVED]` notifications when a condition clears.
+    #[serde(default)]
+    pub resolution: Resolution,
+    /// Duplicate suppression and digest batching.
+    #[serde(default)]
+    pub dedupe: Dedupe,
+    /// Named notification channels. Names are referenced by `routing`.
+    #[serde(default)]
+    pub channels: BTreeMap<String, Channel>,
+    /// Which channels an alert goes to.
+    #[serde(default)]
+    pub routing: Routing,
+    /// Per-monitor switches and thresholds.
+    #[serde(default)]
+    pub monitors: Monitors,
+    /// Namespaces to watch or skip (globs). Applies to every monitor.
+    #[serde(default)]
+    pub namespaces: NamespaceFilter,
+    /// Link templates added to every message, e.g. `runbook: "https://runbooks.example.com/{monitor}/{reason}"`.
+    /// Placeholders: `{cluster}`, `{monitor}`, `{namespace}`, `{kind}`, `{name}`, `{reason}`, `{severity}`.
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+    /// Persistence of kpulse's own state in the ConfigMap `kpulse-state`.
+    #[serde(default)]
+    pub state: StateSettings,
+    /// The HTTP server's optional endpoints.
+    #[serde(default)]
+    pub http: HttpSettings,
+}
+
+fn default_cluster() -> String {
+    "kubernetes".to_string()
+}
+
+impl Default for Config {
+    /// A config that sends everything to one `log` channel: what kpulse runs with until a
+    /// ConfigMap is found.
+    fn default() -> Self {
+        let mut channels = BTreeMap::new();
+        channels.insert("log".to_string(), Channel::Log(LogChannel::default()));
+        Config {
+            cluster: default_cluster(),
+            resolution: Resolution::default(),
+            dedupe: Dedupe::default(),
+            channels,
+            routing: Routing {
+                default: vec!["log".to_string()],
+                rules: Vec::new(),
+            },
+            monitors: Monitors::default(),
+            namespaces: NamespaceFilter::default(),
+            links: BTreeMap::new(),
+            state: StateSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    /// Send `[RESOLVED]` when a firing condition clears (or its object is deleted).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for Resolution {
+    fn default() -> Self {
+        Resolution { enabled: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dedupe {
+    /// A point-in-time alert with the same key (monitor, namespace, kind, name, reason) is sent at
+    /// most once per window.
+    #[serde(default = "default_window")]
+    pub window: HumanDuration,
+    /// Severities batched into one digest message per channel.
+    #[serde(default)]
+    pub digest: Digest,
+}
+
+fn default_window() -> HumanDuration {
+    HumanDuration::mins(30)
+}
+
+impl Default for Dedupe {
+    fn default() -> Self {
+        Dedupe {
+            window: default_window(),
+            digest: Digest::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    /// Alerts of these severities are queued and sent together. Empty: everything goes out at once.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+    /// How long a digest collects alerts before it is sent.
+    #[serde(default = "default_digest_interval")]
+    pub interval: HumanDuration,
+}
+
+fn default_digest_interval() -> HumanDuration {
+    HumanDuration::mins(15)
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest {
+            severities: Vec::new(),
+            interval: default_digest_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// Channels for alerts that match no rule. Must not be empty, so no alert is dropped.
+    #[serde(default)]
+    pub default: Vec<String>,
+    /// Rules, tried in order; the first that matches decides the channels.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// All given matchers must match (an empty matcher matches everything).
+    #[serde(default, rename = "match")]
+    pub matcher: Matcher,
+    /// Channels this rule sends to. Empty: matching alerts are muted.
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    /// Monitor names, e.g. `pod_crashes`.
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    pub monitor: OneOrMany,
+    /// Severities: info, warning, critical.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub severity: Vec<Severity>,
+    /// Namespace globs such as `payments-*`.
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    pub namespace: OneOrMany,
+    /// A regular expression the whole namespace must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_regex: Option<String>,
+    /// Object kinds, e.g. `Pod`, `Node`.
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    pub kind: OneOrMany,
+    /// Reasons, e.g. `OOMKilled`, `CrashLoopBackOff`.
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    pub reason: OneOrMany,
+    /// Object labels that must be present with these values (values may be globs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One notification channel. `type` selects the sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Channel {
+    Slack(SlackChannel),
+    Email(EmailChannel),
+    Webhook(WebhookChannel),
+    Teams(TeamsChannel),
+    Pagerduty(PagerDutyChannel),
+    Opsgenie(OpsgenieChannel),
+    Discord(DiscordChannel),
+    Googlechat(GoogleChatChannel),
+    Alertmanager(AlertmanagerChannel),
+    Log(LogChannel),
+}
+
+impl Channel {
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Channel::Slack(_) => "slack",
+            Channel::Email(_) => "email",
+            Channel::Webhook(_) => "webhook",
+            Channel::Teams(_) => "teams",
+            Channel::Pagerduty(_) => "pagerduty",
+            Channel::Opsgenie(_) => "opsgenie",
+            Channel::Discord(_) => "discord",
+            Channel::Googlechat(_) => "googlechat",
+            Channel::Alertmanager(_) => "alertmanager",
+            Channel::Log(_) => "log",
+        }
+    }
+
+    pub fn delivery(&self) -> &Delivery {
+        match self {
+            Channel::Slack(c) => &c.delivery,
+            Channel::Email(c) => &c.delivery,
+            Channel::Webhook(c) => &c.delivery,
+            Channel::Teams(c) => &c.delivery,
+            Channel::Pagerduty(c) => &c.delivery,
+            Channel::Opsgenie(c) => &c.delivery,
+            Channel::Discord(c) => &c.delivery,
+            Channel::Googlechat(c) => &c.delivery,
+            Channel::Alertmanager(c) => &c.delivery,
+            Channel::Log(c) => &c.delivery,
+        }
+    }
+
+    /// The URLs this channel sends to, with the field each comes from (for validation).
+    pub fn urls(&self) -> Vec<(&'static str, &SecretString)> {
+        let mut out = Vec::new();
+        match self {
+            Channel::Slack(c) => {
+                if let Some(u) = &c.webhook_url {
+                    out.push(("webhook_url", u));
+                }
+                out.push(("api_url", &c.api_url));
+            }
+            Channel::Webhook(c) => out.push(("url", &c.url)),
+            Channel::Teams(c) => out.push(("webhook_url", &c.webhook_url)),
+            Channel::Pagerduty(c) => out.push(("api_url", &c.api_url)),
+            Channel::Opsgenie(c) => out.push(("api_url", &c.api_url)),
+            Channel::Discord(c) => out.push(("webhook_url", &c.webhook_url)),
+            Channel::Googlechat(c) => out.push(("webhook_url", &c.webhook_url)),
+            Channel::Alertmanager(c) => out.push(("url", &c.url)),
+            Channel::Email(_) | Channel::Log(_) => {}
+        }
+        out
+    }
+}
+
+/// Delivery settings every channel shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// Time allowed for one attempt.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Further attempts after a failure that may heal (network error, 5xx, 429).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Allow plain `http://` URLs (for receivers inside the cluster). Off: only `https://`.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Send `[RESOLVED]` messages to this channel.
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_retries() -> u32 {
+    3
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            timeout: default_timeout(),
+            retries: default_retries(),
+            allow_http: false,
+            send_resolved: true,
+        }
+    }
+}
+
+/// Slack: an incoming webhook, or a bot token with `chat.postMessage` (resolutions then thread
+/// under the firing message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackChannel {
+    /// Incoming webhook URL. Set this or `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<SecretString>,
+    /// Bot token (`xoxb-...`). Needs `channel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretString>,
+    /// Channel ID or name for the bot token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Slack Web API base URL.
+    #[serde(default = "default_slack_api")]
+    pub api_url: SecretString,
+    /// Text prepended to critical alerts, e.g. `<!here>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention: Option<String>,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+fn default_slack_api() -> SecretString {
+    SecretString::new("https://slack.com/api")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Upgrade with STARTTLS (port 587). Fails if the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No encryption. Only for relays on a trusted network.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default = "default_smtp_tls")]
+    pub tls: SmtpTls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    /// PEM file with an extra CA to trust (for a private relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> SmtpTls {
+    SmtpTls::Starttls
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChannel {
+    pub smtp: Smtp,
+    /// Sender address, e.g. `kpulse@example.com` or `kpulse <kpulse@example.com>`.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// A generic JSON webhook (payload documented in docs/webhook.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookChannel {
+    pub url: SecretString,
+    /// Extra request headers, e.g. `Authorization: "Bearer $HOOK_TOKEN"`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretString>,
+    /// Key for the `X-Kpulse-Signature: sha256=<hex>` HMAC of the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<SecretString>,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// Microsoft Teams through a Workflows (Power Automate) webhook, as an Adaptive Card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsChannel {
+    pub webhook_url: SecretString,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// PagerDuty Events API v2: trigger on firing, resolve on resolution, `dedup_key` = alert key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyChannel {
+    pub routing_key: SecretString,
+    #[serde(default = "default_pagerduty_api")]
+    pub api_url: SecretString,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+fn default_pagerduty_api() -> SecretString {
+    SecretString::new("https://events.pagerduty.com/v2/enqueue")
+}
+
+/// Opsgenie Alert API: create on firing, close on resolution, alias = alert key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpsgenieChannel {
+    pub api_key: SecretString,
+    #[serde(default = "default_opsgenie_api")]
+    pub api_url: SecretString,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+fn default_opsgenie_api() -> SecretString {
+    SecretString::new("https://api.opsgenie.com")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordChannel {
+    pub webhook_url: SecretString,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleChatChannel {
+    pub webhook_url: SecretString,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// Prometheus Alertmanager v2 API (`POST {url}/api/v2/alerts`); `endsAt` is set on resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerChannel {
+    pub url: SecretString,
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretString>,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// JSON lines on standard output.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogChannel {
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceFilter {
+    /// Only these namespaces (globs). Empty: all.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Never these namespaces (globs). Wins over `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    /// How often the state is written to the ConfigMap `kpulse-state` (also written on shutdown).
+    #[serde(default = "default_state_interval")]
+    pub interval: HumanDuration,
+}
+
+fn default_state_interval() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            interval: default_state_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Bearer token for `POST /test-channel`. Unset: the endpoint is off. Use a `$NAME` reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_channel_token: Option<SecretString>,
+}

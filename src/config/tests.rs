@@ -1,0 +1,207 @@
+use super::*;
+use crate::alert::Severity;
+
+fn secrets() -> SecretMap {
+    [
+        (
+            "SLACK_WEBHOOK",
+            "https://hooks.slack.example/T000/B000/XXXX",
+        ),
+        ("PD_KEY", "pd-routing-key-123"),
+        ("HOOK_TOKEN", "tok-abc"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+const GOOD: &str = r#"
+cluster: prod-eks-1
+dedupe:
+  window: 30m
+  digest: {severities: [info], interval: 15m}
+channels:
+  ops: {type: slack, webhook_url: $SLACK_WEBHOOK}
+  oncall: {type: pagerduty, routing_key: "${PD_KEY}"}
+  mail:
+    type: email
+    smtp: {host: smtp.example.com, port: 587, tls: starttls}
+    from: kpulse@example.com
+    to: [ops@example.com]
+  audit:
+    type: webhook
+    url: https://hooks.example.com/kpulse
+    headers: {Authorization: "Bearer $HOOK_TOKEN"}
+routing:
+  default: [ops]
+  rules:
+    - match: {severity: [critical], namespace: "payments-*"}
+      channels: [oncall, ops]
+monitors:
+  pvc_usage: {warn_at: 85, crit_at: 97}
+  tls_cert_expiry: {warn_days: 28, crit_days: 14}
+  warning_events: {ignore_reasons: [DNSConfigForming]}
+namespaces: {exclude: [kube-node-lease]}
+"#;
+
+#[test]
+fn loads_the_design_example_and_expands_secrets() {
+    let c = load(GOOD, &secrets()).expect("valid config");
+    assert_eq!(c.cluster, "prod-eks-1");
+    assert_eq!(c.dedupe.window, HumanDuration::mins(30));
+    assert_eq!(c.dedupe.digest.severities, vec![Severity::Info]);
+    match &c.channels["ops"] {
+        Channel::Slack(s) => assert_eq!(
+            s.webhook_url.as_ref().unwrap().expose(),
+            "https://hooks.slack.example/T000/B000/XXXX"
+        ),
+        other => panic!("wrong channel {other:?}"),
+    }
+    match &c.channels["audit"] {
+        Channel::Webhook(w) => assert_eq!(w.headers["Authorization"].expose(), "Bearer tok-abc"),
+        other => panic!("wrong channel {other:?}"),
+    }
+    assert_eq!(
+        c.routing.rules[0].matcher.namespace.0,
+        vec!["payments-*".to_string()]
+    );
+    assert!(c.resolution.enabled, "resolution is on by default");
+    assert_eq!(c.monitors.pvc_usage.crit_at, 97);
+}
+
+#[test]
+fn five_mistakes_give_five_errors_with_paths() {
+    let yaml = r#"
+channels:
+  ops: {type: slack, webhook_url: $MISSING_WEBHOOK}
+  mail: {type: email, smtp: {host: smtp.example.com}, from: "not an address", to: [ops@example.com]}
+routing:
+  default: [ops]
+  rules:
+    - match: {namespace_regex: "pay(ments"}
+      channels: [ops]
+    - match: {severity: [critical]}
+      channels: [pager]
+monitors:
+  pvc_usage: {warn_at: 90, crit_at: 80}
+"#;
+    let errs = load(yaml, &secrets()).unwrap_err();
+    let text = errs.to_string();
+    assert_eq!(errs.len(), 1, "secret errors come first, alone: {text}");
+    assert!(
+        text.contains("channels.ops.webhook_url: unresolved secret reference $MISSING_WEBHOOK")
+    );
+
+    let mut s = secrets();
+    s.insert(
+        "MISSING_WEBHOOK".into(),
+        "http://insecure.example/hook".into(),
+    );
+    let errs = load(yaml, &s).unwrap_err();
+    let text = errs.to_string();
+    let expected = [
+        "routing.rules[1].channels[0]: unknown channel \"pager\"",
+        "routing.rules[0].match.namespace_regex: invalid regular expression",
+        "channels.mail.from: \"not an address\" is not a valid email address",
+        "monitors.pvc_usage.crit_at: (80) must not be below warn_at (90)",
+        "channels.ops.webhook_url: must use https://",
+    ];
+    for e in expected {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+    assert_eq!(errs.len(), 5, "{text}");
+    assert!(
+        !text.contains("insecure.example"),
+        "URL value leaked: {text}"
+    );
+}
+
+#[test]
+fn structural_errors_are_all_reported_with_paths() {
+    let yaml = r#"
+channels:
+  a: {type: slack, webhook_url: "https://x.example", colour: red}
+  b: {type: carrier-pigeon}
+routing:
+  default: [a]
+  rules:
+    - match: {severity: [urgent]}
+      channels: [a]
+monitors:
+  pod_crash: {enabled: true}
+dedupe: {window: soon}
+"#;
+    let errs = load(yaml, &secrets()).unwrap_err();
+    let text = errs.to_string();
+    for e in [
+        "channels.a.colour: unknown field `colour`",
+        "channels.b.type: unknown variant `carrier-pigeon`",
+        "routing.rules[0].match.severity[0]: unknown variant `urgent`",
+        "monitors.pod_crash: unknown field `pod_crash`",
+        "dedupe.window: invalid duration \"soon\"",
+    ] {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+    assert_eq!(errs.len(), 5, "{text}");
+}
+
+#[test]
+fn unknown_top_level_key_and_duplicate_channel_are_errors() {
+    let errs = load("clustr: x\n", &secrets()).unwrap_err();
+    assert!(
+        errs.to_string().contains("unknown field `clustr`"),
+        "{errs}"
+    );
+
+    let yaml = "channels:\n  ops: {type: log}\n  ops: {type: log}\nrouting: {default: [ops]}\n";
+    let errs = load(yaml, &secrets()).unwrap_err();
+    let text = errs.to_string().to_lowercase();
+    assert!(text.contains("duplicate") && text.contains("ops"), "{text}");
+}
+
+#[test]
+fn empty_routing_default_is_an_error() {
+    let errs = load("channels: {l: {type: log}}\n", &secrets()).unwrap_err();
+    assert!(
+        errs.to_string().starts_with("routing.default: is empty"),
+        "{errs}"
+    );
+}
+
+#[test]
+fn http_is_allowed_only_when_asked() {
+    let yaml = "channels:\n  h: {type: webhook, url: 'http://receiver.svc:8080/', delivery: {allow_http: true}}\nrouting: {default: [h]}\n";
+    assert!(load(yaml, &secrets()).is_ok());
+}
+
+#[test]
+fn secret_values_never_reach_debug_output() {
+    let c = load(GOOD, &secrets()).unwrap();
+    let dump = format!("{c:?}");
+    for secret in secrets().values() {
+        assert!(!dump.contains(secret.as_str()), "secret in Debug: {secret}");
+    }
+}
+
+#[test]
+fn empty_document_needs_a_channel() {
+    let errs = load("", &secrets()).unwrap_err();
+    assert!(errs.to_string().contains("routing.default"));
+}
+
+#[test]
+fn default_config_is_valid() {
+    let yaml = serde_saphyr::to_string(&Config::default()).unwrap();
+    let c = load(&yaml, &SecretMap::new()).expect("default config round-trips");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn configuration_docs_are_fresh() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        on_disk == docs::configuration_markdown(),
+        "docs/configuration.md is stale: run `make generate`"
+    );
+}

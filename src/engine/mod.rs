@@ -1,0 +1,518 @@
+//! The engine: dedupe, the active set and resolutions, routing and digests.
+//!
+//! Pure: no IO, no clock of its own. Every call takes `now`; the caller (the pipeline in
+//! production, tests with any timestamps they like) drives time. Each call returns an
+//! [`Outcome`]: the messages to send ([`Dispatch`]) and what was decided, for metrics and logs.
+
+mod router;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, AlertKey, Notification, Severity, State};
+use crate::config::Config;
+pub use router::{Route, Router, RouterError};
+
+/// The engine's share of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub resolution_enabled: bool,
+    pub window: SignedDuration,
+    pub digest_severities: Vec<Severity>,
+    pub digest_interval: SignedDuration,
+    pub router: Router,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Result<Self, RouterError> {
+        Ok(Settings {
+            resolution_enabled: config.resolution.enabled,
+            window: config.dedupe.window.signed(),
+            digest_severities: config.dedupe.digest.severities.clone(),
+            digest_interval: config.dedupe.digest.interval.signed(),
+            router: Router::new(&config.routing)?,
+        })
+    }
+
+    fn digested(&self, severity: Severity) -> bool {
+        self.digest_severities.contains(&severity)
+    }
+}
+
+/// Which part of a monitor's active alerts a [`Engine::reconcile`] call covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the monitor has active (a full scan).
+    All,
+    /// Alerts about objects in one namespace.
+    Namespace(String),
+    /// Alerts about one object (an event-driven monitor re-evaluating it, or its deletion).
+    Object {
+        namespace: String,
+        kind: String,
+        name: String,
+    },
+}
+
+impl Scope {
+    pub fn object(
+        namespace: impl Into<String>,
+        kind: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Scope::Object {
+            namespace: namespace.into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    fn covers(&self, key: &AlertKey) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Namespace(ns) => &key.namespace == ns,
+            Scope::Object {
+                namespace,
+                kind,
+                name,
+            } => &key.namespace == namespace && &key.kind == kind && &key.name == name,
+        }
+    }
+}
+
+/// How a batch of notifications is to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchKind {
+    /// One alert, sent at once.
+    Immediate,
+    /// Several alerts collected over `dedupe.digest.interval`, sent as one message.
+    Digest,
+}
+
+/// Notifications for one channel, ready for its sink to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatch {
+    pub channel: String,
+    pub kind: DispatchKind,
+    pub notifications: Vec<DispatchItem>,
+}
+
+/// One notification, with the provider reference of the firing message on this channel (e.g. a
+/// Slack thread timestamp) when the sink reported one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchItem {
+    #[serde(flatten)]
+    pub notification: Notification,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// What the engine decided about one alert; the caller turns these into metrics and log lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Fired {
+        key: AlertKey,
+        severity: Severity,
+        channels: Vec<String>,
+        rule: Option<usize>,
+    },
+    Resolved {
+        key: AlertKey,
+        severity: Severity,
+        channels: Vec<String>,
+    },
+    /// Resolved while `resolution.enabled` is false (or it never notified): nothing sent.
+    ResolvedSilently { key: AlertKey },
+    /// Dropped: the same key fired within `dedupe.window`.
+    Deduped { key: AlertKey, severity: Severity },
+    /// Queued into a channel's digest.
+    Digested {
+        key: AlertKey,
+        severity: Severity,
+        channel: String,
+    },
+    /// A routing rule with no channels matched.
+    Muted { key: AlertKey, rule: Option<usize> },
+}
+
+/// The result of one engine call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub dispatches: Vec<Dispatch>,
+    pub decisions: Vec<Decision>,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.dispatches.extend(other.dispatches);
+        self.decisions.extend(other.decisions);
+    }
+}
+
+/// One alert in the active set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAlert {
+    pub alert: Alert,
+    /// When kpulse decided it was firing.
+    pub since: Timestamp,
+    /// Channels the firing went to; the resolution goes to the same ones.
+    pub channels: Vec<String>,
+    /// Whether a firing notification was sent (a resolution is only sent after one).
+    pub notified: bool,
+    /// Provider references per channel, e.g. the Slack message to thread the resolution under.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refs: BTreeMap<String, String>,
+}
+
+/// Notifications waiting for a channel's digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DigestQueue {
+    pub opened_at: Timestamp,
+    pub items: Vec<DispatchItem>,
+}
+
+/// The engine's durable state, written to `kpulse-state`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version; a snapshot of another version is ignored, never misread.
+    pub version: u32,
+    /// Last time each key was sent.
+    pub dedupe: Vec<(AlertKey, Timestamp)>,
+    pub active: Vec<ActiveAlert>,
+    pub digest: BTreeMap<String, DigestQueue>,
+}
+
+impl Snapshot {
+    pub const VERSION: u32 = 1;
+}
+
+/// What `kpulse route-test` prints for one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub route: Route,
+    /// Per channel: true when the alert would be batched into the digest.
+    pub digest: Vec<(String, bool)>,
+}
+
+/// The alert engine. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    settings: Settings,
+    dedupe: HashMap<AlertKey, Timestamp>,
+    active: BTreeMap<AlertKey, ActiveAlert>,
+    digest: BTreeMap<String, DigestQueue>,
+}
+
+impl Engine {
+    pub fn new(settings: Settings) -> Self {
+        Engine {
+            settings,
+            dedupe: HashMap::new(),
+            active: BTreeMap::new(),
+            digest: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces routing and timing with a new configuration; state is kept.
+    pub fn reconfigure(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Reports a fact. A resolvable alert joins the active set and fires once; while active,
+    /// repeats are dropped. A one-shot alert fires at most once per `dedupe.window`.
+    pub fn submit(&mut self, alert: Alert, now: Timestamp) -> Outcome {
+        let key = alert.key.clone();
+        if alert.resolvable {
+            if let Some(active) = self.active.get_mut(&key) {
+                // Keep the newest detail for the resolution message, keep the original start.
+                let first_seen = active.alert.first_seen.min(alert.first_seen);
+                active.alert = alert;
+                active.alert.first_seen = first_seen;
+                // Still firing: nothing to send, and not a duplicate worth counting.
+                return Outcome::default();
+            }
+            // Without resolutions the user never heard this ended, so a re-fire inside the
+            // window would be a repeat; with resolutions on, it is news and is sent.
+            let repeat = !self.settings.resolution_enabled && self.within_window(&key, now);
+            let (outcome, channels) = if repeat {
+                let d = Decision::Deduped {
+                    key: key.clone(),
+                    severity: alert.severity,
+                };
+                (
+                    Outcome {
+                        dispatches: Vec::new(),
+                        decisions: vec![d],
+                    },
+                    Vec::new(),
+                )
+            } else {
+                self.fire(&alert, now)
+            };
+            let notified = !repeat && !channels.is_empty();
+            self.active.insert(
+                key,
+                ActiveAlert {
+                    alert,
+                    since: now,
+                    channels,
+                    notified,
+                    refs: BTreeMap::new(),
+                },
+            );
+            outcome
+        } else {
+            if self.within_window(&key, now) {
+                return Outcome {
+                    dispatches: Vec::new(),
+                    decisions: vec![Decision::Deduped {
+                        key,
+                        severity: alert.severity,
+                    }],
+                };
+            }
+            self.fire(&alert, now).0
+        }
+    }
+
+    /// A monitor's complete view of what is firing within `scope`: new alerts fire, active
+    /// alerts of this monitor in the scope that are no longer firing resolve.
+    pub fn reconcile(
+        &mut self,
+        monitor: &str,
+        scope: &Scope,
+        firing: Vec<Alert>,
+        now: Timestamp,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        let keys: BTreeSet<AlertKey> = firing.iter().map(|a| a.key.clone()).collect();
+        let cleared: Vec<AlertKey> = self
+            .active
+            .keys()
+            .filter(|k| k.monitor == monitor && scope.covers(k) && !keys.contains(k))
+            .cloned()
+            .collect();
+        for mut alert in firing {
+            alert.resolvable = true;
+            outcome.merge(self.submit(alert, now));
+        }
+        for key in cleared {
+            outcome.merge(self.resolve(&key, now));
+        }
+        outcome
+    }
+
+    /// The condition behind `key` cleared. Unknown keys are ignored.
+    pub fn resolve(&mut self, key: &AlertKey, now: Timestamp) -> Outcome {
+        let Some(entry) = self.active.remove(key) else {
+            return Outcome::default();
+        };
+        if !self.settings.resolution_enabled || !entry.notified {
+            return Outcome {
+                dispatches: Vec::new(),
+                decisions: vec![Decision::ResolvedSilently { key: key.clone() }],
+            };
+        }
+        let severity = entry.alert.severity;
+        let mut outcome = Outcome::default();
+        for channel in &entry.channels {
+            let item = DispatchItem {
+                notification: Notification {
+                    state: State::Resolved,
+                    alert: entry.alert.clone(),
+                    at: now,
+                },
+                reference: entry.refs.get(channel).cloned(),
+            };
+            self.deliver(channel, item, now, &mut outcome);
+        }
+        outcome.decisions.push(Decision::Resolved {
+            key: key.clone(),
+            severity,
+            channels: entry.channels,
+        });
+        outcome
+    }
+
+    /// Sends digests whose interval has passed and forgets dedupe entries older than the window.
+    pub fn tick(&mut self, now: Timestamp) -> Outcome {
+        let interval = self.settings.digest_interval;
+        let due: Vec<String> = self
+            .digest
+            .iter()
+            .filter(|(_, q)| q.opened_at + interval <= now)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let mut outcome = Outcome::default();
+        for channel in due {
+            if let Some(q) = self.digest.remove(&channel) {
+                outcome.dispatches.push(Dispatch {
+                    channel,
+                    kind: DispatchKind::Digest,
+                    notifications: q.items,
+                });
+            }
+        }
+        let window = self.settings.window;
+        self.dedupe.retain(|_, sent| *sent + window > now);
+        outcome
+    }
+
+    /// Sends every pending digest now (on shutdown, when its interval is due anyway).
+    pub fn flush_digests(&mut self) -> Outcome {
+        let mut outcome = Outcome::default();
+        for (channel, q) in std::mem::take(&mut self.digest) {
+            outcome.dispatches.push(Dispatch {
+                channel,
+                kind: DispatchKind::Digest,
+                notifications: q.items,
+            });
+        }
+        outcome
+    }
+
+    /// When the next digest is due, if any is pending.
+    pub fn next_digest_due(&self) -> Option<Timestamp> {
+        self.digest
+            .values()
+            .map(|q| q.opened_at + self.settings.digest_interval)
+            .min()
+    }
+
+    /// Records the provider reference a sink returned for the firing message of `key`.
+    pub fn set_reference(&mut self, key: &AlertKey, channel: &str, reference: String) {
+        if let Some(a) = self.active.get_mut(key) {
+            a.refs.insert(channel.to_string(), reference);
+        }
+    }
+
+    /// Where an alert would go, without changing any state.
+    pub fn explain(&self, alert: &Alert) -> Explanation {
+        let route = self.settings.router.route(alert);
+        let digest = route
+            .channels
+            .iter()
+            .map(|c| (c.clone(), self.settings.digested(alert.severity)))
+            .collect();
+        Explanation { route, digest }
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = &ActiveAlert> {
+        self.active.values()
+    }
+
+    pub fn is_active(&self, key: &AlertKey) -> bool {
+        self.active.contains_key(key)
+    }
+
+    /// Active alerts per monitor (for the `kpulse_active_alerts` gauge).
+    pub fn active_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for k in self.active.keys() {
+            *counts.entry(k.monitor.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut dedupe: Vec<(AlertKey, Timestamp)> =
+            self.dedupe.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        dedupe.sort();
+        Snapshot {
+            version: Snapshot::VERSION,
+            dedupe,
+            active: self.active.values().cloned().collect(),
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// Loads a snapshot taken by [`Engine::snapshot`], replacing the current state.
+    pub fn restore(&mut self, snapshot: Snapshot) {
+        self.dedupe = snapshot.dedupe.into_iter().collect();
+        self.active = snapshot
+            .active
+            .into_iter()
+            .map(|a| (a.alert.key.clone(), a))
+            .collect();
+        self.digest = snapshot.digest;
+    }
+
+    fn within_window(&self, key: &AlertKey, now: Timestamp) -> bool {
+        self.dedupe
+            .get(key)
+            .is_some_and(|sent| now < *sent + self.settings.window)
+    }
+
+    /// Routes and sends (or queues) a firing alert. Returns the channels it went to.
+    fn fire(&mut self, alert: &Alert, now: Timestamp) -> (Outcome, Vec<String>) {
+        let route = self.settings.router.route(alert);
+        let mut outcome = Outcome::default();
+        if route.channels.is_empty() {
+            outcome.decisions.push(Decision::Muted {
+                key: alert.key.clone(),
+                rule: route.rule,
+            });
+            return (outcome, Vec::new());
+        }
+        self.dedupe.insert(alert.key.clone(), now);
+        for channel in &route.channels {
+            let item = DispatchItem {
+                notification: Notification {
+                    state: State::Firing,
+                    alert: alert.clone(),
+                    at: now,
+                },
+                reference: None,
+            };
+            self.deliver(channel, item, now, &mut outcome);
+        }
+        outcome.decisions.push(Decision::Fired {
+            key: alert.key.clone(),
+            severity: alert.severity,
+            channels: route.channels.clone(),
+            rule: route.rule,
+        });
+        (outcome, route.channels)
+    }
+
+    fn deliver(
+        &mut self,
+        channel: &str,
+        item: DispatchItem,
+        now: Timestamp,
+        outcome: &mut Outcome,
+    ) {
+        let severity = item.notification.alert.severity;
+        if self.settings.digested(severity) {
+            outcome.decisions.push(Decision::Digested {
+                key: item.notification.alert.key.clone(),
+                severity,
+                channel: channel.to_string(),
+            });
+            self.digest
+                .entry(channel.to_string())
+                .or_insert_with(|| DigestQueue {
+                    opened_at: now,
+                    items: Vec::new(),
+                })
+                .items
+                .push(item);
+        } else {
+            outcome.dispatches.push(Dispatch {
+                channel: channel.to_string(),
+                kind: DispatchKind::Immediate,
+                notifications: vec![item],
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,392 @@
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+
+use super::*;
+use crate::alert::{Alert, AlertKey, Severity, State};
+use crate::config::{SecretMap, load};
+
+const BASE: &str = r#"
+channels: {ops: {type: log}, oncall: {type: log}, digest: {type: log}}
+routing:
+  default: [ops]
+  rules:
+    - match: {severity: [critical]}
+      channels: [oncall, ops]
+dedupe:
+  window: 30m
+  digest: {severities: [info], interval: 15m}
+"#;
+
+fn engine(extra: &str) -> Engine {
+    let c = load(&format!("{BASE}{extra}"), &SecretMap::new()).expect("valid config");
+    Engine::new(Settings::from_config(&c).unwrap())
+}
+
+fn t(mins: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap() + SignedDuration::from_mins(mins)
+}
+
+fn key(name: &str) -> AlertKey {
+    AlertKey::new("pod_crashes", "shop", "Pod", name, "CrashLoopBackOff")
+}
+
+fn firing(name: &str, sev: Severity) -> Alert {
+    Alert::new(key(name), sev, format!("{name} crashing"), t(0))
+}
+
+fn sent(o: &Outcome) -> Vec<(String, State, String)> {
+    o.dispatches
+        .iter()
+        .flat_map(|d| {
+            d.notifications.iter().map(move |n| {
+                (
+                    d.channel.clone(),
+                    n.notification.state,
+                    n.notification.alert.key.name.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn one_shot_dedupes_inside_the_window_and_fires_after_it() {
+    let mut e = engine("");
+    let oom = firing("a", Severity::Warning).one_shot();
+    assert_eq!(sent(&e.submit(oom.clone(), t(0))).len(), 1);
+    let again = e.submit(oom.clone(), t(29));
+    assert!(again.dispatches.is_empty());
+    assert!(matches!(again.decisions[0], Decision::Deduped { .. }));
+    // Exactly at the window's end the key may fire again.
+    assert_eq!(sent(&e.submit(oom.clone(), t(30))).len(), 1);
+    // One-shot alerts never enter the active set, so nothing ever resolves them.
+    assert!(!e.is_active(&oom.key));
+    assert!(e.resolve(&oom.key, t(31)).dispatches.is_empty());
+}
+
+#[test]
+fn resolvable_fires_once_while_active_then_resolves_to_the_same_channels() {
+    let mut e = engine("");
+    let a = firing("a", Severity::Critical);
+    let first = e.submit(a.clone(), t(0));
+    assert_eq!(
+        sent(&first),
+        vec![
+            ("oncall".into(), State::Firing, "a".into()),
+            ("ops".into(), State::Firing, "a".into())
+        ]
+    );
+    // Still active an hour later: no repeat, even outside the window.
+    assert!(e.submit(a.clone(), t(60)).dispatches.is_empty());
+    let res = e.resolve(&a.key, t(61));
+    assert_eq!(
+        sent(&res),
+        vec![
+            ("oncall".into(), State::Resolved, "a".into()),
+            ("ops".into(), State::Resolved, "a".into())
+        ]
+    );
+    assert_eq!(
+        res.dispatches[0].notifications[0].notification.alert.key, a.key,
+        "same key on both sides"
+    );
+    assert!(!e.is_active(&a.key));
+}
+
+#[test]
+fn resolve_of_an_unknown_key_is_a_no_op() {
+    let mut e = engine("");
+    let o = e.resolve(&key("never"), t(0));
+    assert_eq!(o, Outcome::default());
+}
+
+#[test]
+fn reconcile_resolves_keys_that_left_the_firing_set() {
+    let mut e = engine("");
+    let a = firing("a", Severity::Warning);
+    let b = firing("b", Severity::Warning);
+    let o = e.reconcile("pod_crashes", &Scope::All, vec![a.clone(), b.clone()], t(0));
+    assert_eq!(sent(&o).len(), 2);
+    // Same set again: nothing.
+    assert!(
+        e.reconcile("pod_crashes", &Scope::All, vec![a.clone(), b.clone()], t(1))
+            .dispatches
+            .is_empty()
+    );
+    // b cleared.
+    let o = e.reconcile("pod_crashes", &Scope::All, vec![a.clone()], t(2));
+    assert_eq!(sent(&o), vec![("ops".into(), State::Resolved, "b".into())]);
+    // Another monitor's reconcile never touches pod_crashes alerts.
+    assert!(
+        e.reconcile("pvc_usage", &Scope::All, vec![], t(3))
+            .dispatches
+            .is_empty()
+    );
+    assert!(e.is_active(&a.key));
+}
+
+#[test]
+fn reconcile_with_object_scope_only_touches_that_object() {
+    let mut e = engine("");
+    e.reconcile(
+        "pod_crashes",
+        &Scope::All,
+        vec![
+            firing("a", Severity::Warning),
+            firing("b", Severity::Warning),
+        ],
+        t(0),
+    );
+    let o = e.reconcile(
+        "pod_crashes",
+        &Scope::object("shop", "Pod", "a"),
+        vec![],
+        t(1),
+    );
+    assert_eq!(sent(&o), vec![("ops".into(), State::Resolved, "a".into())]);
+    assert!(e.is_active(&key("b")));
+    let o = e.reconcile(
+        "pod_crashes",
+        &Scope::Namespace("other".into()),
+        vec![],
+        t(2),
+    );
+    assert!(o.dispatches.is_empty());
+}
+
+#[test]
+fn no_resolutions_when_resolution_is_disabled() {
+    let mut e = engine("resolution: {enabled: false}\n");
+    let a = firing("a", Severity::Warning);
+    assert_eq!(
+        sent(&e.reconcile("pod_crashes", &Scope::All, vec![a.clone()], t(0))).len(),
+        1
+    );
+    let o = e.reconcile("pod_crashes", &Scope::All, vec![], t(1));
+    assert!(o.dispatches.is_empty());
+    assert!(matches!(o.decisions[0], Decision::ResolvedSilently { .. }));
+    // Re-firing inside the window is a repeat the user already has: dropped.
+    assert!(e.submit(a.clone(), t(5)).dispatches.is_empty());
+    e.resolve(&a.key, t(6));
+    assert_eq!(
+        sent(&e.submit(a, t(31))).len(),
+        1,
+        "outside the window it fires again"
+    );
+}
+
+#[test]
+fn with_resolutions_a_refire_after_resolve_is_sent() {
+    let mut e = engine("");
+    let a = firing("a", Severity::Warning);
+    e.submit(a.clone(), t(0));
+    e.resolve(&a.key, t(1));
+    assert_eq!(
+        sent(&e.submit(a, t(2))),
+        vec![("ops".into(), State::Firing, "a".into())]
+    );
+}
+
+#[test]
+fn muted_alerts_never_resolve_loudly() {
+    let mut e = engine("");
+    let c = load(BASE, &SecretMap::new()).unwrap();
+    let mut routing = c.routing.clone();
+    routing.rules.insert(
+        0,
+        crate::config::Rule {
+            matcher: Default::default(),
+            channels: vec![],
+        },
+    );
+    let mut s = e.settings().clone();
+    s.router = Router::new(&routing).unwrap();
+    e.reconfigure(s);
+    let a = firing("a", Severity::Warning);
+    let o = e.submit(a.clone(), t(0));
+    assert!(o.dispatches.is_empty());
+    assert!(matches!(
+        o.decisions[0],
+        Decision::Muted { rule: Some(0), .. }
+    ));
+    assert!(e.resolve(&a.key, t(1)).dispatches.is_empty());
+}
+
+#[test]
+fn digest_collects_per_channel_and_flushes_on_interval() {
+    let mut e = engine("");
+    let i1 = firing("i1", Severity::Info);
+    let i2 = firing("i2", Severity::Info).one_shot();
+    let w = firing("w", Severity::Warning);
+    let o = e.submit(i1.clone(), t(0));
+    assert!(o.dispatches.is_empty(), "info is digested");
+    assert!(matches!(&o.decisions[0], Decision::Digested { channel, .. } if channel == "ops"));
+    assert_eq!(
+        sent(&e.submit(w, t(1))).len(),
+        1,
+        "warning goes out at once"
+    );
+    e.submit(i2, t(5));
+    e.resolve(&i1.key, t(10));
+    assert_eq!(e.next_digest_due(), Some(t(15)));
+    assert!(e.tick(t(14)).dispatches.is_empty(), "not due yet");
+    let o = e.tick(t(15));
+    assert_eq!(o.dispatches.len(), 1);
+    let d = &o.dispatches[0];
+    assert_eq!((d.channel.as_str(), d.kind), ("ops", DispatchKind::Digest));
+    assert_eq!(
+        sent(&o),
+        vec![
+            ("ops".into(), State::Firing, "i1".into()),
+            ("ops".into(), State::Firing, "i2".into()),
+            ("ops".into(), State::Resolved, "i1".into()),
+        ]
+    );
+    assert!(e.tick(t(40)).dispatches.is_empty(), "queue emptied");
+    assert_eq!(e.next_digest_due(), None);
+}
+
+#[test]
+fn flush_digests_sends_everything_pending() {
+    let mut e = engine("");
+    e.submit(firing("i", Severity::Info), t(0));
+    let o = e.flush_digests();
+    assert_eq!(sent(&o), vec![("ops".into(), State::Firing, "i".into())]);
+}
+
+#[test]
+fn snapshot_restore_does_not_refire_and_keeps_pending_resolutions() {
+    let mut e = engine("");
+    let a = firing("a", Severity::Critical);
+    let info = firing("i", Severity::Info);
+    let oom = firing("o", Severity::Warning).one_shot();
+    e.submit(a.clone(), t(0));
+    e.submit(info.clone(), t(0));
+    e.submit(oom.clone(), t(0));
+    e.set_reference(&a.key, "ops", "1700000000.000100".into());
+
+    // Through JSON, as kpulse-state stores it.
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut restarted = engine("");
+    restarted.restore(serde_json::from_str(&json).unwrap());
+
+    // The condition still holds after the restart: nothing is sent again.
+    let o = restarted.reconcile(
+        "pod_crashes",
+        &Scope::All,
+        vec![a.clone(), info.clone()],
+        t(2),
+    );
+    assert!(o.dispatches.is_empty(), "{:?}", o.dispatches);
+    assert!(
+        restarted.submit(oom, t(3)).dispatches.is_empty(),
+        "one-shot still deduped"
+    );
+    // It clears: exactly one resolution per channel, threaded under the firing message.
+    let o = restarted.reconcile("pod_crashes", &Scope::All, vec![info], t(4));
+    assert_eq!(
+        sent(&o),
+        vec![
+            ("oncall".into(), State::Resolved, "a".into()),
+            ("ops".into(), State::Resolved, "a".into())
+        ]
+    );
+    assert_eq!(
+        o.dispatches[1].notifications[0].reference.as_deref(),
+        Some("1700000000.000100")
+    );
+    // The digest queued before the restart is still sent.
+    let o = restarted.tick(t(15));
+    assert_eq!(sent(&o), vec![("ops".into(), State::Firing, "i".into())]);
+}
+
+#[test]
+fn explain_says_rule_and_digest() {
+    let e = engine("");
+    let x = e.explain(&firing("a", Severity::Critical));
+    assert_eq!(x.route.rule, Some(0));
+    assert_eq!(
+        x.digest,
+        vec![("oncall".into(), false), ("ops".into(), false)]
+    );
+    let x = e.explain(&firing("a", Severity::Info));
+    assert_eq!(x.route.rule, None);
+    assert_eq!(x.digest, vec![("ops".into(), true)]);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Submit(u8, bool, u8),
+    Resolve(u8),
+    Reconcile(Vec<u8>),
+    Tick,
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..6, any::<bool>(), 0u8..3).prop_map(|(k, r, s)| Op::Submit(k, r, s)),
+        (0u8..6).prop_map(Op::Resolve),
+        proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Reconcile),
+        Just(Op::Tick),
+        Just(Op::Restart),
+    ]
+}
+
+proptest! {
+    /// Whatever monitors report, and in whatever order, a `[RESOLVED]` is only ever sent for a key
+    /// whose firing was sent to the same channel before (also across restarts), and at most once
+    /// per firing.
+    #[test]
+    fn never_resolves_a_key_it_never_fired(ops in proptest::collection::vec(op(), 1..60), resolution in any::<bool>()) {
+        // No digest, so every notification is visible when it is decided.
+        let extra = if resolution { "" } else { "resolution: {enabled: false}\n" };
+        let make = || {
+            let yaml = format!("{}{extra}", BASE.replace("severities: [info]", "severities: []"));
+            let c = load(&yaml, &SecretMap::new()).expect("valid config");
+            Engine::new(Settings::from_config(&c).unwrap())
+        };
+        let mut e = make();
+        // (channel, key) pairs whose resolvable firing was sent and not yet resolved.
+        let mut open: BTreeSet<(String, AlertKey)> = BTreeSet::new();
+        let sev = [Severity::Info, Severity::Warning, Severity::Critical];
+        let mk = |k: u8, resolvable: bool, s: u8| {
+            let mut a = firing(&format!("p{k}"), sev[s as usize]);
+            a.resolvable = resolvable;
+            a
+        };
+        let mut minute = 0;
+        for op in ops {
+            minute += 7;
+            let now = t(minute);
+            let o = match op {
+                Op::Submit(k, r, s) => e.submit(mk(k, r, s), now),
+                Op::Resolve(k) => e.resolve(&key(&format!("p{k}")), now),
+                Op::Reconcile(ks) => e.reconcile("pod_crashes", &Scope::All, ks.iter().map(|k| mk(*k, true, 1)).collect(), now),
+                Op::Tick => e.tick(now),
+                Op::Restart => {
+                    let snap = e.snapshot();
+                    e = make();
+                    e.restore(snap);
+                    Outcome::default()
+                }
+            };
+            for d in &o.dispatches {
+                for n in &d.notifications {
+                    let n = &n.notification;
+                    let entry = (d.channel.clone(), n.alert.key.clone());
+                    match n.state {
+                        State::Firing if n.alert.resolvable => { open.insert(entry); }
+                        State::Firing => {}
+                        State::Resolved => {
+                            prop_assert!(resolution, "resolution sent while disabled");
+                            prop_assert!(open.remove(&entry), "resolved {:?} never fired there", entry);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

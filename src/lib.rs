@@ -1,0 +1,21 @@
+//! kpulse: an event-driven Kubernetes alerting operator.
+//!
+//! The data path reads top to bottom: monitors ([`monitors`]) observe the cluster and report
+//! alerts to the [`pipeline`], which asks the pure [`engine`] what to send and hands the result to
+//! the [`sinks`]. Configuration lives in [`config`].
+
+pub mod alert;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod metrics;
+pub mod monitors;
+pub mod operator;
+pub mod pipeline;
+pub mod sinks;
+
+/// Installs the process-wide rustls crypto provider (ring). Call once, first thing in `main`;
+/// later calls are no-ops.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,86 @@
+//! Monitors: watch what Kubernetes reports and tell the pipeline what is firing.
+//!
+//! Shared plumbing lives here: trimmed watch streams with backoff, the namespace and
+//! `kpulse.io/ignore` filter, a periodic re-evaluation so "for 10m" conditions fire without a new
+//! event, and readiness (every enabled watch has listed once). Each monitor is a file with a pure
+//! decision function, unit-tested with table tests.
+//!
+//! A resolvable pod condition is reported with [`Pipeline::reconcile`] scoped to the pod, so the
+//! engine resolves it when it clears or the pod is deleted. After the initial list of a watch, a
+//! full reconcile covers every object: conditions that cleared while kpulse was down resolve once,
+//! and ones that still hold do not fire again.
+
+pub mod filter;
+pub mod pod_crashes;
+pub mod pods;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::Pipeline;
+
+/// Label or annotation that makes kpulse skip an object (or a whole namespace).
+pub const IGNORE: &str = "kpulse.io/ignore";
+
+/// How often state monitors are re-evaluated without a new event.
+pub const TICK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Readiness of the watches: resolves once every started watch has finished its first list.
+#[derive(Clone)]
+pub struct Ready {
+    pending: watch::Receiver<usize>,
+}
+
+/// Held by one watch; call [`SyncGuard::synced`] after its first complete list.
+pub struct SyncGuard {
+    tx: Arc<watch::Sender<usize>>,
+    done: bool,
+}
+
+impl SyncGuard {
+    pub fn synced(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.tx.send_modify(|n| *n = n.saturating_sub(1));
+        }
+    }
+}
+
+impl Ready {
+    fn new() -> (Self, Arc<watch::Sender<usize>>) {
+        let (tx, rx) = watch::channel(0);
+        (Ready { pending: rx }, Arc::new(tx))
+    }
+
+    fn guard(tx: &Arc<watch::Sender<usize>>) -> SyncGuard {
+        tx.send_modify(|n| *n += 1);
+        SyncGuard {
+            tx: tx.clone(),
+            done: false,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.pending.borrow() == 0
+    }
+
+    pub async fn wait(mut self) {
+        let _ = self.pending.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// Starts every watch the enabled monitors need.
+pub fn start(
+    client: kube::Client,
+    pipeline: Pipeline,
+    token: CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Ready {
+    let (ready, tx) = Ready::new();
+    let guard = Ready::guard(&tx);
+    tasks.spawn(pods::run(client, pipeline, guard, token));
+    ready
+}

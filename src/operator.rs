@@ -1,0 +1,220 @@
+//! `kpulse run`: starts every task (monitors, digest ticker, HTTP) around one pipeline and
+//! shuts them down in order on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, CONFIG_KEY, Config, SecretMap};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::sinks::Registry;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Kubeconfig to use instead of the in-cluster ServiceAccount.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of kpulse's own ConfigMaps (the chart sets it from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kpulse")]
+    pub namespace: String,
+    /// Name of the configuration ConfigMap.
+    #[arg(long, env = "KPULSE_CONFIG_MAP", default_value = "kpulse")]
+    pub config_map: String,
+    /// Secret whose keys fill `$NAME` references.
+    #[arg(long, env = "KPULSE_SECRET")]
+    pub secret: Option<String>,
+    /// Read the configuration from this file instead of the ConfigMap (no live reload).
+    #[arg(long, env = "KPULSE_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+    /// `NAME=value` file for `$NAME` references, with --config-file.
+    #[arg(long, env = "KPULSE_SECRETS_FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Address of the HTTP server (/healthz, /readyz, /metrics, /status).
+    #[arg(long, env = "KPULSE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Log format: json or text.
+    #[arg(long, env = "KPULSE_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+/// Entry point of `kpulse run`.
+pub fn main(args: RunArgs) -> ExitCode {
+    init_logging(&args.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "kpulse stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "text" {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+async fn client(args: &RunArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Reads the configuration once: from the file, else from the ConfigMap (a missing ConfigMap
+/// means the built-in default: every alert to the `log` channel).
+pub async fn initial_config(client: &Client, args: &RunArgs) -> anyhow::Result<Config> {
+    if let Some(file) = &args.config_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let secrets = match &args.secrets_file {
+            Some(p) => crate::cli::read_secrets(p).map_err(anyhow::Error::msg)?,
+            None => SecretMap::new(),
+        };
+        return config::load(&text, &secrets)
+            .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", file.display()));
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &args.namespace);
+    let Some(cm) = cms.get_opt(&args.config_map).await? else {
+        tracing::warn!(namespace = %args.namespace, name = %args.config_map, "configuration ConfigMap not found; sending every alert to the log channel");
+        return Ok(Config::default());
+    };
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(CONFIG_KEY))
+        .cloned()
+        .unwrap_or_default();
+    let secrets = read_secret(client, &args.namespace, args.secret.as_deref()).await?;
+    config::load(&text, &secrets).map_err(|e| {
+        anyhow::anyhow!(
+            "ConfigMap {}/{} key {CONFIG_KEY}: invalid configuration:\n{e}",
+            args.namespace,
+            args.config_map
+        )
+    })
+}
+
+/// The referenced Secret's keys; empty when none is configured.
+pub async fn read_secret(
+    client: &Client,
+    namespace: &str,
+    name: Option<&str>,
+) -> anyhow::Result<SecretMap> {
+    let Some(name) = name else {
+        return Ok(SecretMap::new());
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get(name)
+        .await
+        .with_context(|| format!("reading Secret {namespace}/{name}"))?;
+    let mut map = SecretMap::new();
+    for (k, v) in secret.data.unwrap_or_default() {
+        map.insert(
+            k.clone(),
+            String::from_utf8(v.0)
+                .map_err(|_| anyhow::anyhow!("Secret {namespace}/{name} key {k} is not UTF-8"))?,
+        );
+    }
+    map.extend(secret.string_data.unwrap_or_default());
+    Ok(map)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = client(&args).await?;
+    let config = initial_config(&client, &args).await?;
+    let registry = Registry::build(&config).map_err(|errs| {
+        anyhow::anyhow!(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let pipeline = Pipeline::new(config, registry, metrics)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = %args.namespace, "kpulse starting");
+
+    let token = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(pipeline.clone().run_ticker(token.clone()));
+    let ready = crate::monitors::start(client.clone(), pipeline.clone(), token.clone(), &mut tasks);
+
+    tokio::spawn({
+        let token = token.clone();
+        async move {
+            tokio::select! {
+                _ = ready.wait() => tracing::info!("watches synced; kpulse is ready"),
+                _ = token.cancelled() => {}
+            }
+        }
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    token.cancel();
+    // Monitors and the ticker stop at the token; give them a moment, then send what is due.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    pipeline.flush_digests();
+    let _ = tokio::time::timeout(Duration::from_secs(20), pipeline.drain()).await;
+    tracing::info!("kpulse stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

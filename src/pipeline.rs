@@ -1,0 +1,364 @@
+//! The pipeline: the one place where monitors' reports meet the engine and the sinks.
+//!
+//! Monitors call [`Pipeline::submit`], [`Pipeline::reconcile`] and [`Pipeline::resolve`]. The
+//! engine decides under a short lock; every resulting dispatch is delivered on its own task, so a
+//! slow or failing channel never delays another. A configuration reload swaps the engine settings
+//! and the sink registry atomically: deliveries already under way finish on the old sinks.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alert::{Alert, AlertKey, State};
+use crate::config::Config;
+use crate::engine::{Decision, Engine, Outcome, Scope, Settings, Snapshot};
+use crate::metrics::Metrics;
+use crate::sinks::{Batch, Registry, Report};
+
+/// A source of time; tests inject their own.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The configuration in force and the sinks built from it.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub registry: Registry,
+    /// Increases by one with every applied configuration.
+    pub generation: u64,
+}
+
+struct Inner {
+    engine: Mutex<Engine>,
+    runtime: RwLock<Arc<Runtime>>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    deliveries: TaskTracker,
+}
+
+/// A cheap, cloneable handle to the pipeline.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+impl Pipeline {
+    /// A pipeline with a configuration that [`crate::config::load`] already validated.
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, crate::engine::RouterError> {
+        Self::with_clock(config, registry, metrics, Arc::new(Timestamp::now))
+    }
+
+    pub fn with_clock(
+        config: Config,
+        registry: Registry,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Result<Self, crate::engine::RouterError> {
+        let settings = Settings::from_config(&config)?;
+        metrics.config_generation.set(1);
+        Ok(Pipeline {
+            inner: Arc::new(Inner {
+                engine: Mutex::new(Engine::new(settings)),
+                runtime: RwLock::new(Arc::new(Runtime {
+                    config: Arc::new(config),
+                    registry,
+                    generation: 1,
+                })),
+                clock,
+                metrics,
+                deliveries: TaskTracker::new(),
+            }),
+        })
+    }
+
+    /// Swaps in a new configuration and its sinks. Returns the new generation.
+    pub fn apply(
+        &self,
+        config: Config,
+        registry: Registry,
+    ) -> Result<u64, crate::engine::RouterError> {
+        let settings = Settings::from_config(&config)?;
+        let mut engine = self.engine();
+        let mut rt = self
+            .inner
+            .runtime
+            .write()
+            .expect("runtime lock is never poisoned");
+        let generation = rt.generation + 1;
+        *rt = Arc::new(Runtime {
+            config: Arc::new(config),
+            registry,
+            generation,
+        });
+        engine.reconfigure(settings);
+        self.inner.metrics.config_generation.set(generation as i64);
+        Ok(generation)
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.inner
+            .runtime
+            .read()
+            .expect("runtime lock is never poisoned")
+            .clone()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.inner.clock)()
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.inner
+            .engine
+            .lock()
+            .expect("engine lock is never poisoned")
+    }
+
+    /// See [`Engine::submit`].
+    pub fn submit(&self, alert: Alert) {
+        let now = self.now();
+        let outcome = self.engine().submit(alert, now);
+        self.dispatch(outcome);
+    }
+
+    /// See [`Engine::reconcile`].
+    pub fn reconcile(&self, monitor: &str, scope: &Scope, firing: Vec<Alert>) {
+        let now = self.now();
+        let outcome = self.engine().reconcile(monitor, scope, firing, now);
+        self.dispatch(outcome);
+    }
+
+    /// See [`Engine::resolve`].
+    pub fn resolve(&self, key: &AlertKey) {
+        let now = self.now();
+        let outcome = self.engine().resolve(key, now);
+        self.dispatch(outcome);
+    }
+
+    /// Sends due digests.
+    pub fn tick(&self) {
+        let now = self.now();
+        let outcome = self.engine().tick(now);
+        self.dispatch(outcome);
+    }
+
+    /// Sends every pending digest (shutdown).
+    pub fn flush_digests(&self) {
+        let outcome = self.engine().flush_digests();
+        self.dispatch(outcome);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.engine().snapshot()
+    }
+
+    pub fn restore(&self, snapshot: Snapshot) {
+        self.engine().restore(snapshot);
+        self.update_active_gauge();
+    }
+
+    /// Reads the engine (for `/status`).
+    pub fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
+        f(&self.engine())
+    }
+
+    /// Waits until every delivery under way has finished.
+    pub async fn drain(&self) {
+        self.inner.deliveries.close();
+        self.inner.deliveries.wait().await;
+        self.inner.deliveries.reopen();
+    }
+
+    /// Runs digest ticks every second until cancelled.
+    pub async fn run_ticker(self, token: CancellationToken) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = every.tick() => self.tick(),
+            }
+        }
+    }
+
+    fn update_active_gauge(&self) {
+        let counts = self.engine().active_counts();
+        let gauge = &self.inner.metrics.active_alerts;
+        gauge.clear();
+        for (monitor, n) in counts {
+            gauge
+                .get_or_create(&crate::metrics::MonitorLabels { monitor })
+                .set(n as i64);
+        }
+    }
+
+    fn dispatch(&self, outcome: Outcome) {
+        for d in &outcome.decisions {
+            self.inner.metrics.decision(d);
+            log_decision(d);
+        }
+        if outcome.decisions.iter().any(|d| {
+            matches!(
+                d,
+                Decision::Fired { .. }
+                    | Decision::Resolved { .. }
+                    | Decision::ResolvedSilently { .. }
+            )
+        }) {
+            self.update_active_gauge();
+        }
+        if outcome.dispatches.is_empty() {
+            return;
+        }
+        let rt = self.runtime();
+        for dispatch in outcome.dispatches {
+            let batch = Batch::from_dispatch(&rt.config, &dispatch);
+            let firing: Vec<AlertKey> = batch
+                .items
+                .iter()
+                .filter(|i| i.notification.state == State::Firing)
+                .map(|i| i.notification.alert.key.clone())
+                .collect();
+            let registry = rt.registry.clone();
+            let this = self.clone();
+            self.inner.deliveries.spawn(async move {
+                let report = registry.deliver(batch).await;
+                this.after_delivery(&report, &firing);
+            });
+        }
+    }
+
+    fn after_delivery(&self, report: &Report, firing: &[AlertKey]) {
+        self.inner.metrics.delivery(report);
+        match &report.result {
+            Ok(delivered) => {
+                tracing::debug!(channel = %report.channel, sink = report.sink, attempts = report.attempts, "delivered");
+                let mut engine = self.engine();
+                for (key, reference) in &delivered.references {
+                    if firing.contains(key) {
+                        engine.set_reference(key, &report.channel, reference.clone());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(channel = %report.channel, sink = report.sink, error = %e, "delivery failed")
+            }
+        }
+    }
+}
+
+fn log_decision(d: &Decision) {
+    match d {
+        Decision::Fired {
+            key,
+            severity,
+            channels,
+            rule,
+        } => {
+            tracing::info!(alert = %key, %severity, channels = ?channels, rule = ?rule, "alert firing")
+        }
+        Decision::Resolved { key, channels, .. } => {
+            tracing::info!(alert = %key, channels = ?channels, "alert resolved")
+        }
+        Decision::ResolvedSilently { key } => {
+            tracing::info!(alert = %key, "alert cleared (no resolution sent)")
+        }
+        Decision::Deduped { key, .. } => tracing::debug!(alert = %key, "duplicate dropped"),
+        Decision::Digested { key, channel, .. } => {
+            tracing::debug!(alert = %key, channel, "queued for digest")
+        }
+        Decision::Muted { key, rule } => {
+            tracing::debug!(alert = %key, rule = ?rule, "muted by rule")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Severity;
+    use crate::config::{Delivery, load};
+    use crate::sinks::{AttemptError, Delivered, Notifier};
+    use futures::future::BoxFuture;
+    use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+
+    /// Records what it was sent; optionally stalls forever.
+    struct Recorder {
+        seen: StdMutex<Vec<String>>,
+        stall: bool,
+    }
+
+    impl Notifier for Recorder {
+        fn kind(&self) -> &'static str {
+            "recorder"
+        }
+        fn attempt<'a>(&'a self, b: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+            Box::pin(async move {
+                if self.stall {
+                    futures::future::pending::<()>().await;
+                }
+                for i in &b.items {
+                    self.seen.lock().unwrap().push(format!(
+                        "{} {}",
+                        i.notification.state, i.notification.alert.key.name
+                    ));
+                }
+                Ok(Delivered::default())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_channel_does_not_delay_another() {
+        let config = load(
+            "channels: {slow: {type: log}, fast: {type: log}}\nrouting: {default: [slow, fast]}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let slow = Arc::new(Recorder {
+            seen: Default::default(),
+            stall: true,
+        });
+        let fast = Arc::new(Recorder {
+            seen: Default::default(),
+            stall: false,
+        });
+        let long = Delivery {
+            timeout: crate::config::HumanDuration::secs(3600),
+            ..Delivery::default()
+        };
+        let registry = Registry::from_notifiers(vec![
+            ("slow".into(), slow.clone(), long.clone()),
+            ("fast".into(), fast.clone(), long),
+        ]);
+        let p = Pipeline::new(config, registry, Arc::new(Metrics::new())).unwrap();
+        let key = AlertKey::new("pod_crashes", "ns", "Pod", "a", "CrashLoopBackOff");
+        p.submit(Alert::new(key.clone(), Severity::Warning, "t", p.now()));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while fast.seen.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("fast channel delivered while slow one stalls");
+        assert_eq!(*fast.seen.lock().unwrap(), vec!["firing a".to_string()]);
+        assert!(slow.seen.lock().unwrap().is_empty());
+        let text = p.metrics().encode();
+        assert!(
+            text.contains(
+                "kpulse_alerts_fired_total{monitor=\"pod_crashes\",severity=\"warning\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

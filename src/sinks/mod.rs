@@ -1,0 +1,393 @@
+//! Notification sinks: the [`Notifier`] trait, one file per sink, and the [`Registry`] that
+//! builds them from `channels` and delivers each [`Dispatch`] with timeouts and retries.
+//!
+//! A sink implements one attempt ([`Notifier::attempt`]); retry, backoff with jitter,
+//! `Retry-After` and the per-attempt timeout live here, once, in [`Registry::deliver`].
+
+pub mod log;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+
+use crate::alert::{Alert, AlertKey, Notification, Severity, State};
+use crate::config::{Channel, Config, Delivery};
+use crate::engine::{Dispatch, DispatchItem, DispatchKind};
+
+/// What a sink renders: one dispatch plus the context every message shows.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub cluster: String,
+    pub channel: String,
+    pub kind: DispatchKind,
+    pub items: Vec<DispatchItem>,
+    /// Link templates from `links`, already filled in per alert by [`render::links`].
+    pub links: BTreeMap<String, String>,
+}
+
+impl Batch {
+    pub fn from_dispatch(config: &Config, dispatch: &Dispatch) -> Self {
+        Batch {
+            cluster: config.cluster.clone(),
+            channel: dispatch.channel.clone(),
+            kind: dispatch.kind,
+            items: dispatch.notifications.clone(),
+            links: config.links.clone(),
+        }
+    }
+
+    /// A message for `POST /test-channel`: one firing info alert about kpulse itself.
+    pub fn test(cluster: &str, channel: &str, now: Timestamp) -> Self {
+        let alert = Alert::new(
+            AlertKey::new("test", "", "Channel", channel, "Test"),
+            Severity::Info,
+            format!("Test message for channel {channel}"),
+            now,
+        )
+        .message("kpulse can reach this channel. No action is needed.")
+        .one_shot();
+        Batch {
+            cluster: cluster.to_string(),
+            channel: channel.to_string(),
+            kind: DispatchKind::Immediate,
+            items: vec![DispatchItem {
+                notification: Notification {
+                    state: State::Firing,
+                    alert,
+                    at: now,
+                },
+                reference: None,
+            }],
+            links: BTreeMap::new(),
+        }
+    }
+}
+
+/// A successful delivery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivered {
+    /// Provider references for firing messages (Slack `ts`), kept so resolutions can thread.
+    pub references: Vec<(AlertKey, String)>,
+    /// The provider's answer, shortened, for `/test-channel`.
+    pub response: String,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct AttemptError {
+    pub message: String,
+    /// Network errors, timeouts, 5xx and 429 may heal; a bad token or payload does not.
+    pub retryable: bool,
+    /// From a `Retry-After` header.
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        AttemptError {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        AttemptError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+}
+
+/// A delivery that failed for good: names the channel, never a secret.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("channel {channel:?} ({sink}): {message} after {attempts} attempt(s)")]
+pub struct SendError {
+    pub channel: String,
+    pub sink: &'static str,
+    pub message: String,
+    pub attempts: u32,
+}
+
+/// A problem building a sink from its configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("channels.{channel}: {message}")]
+pub struct BuildError {
+    pub channel: String,
+    pub message: String,
+}
+
+/// One notification channel.
+pub trait Notifier: Send + Sync {
+    /// The sink type, as in the config (`slack`, `email`, ...).
+    fn kind(&self) -> &'static str;
+    /// One delivery attempt of the whole batch.
+    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>>;
+}
+
+/// Outcome of one delivery, for metrics and logs.
+#[derive(Debug)]
+pub struct Report {
+    pub channel: String,
+    pub sink: &'static str,
+    pub attempts: u32,
+    pub latency: Duration,
+    pub result: Result<Delivered, SendError>,
+}
+
+struct Entry {
+    notifier: Arc<dyn Notifier>,
+    delivery: Delivery,
+}
+
+/// The channels of one configuration, built and ready to send.
+#[derive(Clone, Default)]
+pub struct Registry {
+    channels: Arc<BTreeMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.channels.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// Builds every channel; all problems are returned together.
+    pub fn build(config: &Config) -> Result<Self, Vec<BuildError>> {
+        let mut channels = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (name, channel) in &config.channels {
+            match build_one(name, channel) {
+                Ok(notifier) => {
+                    channels.insert(
+                        name.clone(),
+                        Entry {
+                            notifier,
+                            delivery: channel.delivery().clone(),
+                        },
+                    );
+                }
+                Err(message) => errors.push(BuildError {
+                    channel: name.clone(),
+                    message,
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Registry {
+                channels: Arc::new(channels),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// A registry from ready notifiers (tests and benchmarks).
+    pub fn from_notifiers(notifiers: Vec<(String, Arc<dyn Notifier>, Delivery)>) -> Self {
+        let channels = notifiers
+            .into_iter()
+            .map(|(name, notifier, delivery)| (name, Entry { notifier, delivery }))
+            .collect();
+        Registry {
+            channels: Arc::new(channels),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.channels.keys()
+    }
+
+    pub fn contains(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+    }
+
+    /// Delivers one batch to its channel: per-attempt timeout, retries with exponential backoff
+    /// and jitter for errors that may heal, `Retry-After` honoured, resolutions skipped where
+    /// `send_resolved` is off.
+    pub async fn deliver(&self, mut batch: Batch) -> Report {
+        let started = Instant::now();
+        let Some(entry) = self.channels.get(&batch.channel) else {
+            return Report {
+                sink: "unknown",
+                attempts: 0,
+                latency: started.elapsed(),
+                result: Err(SendError {
+                    channel: batch.channel.clone(),
+                    sink: "unknown",
+                    message: "channel is not in the current configuration".into(),
+                    attempts: 0,
+                }),
+                channel: batch.channel,
+            };
+        };
+        let sink = entry.notifier.kind();
+        if !entry.delivery.send_resolved {
+            batch
+                .items
+                .retain(|i| i.notification.state == State::Firing);
+            if batch.items.is_empty() {
+                return Report {
+                    channel: batch.channel,
+                    sink,
+                    attempts: 0,
+                    latency: started.elapsed(),
+                    result: Ok(Delivered::default()),
+                };
+            }
+        }
+        let timeout = entry.delivery.timeout.get();
+        let max_attempts = entry.delivery.retries + 1;
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            let outcome = match tokio::time::timeout(timeout, entry.notifier.attempt(&batch)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(AttemptError::transient(format!(
+                    "timed out after {}",
+                    humantime::format_duration(timeout)
+                ))),
+            };
+            match outcome {
+                Ok(d) => break Ok(d),
+                Err(e) if e.retryable && attempts < max_attempts => {
+                    let wait = e.retry_after.unwrap_or_else(|| backoff(attempts));
+                    tracing::warn!(channel = %batch.channel, sink, attempt = attempts, error = %e.message, wait_ms = wait.as_millis() as u64, "delivery failed, retrying");
+                    tokio::time::sleep(wait.min(Duration::from_secs(300))).await;
+                }
+                Err(e) => {
+                    break Err(SendError {
+                        channel: batch.channel.clone(),
+                        sink,
+                        message: e.message,
+                        attempts,
+                    });
+                }
+            }
+        };
+        Report {
+            channel: batch.channel,
+            sink,
+            attempts,
+            latency: started.elapsed(),
+            result,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s, ... capped at 30 s, times 0.5–1.5.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    let capped = base.min(30_000);
+    let jitter = rand::random_range(0.5..1.5);
+    Duration::from_millis((capped as f64 * jitter) as u64)
+}
+
+fn build_one(name: &str, channel: &Channel) -> Result<Arc<dyn Notifier>, String> {
+    match channel {
+        Channel::Log(_) => Ok(Arc::new(log::LogSink::stdout(name))),
+        other => Err(format!(
+            "sink type {:?} is not available in this build",
+            other.type_name()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Fails with the scripted errors, then succeeds.
+    struct Scripted {
+        errors: Mutex<Vec<AttemptError>>,
+        calls: AtomicU32,
+    }
+
+    impl Notifier for Scripted {
+        fn kind(&self) -> &'static str {
+            "scripted"
+        }
+        fn attempt<'a>(&'a self, _: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let next = self.errors.lock().unwrap().pop();
+            Box::pin(async move {
+                match next {
+                    Some(e) => Err(e),
+                    None => Ok(Delivered::default()),
+                }
+            })
+        }
+    }
+
+    fn registry(errors: Vec<AttemptError>, retries: u32) -> (Registry, Arc<Scripted>) {
+        let s = Arc::new(Scripted {
+            errors: Mutex::new(errors),
+            calls: AtomicU32::new(0),
+        });
+        let delivery = Delivery {
+            retries,
+            ..Delivery::default()
+        };
+        let r = Registry::from_notifiers(vec![("ops".into(), s.clone(), delivery)]);
+        (r, s)
+    }
+
+    fn batch() -> Batch {
+        Batch::test("c", "ops", Timestamp::UNIX_EPOCH)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_then_delivered() {
+        let (r, s) = registry(vec![AttemptError::transient("503")], 3);
+        let report = r.deliver(batch()).await;
+        assert!(report.result.is_ok());
+        assert_eq!((report.attempts, s.calls.load(Ordering::SeqCst)), (2, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried_and_name_the_channel() {
+        let (r, s) = registry(vec![AttemptError::permanent("401 invalid token")], 3);
+        let err = r.deliver(batch()).await.result.unwrap_err();
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            err.to_string(),
+            "channel \"ops\" (scripted): 401 invalid token after 1 attempt(s)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured() {
+        let mut e = AttemptError::transient("429");
+        e.retry_after = Some(Duration::from_secs(7));
+        let (r, _) = registry(vec![e], 1);
+        let start = tokio::time::Instant::now();
+        assert!(r.deliver(batch()).await.result.is_ok());
+        assert_eq!(start.elapsed().as_secs(), 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_configured_retries() {
+        let errs = vec![AttemptError::transient("boom"); 5];
+        let (r, s) = registry(errs, 2);
+        let report = r.deliver(batch()).await;
+        assert_eq!(report.result.unwrap_err().attempts, 3);
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt).as_millis() as u64;
+            let base = (500u64 << (attempt - 1).min(6)).min(30_000);
+            assert!(d >= base / 2 && d <= base * 3 / 2, "attempt {attempt}: {d}");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Message rendering shared by every sink: the headline, the body lines and filled-in links.
+
+use std::collections::BTreeMap;
+
+use crate::alert::{Notification, State};
+
+/// Emoji at the start of a headline.
+pub fn emoji(state: State) -> &'static str {
+    match state {
+        State::Firing => "🚨",
+        State::Resolved => "✅",
+    }
+}
+
+/// `[RESOLVED] ` on resolutions, empty otherwise.
+pub fn resolved_prefix(state: State) -> &'static str {
+    match state {
+        State::Firing => "",
+        State::Resolved => "[RESOLVED] ",
+    }
+}
+
+/// `🚨 [prod] checkout/pod/api-7d9f api-7d9f/server OOMKilled` or
+/// `✅ [RESOLVED] [prod] checkout/pod/api-7d9f ...`.
+pub fn headline(cluster: &str, n: &Notification) -> String {
+    format!("{} {}", emoji(n.state), plain_headline(cluster, n))
+}
+
+/// The headline without the emoji (email subjects, plain text).
+pub fn plain_headline(cluster: &str, n: &Notification) -> String {
+    format!(
+        "{}[{}] {} {}",
+        resolved_prefix(n.state),
+        cluster,
+        n.alert.key.object(),
+        n.alert.title
+    )
+}
+
+/// The message body: what happened (or that it is over), then the facts.
+pub fn body(n: &Notification) -> String {
+    let mut out = match n.state {
+        State::Firing => n.alert.message.clone(),
+        State::Resolved => format!(
+            "The condition cleared after {}. {}",
+            since(n),
+            n.alert.message
+        )
+        .trim_end()
+        .to_string(),
+    };
+    let facts = facts(n);
+    if !facts.is_empty() {
+        out.push('\n');
+        for (k, v) in facts {
+            out.push_str(&format!("\n{k}: {v}"));
+        }
+    }
+    out
+}
+
+/// Key facts shown by every sink, in a fixed order.
+pub fn facts(n: &Notification) -> Vec<(String, String)> {
+    let a = &n.alert;
+    let mut out = vec![
+        ("Severity".to_string(), a.severity.to_string()),
+        ("Monitor".to_string(), a.key.monitor.clone()),
+        ("Reason".to_string(), a.key.reason.clone()),
+    ];
+    if let Some(owner) = &a.owner {
+        out.push(("Owner".to_string(), owner.clone()));
+    }
+    if let Some(node) = &a.node {
+        out.push(("Node".to_string(), node.clone()));
+    }
+    for (k, v) in &a.fields {
+        out.push((k.clone(), v.clone()));
+    }
+    out.push(("First seen".to_string(), a.first_seen.to_string()));
+    out
+}
+
+/// How long the condition lasted, for resolutions.
+pub fn since(n: &Notification) -> String {
+    let secs = (n.at.as_second() - n.alert.first_seen.as_second()).max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+/// Fills `{placeholder}`s of each link template for this alert.
+pub fn links(
+    templates: &BTreeMap<String, String>,
+    cluster: &str,
+    n: &Notification,
+) -> Vec<(String, String)> {
+    let k = &n.alert.key;
+    templates
+        .iter()
+        .map(|(name, t)| {
+            let url = t
+                .replace("{cluster}", cluster)
+                .replace("{monitor}", &k.monitor)
+                .replace("{namespace}", &k.namespace)
+                .replace("{kind}", &k.kind)
+                .replace("{name}", &k.name)
+                .replace("{reason}", &k.reason)
+                .replace("{severity}", n.alert.severity.as_str());
+            (name.clone(), url)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Alert, AlertKey, Severity};
+    use jiff::{SignedDuration, Timestamp};
+
+    fn oom(state: State) -> Notification {
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let alert = Alert::new(
+            AlertKey::new("pod_crashes", "checkout", "Pod", "api-7d9f", "OOMKilled"),
+            Severity::Critical,
+            "api-7d9f/server OOMKilled",
+            t0,
+        )
+        .message("Container server in pod checkout/api-7d9f is in state OOMKilled")
+        .field("Exit code", "137");
+        Notification {
+            state,
+            alert,
+            at: t0 + SignedDuration::from_mins(5),
+        }
+    }
+
+    #[test]
+    fn firing_and_resolved_headlines_read_like_the_product_promises() {
+        assert_eq!(
+            headline("prod-eks-1", &oom(State::Firing)),
+            "🚨 [prod-eks-1] checkout/pod/api-7d9f api-7d9f/server OOMKilled"
+        );
+        assert_eq!(
+            headline("prod-eks-1", &oom(State::Resolved)),
+            "✅ [RESOLVED] [prod-eks-1] checkout/pod/api-7d9f api-7d9f/server OOMKilled"
+        );
+        let b = body(&oom(State::Resolved));
+        assert!(b.starts_with("The condition cleared after 5m."), "{b}");
+        assert!(b.contains("Exit code: 137"));
+    }
+
+    #[test]
+    fn links_fill_placeholders() {
+        let t: BTreeMap<String, String> = [(
+            "runbook".to_string(),
+            "https://rb.example/{monitor}/{reason}?ns={namespace}&c={cluster}".to_string(),
+        )]
+        .into();
+        assert_eq!(
+            links(&t, "prod", &oom(State::Firing)),
+            vec![(
+                "runbook".to_string(),
+                "https://rb.example/pod_crashes/OOMKilled?ns=checkout&c=prod".to_string()
+            )]
+        );
+    }
+}
