@@ -1,1 +1,9 @@
-//! End-to-end tests: see e2e/README.md.
+//! End-to-end tests against a real kube-apiserver, etcd, kube-controller-manager and
+//! kube-scheduler. They need only `KUBECONFIG` (and `KPULSE_BIN`, the binary under test);
+//! `make test` starts a local control plane for them (`hack/cluster.sh`). Each test works in its
+//! own namespace, so tests run in parallel.
+
+mod harness;
+
+mod pod_crashes;
+mod smoke;

@@ -1,0 +1,436 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The kubeconfig of the cluster under test.
+pub fn kubeconfig() -> PathBuf {
+    PathBuf::from(std::env::var("KUBECONFIG").expect(
+        "KUBECONFIG must point at a test cluster: run the e2e tests with `make test` (it starts one)",
+    ))
+}
+
+/// A client for this test (clients hold connections tied to the test's runtime).
+pub async fn client() -> Client {
+    kpulse::install_crypto_provider();
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("readable kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("valid kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A namespace of its own for one test, labelled so it is easy to find.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(client: &Client, prefix: &str) -> Self {
+        let suffix: u32 = rand::random_range(0..0xffffff);
+        let name = format!("e2e-{prefix}-{suffix:06x}");
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"kpulse.io/e2e": "true"}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        // Pods need the default ServiceAccount, which the controller creates.
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        eventually(
+            "default ServiceAccount",
+            Duration::from_secs(30),
+            || async { sas.get_opt("default").await.ok().flatten() },
+        )
+        .await;
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
+    }
+
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// A bare pod with one container `app`, scheduled by the real scheduler onto a fake node.
+    pub async fn create_pod(&self, name: &str, labels: BTreeMap<String, String>) -> Pod {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+        }))
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+        let pods = self.pods();
+        eventually(
+            &format!("pod {name} scheduled"),
+            Duration::from_secs(30),
+            || async {
+                pods.get(name)
+                    .await
+                    .ok()
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            },
+        )
+        .await
+    }
+
+    /// Writes pod status the way a kubelet would (the `status` subresource).
+    pub async fn patch_pod_status(&self, name: &str, status: Value) {
+        self.pods()
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+            .expect("patch pod status");
+    }
+
+    pub async fn delete(self) {
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.name, &Default::default())
+            .await;
+    }
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Pod status: container `app` terminated by the OOM killer.
+pub fn status_oom_killed() -> Value {
+    json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [{
+            "name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}},
+            "lastState": {}
+        }]
+    })
+}
+
+/// Pod status: container `app` in CrashLoopBackOff after exiting with `reason`.
+pub fn status_crash_loop(reason: &str, exit_code: i32, restarts: i32) -> Value {
+    json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [{
+            "name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": false, "restartCount": restarts,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}},
+            "lastState": {"terminated": {"reason": reason, "exitCode": exit_code, "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}
+        }]
+    })
+}
+
+/// Pod status: container `app` running and ready, after `restarts` restarts.
+pub fn status_running(restarts: i32, last: Option<(&str, i32)>) -> Value {
+    let last_state = match last {
+        Some((reason, code)) => {
+            json!({"terminated": {"reason": reason, "exitCode": code, "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}})
+        }
+        None => json!({}),
+    };
+    json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [{
+            "name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": true, "restartCount": restarts,
+            "state": {"running": {"startedAt": now_rfc3339()}},
+            "lastState": last_state
+        }]
+    })
+}
+
+/// One HTTP request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+/// A webhook receiver on 127.0.0.1 that records every request and answers 200.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        use warp::Filter;
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let sink = got.clone();
+        let route = warp::any()
+            .and(warp::method())
+            .and(warp::path::full())
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .map(
+                move |method: warp::http::Method,
+                      path: warp::path::FullPath,
+                      headers: warp::http::HeaderMap,
+                      body: bytes::Bytes| {
+                    let headers = headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                        })
+                        .collect();
+                    let body = serde_json::from_slice(&body)
+                        .unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
+                    sink.lock().unwrap().push(Received {
+                        method: method.to_string(),
+                        path: path.as_str().to_string(),
+                        headers,
+                        body,
+                    });
+                    warp::reply()
+                },
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        Receiver { addr, got }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits for a request matching `pred`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Received) -> bool,
+    ) -> Received {
+        eventually(what, timeout, || async {
+            self.received().into_iter().find(|r| pred(r))
+        })
+        .await
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The kpulse binary, running on the host against the test cluster.
+pub struct Kpulse {
+    child: Child,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    pub http: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    std::env::var("KPULSE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_kpulse")))
+}
+
+fn pump(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<Vec<String>>>,
+    echo: &'static str,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("E2E_VERBOSE").is_some() {
+                eprintln!("[kpulse {echo}] {line}");
+            }
+            into.lock().unwrap().push(line);
+        }
+    });
+}
+
+impl Kpulse {
+    /// Starts `kpulse run` with `config` read from a file (and `secrets` for `$NAME`s); its own
+    /// ConfigMaps live in `namespace`.
+    pub async fn start(config: &str, namespace: &str) -> Self {
+        Self::start_with(config, namespace, &[]).await
+    }
+
+    pub async fn start_with(config: &str, namespace: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, config).unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig())
+            .arg("--namespace")
+            .arg(namespace)
+            .arg("--config-file")
+            .arg(&file)
+            .arg("--http-addr")
+            .arg(http.to_string())
+            .args(extra)
+            .env("RUST_LOG", "info,kpulse=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start kpulse");
+        let stdout: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stderr: Arc<Mutex<Vec<String>>> = Arc::default();
+        pump(child.stdout.take().unwrap(), stdout.clone(), "out");
+        pump(child.stderr.take().unwrap(), stderr.clone(), "err");
+        Kpulse {
+            child,
+            stdout,
+            stderr,
+            http,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Log lines (stderr) so far, joined, for assertion messages.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) {
+        let lines = self.stderr.clone();
+        let found = tokio::time::timeout(timeout, async {
+            loop {
+                if lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        if found.is_err() {
+            panic!(
+                "kpulse did not log {needle:?} within {timeout:?}; its log:\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    /// Notifications the `log` sink wrote to stdout.
+    pub fn notifications(&self) -> Vec<Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kpulse"] == "notification")
+            .collect()
+    }
+
+    /// Waits for a `log` sink notification matching `pred`.
+    pub async fn wait_notification(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let found = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(n) = self.notifications().into_iter().find(|n| pred(n)) {
+                    return n;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(n) => n,
+            Err(_) => panic!(
+                "no notification {what} within {timeout:?}; got {:#?}\nkpulse log:\n{}",
+                self.notifications(),
+                self.logs()
+            ),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.expect("wait for kpulse"),
+            Err(_) => panic!(
+                "kpulse did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    /// SIGKILL: no chance to write state or flush.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A config whose monitors only look at `namespace`, sending everything to the `log` sink.
+pub fn log_config(namespace: &str, extra: &str) -> String {
+    format!(
+        "cluster: e2e\nchannels:\n  log: {{type: log}}\nrouting: {{default: [log]}}\nnamespaces: {{include: [{namespace}]}}\n{extra}"
+    )
+}
