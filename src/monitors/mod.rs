@@ -13,10 +13,11 @@
 pub mod filter;
 pub mod pod_crashes;
 pub mod pods;
+pub mod watch;
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -31,12 +32,12 @@ pub const TICK: std::time::Duration = std::time::Duration::from_secs(15);
 /// Readiness of the watches: resolves once every started watch has finished its first list.
 #[derive(Clone)]
 pub struct Ready {
-    pending: watch::Receiver<usize>,
+    pending: signal::Receiver<usize>,
 }
 
 /// Held by one watch; call [`SyncGuard::synced`] after its first complete list.
 pub struct SyncGuard {
-    tx: Arc<watch::Sender<usize>>,
+    tx: Arc<signal::Sender<usize>>,
     done: bool,
 }
 
@@ -50,12 +51,12 @@ impl SyncGuard {
 }
 
 impl Ready {
-    fn new() -> (Self, Arc<watch::Sender<usize>>) {
-        let (tx, rx) = watch::channel(0);
+    fn new() -> (Self, Arc<signal::Sender<usize>>) {
+        let (tx, rx) = signal::channel(0);
         (Ready { pending: rx }, Arc::new(tx))
     }
 
-    fn guard(tx: &Arc<watch::Sender<usize>>) -> SyncGuard {
+    fn guard(tx: &Arc<signal::Sender<usize>>) -> SyncGuard {
         tx.send_modify(|n| *n += 1);
         SyncGuard {
             tx: tx.clone(),
@@ -81,6 +82,11 @@ pub fn start(
 ) -> Ready {
     let (ready, tx) = Ready::new();
     let guard = Ready::guard(&tx);
-    tasks.spawn(pods::run(client, pipeline, guard, token));
+    tasks.spawn(watch::run(
+        pods::spec(client.clone()),
+        pipeline.clone(),
+        guard,
+        token.clone(),
+    ));
     ready
 }

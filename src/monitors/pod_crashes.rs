@@ -6,7 +6,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
-use super::pods::{Finding, PodMonitor, labels, owner};
+use super::pods::{labels, owner};
+use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
 
@@ -48,7 +49,7 @@ fn base_alert(pod: &Pod, reason: &str, title: String, message: String, now: Time
     a
 }
 
-impl PodMonitor for PodCrashes {
+impl ObjectMonitor<Pod> for PodCrashes {
     fn name(&self) -> &'static str {
         NAME
     }

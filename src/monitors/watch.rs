@@ -1,0 +1,236 @@
+//! One watch stream feeding several monitors of the same kind.
+//!
+//! The loop keeps the last seen state of each object (trimmed), and:
+//! - after each complete list (start-up and every re-list) reconciles every monitor over all
+//!   objects with [`Scope::All`], so conditions that cleared while kpulse was away resolve once and
+//!   ones that still hold stay silent (the engine's restored active set knows them);
+//! - on each change re-evaluates that object ([`Scope::Object`]) and reports one-shot facts;
+//! - on deletion resolves the object's alerts;
+//! - every [`TICK`] re-evaluates everything, so "for 10m" conditions fire without a new event.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::filter::{Filter, ignored};
+use super::{SyncGuard, TICK};
+use crate::alert::Alert;
+use crate::config::Config;
+use crate::engine::Scope;
+use crate::pipeline::Pipeline;
+
+/// What a monitor found for one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub alert: Alert,
+    /// The condition is clearing but not yet for long enough: keep an active alert, start none.
+    pub hold_only: bool,
+}
+
+impl Finding {
+    pub fn firing(alert: Alert) -> Self {
+        Finding {
+            alert,
+            hold_only: false,
+        }
+    }
+    pub fn holding(alert: Alert) -> Self {
+        Finding {
+            alert,
+            hold_only: true,
+        }
+    }
+}
+
+/// A monitor of objects of kind `K`. Both decision methods are pure.
+pub trait ObjectMonitor<K>: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn enabled(&self, config: &Config) -> bool;
+    /// Resolvable conditions of this object at `now`.
+    fn firing(&self, config: &Config, obj: &K, now: Timestamp) -> Vec<Finding>;
+    /// Point-in-time facts from the change `old` → `new`. Not called for the initial list.
+    fn changes(&self, _config: &Config, _old: &K, _new: &K, _now: Timestamp) -> Vec<Alert> {
+        Vec::new()
+    }
+    /// Point-in-time facts from an object first seen after start-up (e.g. a new Event).
+    fn created(&self, _config: &Config, _obj: &K, _now: Timestamp) -> Vec<Alert> {
+        Vec::new()
+    }
+}
+
+/// How one watch is set up.
+pub struct WatchSpec<K> {
+    /// Used in logs and metrics: `pods`, `deployments`, ...
+    pub resource: &'static str,
+    /// The `kind` in alert keys, for deletion scopes.
+    pub kind: &'static str,
+    pub api: Api<K>,
+    pub config: watcher::Config,
+    /// Drops what no monitor reads (managedFields, big annotations, specs).
+    pub trim: fn(&mut K),
+    pub monitors: Vec<Arc<dyn ObjectMonitor<K>>>,
+}
+
+/// Whether an object is out of scope: filtered namespace, ignore switch, or being deleted.
+pub fn skipped<K: Resource>(filter: &Filter, obj: &K) -> bool {
+    let meta = obj.meta();
+    let ns = meta.namespace.as_deref().unwrap_or("");
+    (!ns.is_empty() && !filter.namespace(ns))
+        || ignored(meta.labels.as_ref(), meta.annotations.as_ref())
+        || meta.deletion_timestamp.is_some()
+}
+
+/// Clears managedFields and every annotation except `kpulse.io/ignore`.
+pub fn trim_meta<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.retain(|k, _| k == super::IGNORE);
+    }
+}
+
+type ObjKey = (String, String);
+
+fn key<K: Resource>(obj: &K) -> ObjKey {
+    (obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Runs one watch until cancelled.
+pub async fn run<K>(
+    spec: WatchSpec<K>,
+    pipeline: Pipeline,
+    mut guard: SyncGuard,
+    token: CancellationToken,
+) where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    let WatchSpec {
+        resource,
+        kind,
+        api,
+        config,
+        trim,
+        monitors,
+    } = spec;
+    let stream = watcher::watcher(api, config).default_backoff().modify(trim);
+    let mut stream = std::pin::pin!(stream);
+    let mut objects: HashMap<ObjKey, K> = HashMap::new();
+    let mut listing: Option<HashMap<ObjKey, K>> = None;
+    let mut synced = false;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick(), if synced => full_reconcile(&pipeline, &monitors, &objects),
+            event = stream.next() => match event {
+                None => return,
+                Some(Err(e)) => tracing::warn!(resource, error = %e, "watch error; retrying with backoff"),
+                Some(Ok(Event::Init)) => listing = Some(HashMap::new()),
+                Some(Ok(Event::InitApply(o))) => {
+                    if let Some(l) = listing.as_mut() {
+                        l.insert(key(&o), o);
+                    }
+                }
+                Some(Ok(Event::InitDone)) => {
+                    objects = listing.take().unwrap_or_default();
+                    full_reconcile(&pipeline, &monitors, &objects);
+                    if !synced {
+                        synced = true;
+                        tracing::info!(resource, objects = objects.len(), "watch synced");
+                        guard.synced();
+                    }
+                }
+                Some(Ok(Event::Apply(o))) => {
+                    let old = objects.insert(key(&o), o.clone());
+                    evaluate(&pipeline, &monitors, old.as_ref(), &o, kind);
+                }
+                Some(Ok(Event::Delete(o))) => {
+                    objects.remove(&key(&o));
+                    let scope = Scope::object(o.namespace().unwrap_or_default(), kind, o.name_any());
+                    for m in &monitors {
+                        pipeline.reconcile(m.name(), &scope, Vec::new());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Findings that should be reported: firing ones, and holding ones whose alert is still active.
+fn keep(pipeline: &Pipeline, findings: Vec<Finding>) -> Vec<Alert> {
+    pipeline.with_engine(|e| {
+        findings
+            .into_iter()
+            .filter(|f| !f.hold_only || e.is_active(&f.alert.key))
+            .map(|f| f.alert)
+            .collect()
+    })
+}
+
+fn evaluate<K: Resource>(
+    pipeline: &Pipeline,
+    monitors: &[Arc<dyn ObjectMonitor<K>>],
+    old: Option<&K>,
+    obj: &K,
+    kind: &str,
+) {
+    let rt = pipeline.runtime();
+    let config = &rt.config;
+    let filter = Filter::new(&config.namespaces);
+    let now = pipeline.now();
+    let scope = Scope::object(obj.namespace().unwrap_or_default(), kind, obj.name_any());
+    let skip = skipped(&filter, obj);
+    for m in monitors {
+        if !m.enabled(config) {
+            continue;
+        }
+        let findings = if skip {
+            Vec::new()
+        } else {
+            m.firing(config, obj, now)
+        };
+        pipeline.reconcile(m.name(), &scope, keep(pipeline, findings));
+        if skip {
+            continue;
+        }
+        let facts = match old {
+            Some(old) => m.changes(config, old, obj, now),
+            None => m.created(config, obj, now),
+        };
+        for alert in facts {
+            pipeline.submit(alert);
+        }
+    }
+}
+
+fn full_reconcile<K: Resource>(
+    pipeline: &Pipeline,
+    monitors: &[Arc<dyn ObjectMonitor<K>>],
+    objects: &HashMap<ObjKey, K>,
+) {
+    let rt = pipeline.runtime();
+    let config = &rt.config;
+    let filter = Filter::new(&config.namespaces);
+    let now = pipeline.now();
+    for m in monitors {
+        if !m.enabled(config) {
+            continue;
+        }
+        let findings: Vec<Finding> = objects
+            .values()
+            .filter(|o| !skipped(&filter, *o))
+            .flat_map(|o| m.firing(config, o, now))
+            .collect();
+        pipeline.reconcile(m.name(), &Scope::All, keep(pipeline, findings));
+    }
+}
