@@ -11,3 +11,11 @@ if [[ -d charts/kpulse ]]; then
   echo "== helm lint --strict"
   "$bin/helm" lint --strict charts/kpulse
 fi
+actionlint="$PWD/.cache/tools/actionlint-v1.7.12"
+if [[ ! -x "$actionlint" ]]; then
+  mkdir -p .cache/tools
+  GOTOOLCHAIN=local GOBIN="$PWD/.cache/tools" CGO_ENABLED=0 go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+  mv .cache/tools/actionlint "$actionlint"
+fi
+echo "== actionlint"
+"$actionlint" -shellcheck= .github/workflows/*.yml
