@@ -270,7 +270,9 @@ pub fn free_port() -> u16 {
 
 /// The kpulse binary, running on the host against the test cluster.
 pub struct Kpulse {
-    child: Child,
+    /// Host mode: the process. In-cluster mode: `None`, and `pod` is set.
+    child: Option<Child>,
+    pod: Option<InClusterPod>,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
     pub http: SocketAddr,
@@ -307,6 +309,9 @@ impl Kpulse {
     }
 
     pub async fn start_with(config: &str, namespace: &str, extra: &[&str]) -> Self {
+        if in_cluster() {
+            return Self::start_in_cluster(config).await;
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.yaml");
         std::fs::write(&file, config).unwrap();
@@ -333,7 +338,8 @@ impl Kpulse {
         pump(child.stdout.take().unwrap(), stdout.clone(), "out");
         pump(child.stderr.take().unwrap(), stderr.clone(), "err");
         Kpulse {
-            child,
+            child: Some(child),
+            pod: None,
             stdout,
             stderr,
             http,
@@ -341,8 +347,17 @@ impl Kpulse {
         }
     }
 
+    /// The process id (host mode), or a number derived from the pod's UID (in-cluster mode):
+    /// either way it changes exactly when kpulse restarts.
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("running")
+        match (&self.child, &self.pod) {
+            (Some(child), _) => child.id().expect("running"),
+            (None, Some(pod)) => pod
+                .uid
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)),
+            (None, None) => unreachable!("a Kpulse is a process or a pod"),
+        }
     }
 
     /// Log lines (stderr) so far, joined, for assertion messages.
@@ -409,11 +424,14 @@ impl Kpulse {
 
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        if let Some(pod) = self.pod.take() {
+            return pod.delete(timeout, None).await;
+        }
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())
             .status();
-        match tokio::time::timeout(timeout, self.child.wait()).await {
+        match tokio::time::timeout(timeout, self.child.as_mut().expect("host mode").wait()).await {
             Ok(status) => status.expect("wait for kpulse"),
             Err(_) => panic!(
                 "kpulse did not exit within {timeout:?} of SIGTERM; log:\n{}",
@@ -424,7 +442,124 @@ impl Kpulse {
 
     /// SIGKILL: no chance to write state or flush.
     pub async fn kill(mut self) {
-        let _ = self.child.kill().await;
+        if let Some(pod) = self.pod.take() {
+            pod.delete(Duration::from_secs(60), Some(0)).await;
+            return;
+        }
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// In-cluster mode (the kind suite): kpulse runs from the chart in the release namespace. The
+    /// test's configuration replaces the ConfigMap `kpulse`, the pod is recreated so each test
+    /// starts fresh, and its log stream feeds the same buffers as a host process's output.
+    async fn start_in_cluster(config: &str) -> Self {
+        use futures::{AsyncBufReadExt as _, TryStreamExt as _};
+        let client = client().await;
+        let release = release_namespace();
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(client.clone(), &release);
+        let patch = json!({"data": {"config.yaml": config}});
+        cms.patch("kpulse", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("update ConfigMap kpulse");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &release);
+        let selector = "app.kubernetes.io/name=kpulse";
+        let old: Vec<String> = pods
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let _ = pods
+            .delete_collection(
+                &Default::default(),
+                &kube::api::ListParams::default().labels(selector),
+            )
+            .await;
+        let pod = eventually(
+            "a new running kpulse pod",
+            Duration::from_secs(120),
+            || async {
+                let list = pods
+                    .list(&kube::api::ListParams::default().labels(selector))
+                    .await
+                    .ok()?;
+                list.items.into_iter().find(|p| {
+                    !old.contains(p.metadata.uid.as_ref().unwrap())
+                        && p.metadata.deletion_timestamp.is_none()
+                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                })
+            },
+        )
+        .await;
+        let name = pod.metadata.name.clone().unwrap();
+        let uid = pod.metadata.uid.clone().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let params = kube::api::LogParams {
+            follow: true,
+            ..Default::default()
+        };
+        let stream = pods
+            .log_stream(&name, &params)
+            .await
+            .expect("follow kpulse logs");
+        let into = lines.clone();
+        tokio::spawn(async move {
+            let mut stream = stream.lines();
+            while let Ok(Some(line)) = stream.try_next().await {
+                into.lock().unwrap().push(line);
+            }
+        });
+        Kpulse {
+            child: None,
+            pod: Some(InClusterPod { pods, name, uid }),
+            stdout: lines.clone(),
+            stderr: lines,
+            http: "127.0.0.1:0".parse().unwrap(),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// Whether the tests drive kpulse installed in-cluster by the chart (`KPULSE_E2E_MODE=in-cluster`,
+/// set by hack/kind-e2e.sh) instead of a process on this machine.
+pub fn in_cluster() -> bool {
+    std::env::var("KPULSE_E2E_MODE").is_ok_and(|m| m == "in-cluster")
+}
+
+fn release_namespace() -> String {
+    std::env::var("KPULSE_E2E_RELEASE_NAMESPACE").unwrap_or_else(|_| "kpulse".to_string())
+}
+
+struct InClusterPod {
+    pods: Api<Pod>,
+    name: String,
+    uid: String,
+}
+
+impl InClusterPod {
+    /// Deletes the pod (SIGTERM, or SIGKILL with grace 0) and waits until it is gone.
+    async fn delete(self, timeout: Duration, grace: Option<u32>) -> std::process::ExitStatus {
+        use std::os::unix::process::ExitStatusExt;
+        let dp = kube::api::DeleteParams {
+            grace_period_seconds: grace,
+            ..Default::default()
+        };
+        let _ = self.pods.delete(&self.name, &dp).await;
+        let pods = self.pods.clone();
+        let name = self.name.clone();
+        eventually("kpulse pod gone", timeout, || async {
+            match pods.get_opt(&name).await {
+                Ok(None) => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+        ExitStatusExt::from_raw(0)
     }
 }
 
