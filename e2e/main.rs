@@ -6,4 +6,5 @@
 mod harness;
 
 mod pod_crashes;
+mod pods;
 mod smoke;

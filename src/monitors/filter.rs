@@ -1,7 +1,8 @@
 //! The noise rules every monitor shares: namespace include/exclude globs and the
 //! `kpulse.io/ignore=true` label or annotation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -14,6 +15,20 @@ use super::IGNORE;
 pub struct Filter {
     include: Option<GlobSet>,
     exclude: GlobSet,
+    /// Namespaces carrying the ignore switch, as last published by the Namespace watch.
+    ignored: Arc<BTreeSet<String>>,
+}
+
+/// Namespaces labelled or annotated `kpulse.io/ignore=true`, kept current by the Namespace
+/// watch (`cluster.rs`); every [`Filter`] takes a snapshot.
+static IGNORED_NAMESPACES: LazyLock<RwLock<Arc<BTreeSet<String>>>> =
+    LazyLock::new(Default::default);
+
+/// Replaces the set of namespaces with the ignore switch.
+pub fn set_ignored_namespaces(namespaces: BTreeSet<String>) {
+    *IGNORED_NAMESPACES
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Arc::new(namespaces);
 }
 
 fn globs(patterns: &[String]) -> GlobSet {
@@ -32,12 +47,18 @@ impl Filter {
         Filter {
             include: (!f.include.is_empty()).then(|| globs(&f.include)),
             exclude: globs(&f.exclude),
+            ignored: IGNORED_NAMESPACES
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
     /// Whether objects in this namespace are watched.
     pub fn namespace(&self, ns: &str) -> bool {
-        self.include.as_ref().is_none_or(|g| g.is_match(ns)) && !self.exclude.is_match(ns)
+        self.include.as_ref().is_none_or(|g| g.is_match(ns))
+            && !self.exclude.is_match(ns)
+            && !self.ignored.contains(ns)
     }
 }
 
@@ -73,6 +94,15 @@ mod tests {
         }
         let all = Filter::new(&NamespaceFilter::default());
         assert!(all.namespace("anything"));
+    }
+
+    #[test]
+    fn namespaces_with_the_ignore_switch_are_filtered_out() {
+        // The set is process-wide: use a name no other test filters on.
+        set_ignored_namespaces(["filter-test-quiet".to_string()].into());
+        let f = Filter::new(&NamespaceFilter::default());
+        assert!(!f.namespace("filter-test-quiet"));
+        assert!(f.namespace("filter-test-loud"));
     }
 
     #[test]

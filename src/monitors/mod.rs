@@ -10,9 +10,18 @@
 //! full reconcile covers every object: conditions that cleared while kpulse was down resolve once,
 //! and ones that still hold do not fire again.
 
+pub mod cluster;
+pub mod container_waiting;
 pub mod filter;
+pub mod node_conditions;
 pub mod pod_crashes;
+pub mod pod_evicted;
+pub mod pod_not_ready;
+pub mod pod_restarts;
+pub mod pod_unschedulable;
 pub mod pods;
+pub mod pvc_pending;
+pub mod warning_events;
 pub mod watch;
 
 use std::sync::Arc;
@@ -56,7 +65,7 @@ impl Ready {
         (Ready { pending: rx }, Arc::new(tx))
     }
 
-    fn guard(tx: &Arc<signal::Sender<usize>>) -> SyncGuard {
+    pub(crate) fn guard(tx: &Arc<signal::Sender<usize>>) -> SyncGuard {
         tx.send_modify(|n| *n += 1);
         SyncGuard {
             tx: tx.clone(),
@@ -81,6 +90,7 @@ pub fn start(
     tasks: &mut JoinSet<()>,
 ) -> Ready {
     let (ready, tx) = Ready::new();
+    cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
     let guard = Ready::guard(&tx);
     tasks.spawn(watch::run(
         pods::spec(client.clone()),

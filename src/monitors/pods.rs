@@ -7,7 +7,12 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
+use super::container_waiting::ContainerWaiting;
 use super::pod_crashes::PodCrashes;
+use super::pod_evicted::PodEvicted;
+use super::pod_not_ready::PodNotReady;
+use super::pod_restarts::PodRestarts;
+use super::pod_unschedulable::PodUnschedulable;
 use super::watch::{ObjectMonitor, WatchSpec, trim_meta};
 
 /// A monitor fed by the Pod watch.
@@ -15,7 +20,14 @@ pub type PodMonitor = dyn ObjectMonitor<Pod>;
 
 /// Every pod monitor.
 pub fn monitors() -> Vec<Arc<PodMonitor>> {
-    vec![Arc::new(PodCrashes)]
+    vec![
+        Arc::new(PodCrashes),
+        Arc::new(PodRestarts::default()),
+        Arc::new(ContainerWaiting),
+        Arc::new(PodUnschedulable),
+        Arc::new(PodNotReady),
+        Arc::new(PodEvicted::shared()),
+    ]
 }
 
 /// The Pod watch for every pod monitor.

@@ -1,0 +1,248 @@
+//! Pod monitors end to end: the real scheduler leaves a pod unschedulable; pod status is patched
+//! the way a kubelet would for image pull errors, failing readiness, restarts and evictions.
+//! Every resolvable alert is followed to its `[RESOLVED]`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::harness::{Kpulse, TestNamespace, client, log_config, status_running};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// A timestamp `secs` seconds ago, so "for" windows have already elapsed.
+fn ago(secs: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+}
+
+async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
+    let kpulse = Kpulse::start(&log_config(&ns.name, monitors), &ns.name).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    kpulse
+}
+
+async fn wait_state(kpulse: &Kpulse, key: &str, state: &str) -> Value {
+    kpulse
+        .wait_notification(&format!("{state} {key}"), WAIT, |n| {
+            n["key"] == key && n["state"] == state
+        })
+        .await
+}
+
+fn count(kpulse: &Kpulse, key: &str, state: &str) -> usize {
+    kpulse
+        .notifications()
+        .iter()
+        .filter(|n| n["key"] == key && n["state"] == state)
+        .count()
+}
+
+#[tokio::test]
+async fn pods_unschedulable_fires_with_the_schedulers_message_and_resolves_on_delete() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "unsched").await;
+    let kpulse = start(&ns, "monitors: {pod_unschedulable: {for: 1s}}\n").await;
+
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "nowhere"},
+        "spec": {"nodeSelector": {"kpulse.io/no-such-node": "true"},
+            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+    .unwrap();
+    ns.pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let key = format!("pod_unschedulable/{}/Pod/nowhere/Unschedulable", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!("🚨 [e2e] {}/pod/nowhere nowhere unschedulable", ns.name)
+    );
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("The scheduler says: 0/") && message.contains("node(s) didn't match"),
+        "{message}"
+    );
+
+    ns.pods()
+        .delete("nowhere", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let resolved = wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(
+        resolved["text"],
+        format!(
+            "✅ [RESOLVED] [e2e] {}/pod/nowhere nowhere unschedulable",
+            ns.name
+        )
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn pods_image_pull_backoff_fires_then_resolves_when_running() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "pull").await;
+    let kpulse = start(&ns, "monitors: {container_waiting: {error_for: 1s}}\n").await;
+
+    ns.create_pod("api", Default::default()).await;
+    ns.patch_pod_status(
+        "api",
+        json!({
+            "phase": "Pending",
+            "startTime": ago(60),
+            "conditions": [{"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": ago(60)}],
+            "containerStatuses": [{
+                "name": "app", "image": "registry.example/api:nope", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"registry.example/api:nope\""}},
+                "lastState": {}
+            }]
+        }),
+    )
+    .await;
+    let key = format!("container_waiting/{}/Pod/api/ImagePullBackOff", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!("🚨 [e2e] {}/pod/api api/app ImagePullBackOff", ns.name)
+    );
+    assert!(
+        fired["alert"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Back-off pulling image \"registry.example/api:nope\""),
+        "{fired:#}"
+    );
+
+    ns.patch_pod_status("api", status_running(0, None)).await;
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(
+        (
+            count(&kpulse, &key, "firing"),
+            count(&kpulse, &key, "resolved")
+        ),
+        (1, 1)
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn pods_not_ready_fires_then_resolves_when_ready() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "notready").await;
+    let kpulse = start(&ns, "monitors: {pod_not_ready: {for: 1s}}\n").await;
+
+    ns.create_pod("web", Default::default()).await;
+    ns.patch_pod_status(
+        "web",
+        json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                "message": "containers with unready status: [app]", "lastTransitionTime": ago(30)}],
+            "containerStatuses": [{
+                "name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"running": {"startedAt": ago(60)}}, "lastState": {}
+            }]
+        }),
+    )
+    .await;
+    let key = format!("pod_not_ready/{}/Pod/web/NotReady", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!("🚨 [e2e] {}/pod/web web not ready", ns.name)
+    );
+
+    ns.patch_pod_status("web", status_running(0, None)).await;
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn pods_restart_burst_is_reported_once() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "restarts").await;
+    let kpulse = start(&ns, "").await; // default: 3 restarts within 15m
+
+    ns.create_pod("flaky", Default::default()).await;
+    ns.patch_pod_status("flaky", status_running(0, None)).await;
+    // Give the watch a moment to see restart count 0 before it jumps.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ns.patch_pod_status("flaky", status_running(1, Some(("Error", 1))))
+        .await;
+    ns.patch_pod_status("flaky", status_running(3, Some(("Error", 1))))
+        .await;
+    let key = format!("pod_restarts/{}/Pod/flaky/RestartBurst", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!("🚨 [e2e] {}/pod/flaky flaky restarted 3 times", ns.name)
+    );
+    assert_eq!(fired["alert"]["resolvable"], false);
+    // One more restart is not a new burst.
+    ns.patch_pod_status("flaky", status_running(4, Some(("Error", 1))))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1);
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn pods_evicted_from_one_node_are_reported_in_one_message() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "evicted").await;
+    let kpulse = start(&ns, "monitors: {pod_evicted: {group_window: 3s}}\n").await;
+
+    // Both pods on one node: bound directly, as the scheduler would.
+    for name in ["cache-1", "cache-2"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": "kpulse-node-1",
+                "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+        }))
+        .unwrap();
+        ns.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+        ns.patch_pod_status(name, status_running(0, None)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for name in ["cache-1", "cache-2"] {
+        ns.patch_pod_status(
+            name,
+            json!({
+                "phase": "Failed", "reason": "Evicted",
+                "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.",
+                "conditions": [{"type": "Ready", "status": "False"}]
+            }),
+        )
+        .await;
+    }
+    let key = "pod_evicted//Node/kpulse-node-1/Evicted";
+    let fired = wait_state(&kpulse, key, "firing").await;
+    assert_eq!(fired["text"], "🚨 [e2e] node/kpulse-node-1 2 pods evicted");
+    let message = fired["alert"]["message"].as_str().unwrap();
+    for name in ["cache-1", "cache-2"] {
+        assert!(
+            message.contains(&format!(
+                "{}/{name}: The node was low on resource: memory.",
+                ns.name
+            )),
+            "{message}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(count(&kpulse, key, "firing"), 1, "one message per group");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

@@ -1,0 +1,177 @@
+//! The cluster-level watches: Warning Events, Nodes, PersistentVolumeClaims (with the
+//! StorageClasses they need), Namespaces (for the `kpulse.io/ignore` switch on a namespace), and
+//! the task that sends grouped pod evictions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::{Api, ResourceExt};
+use tokio::sync::watch as signal;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::filter::{ignored, set_ignored_namespaces};
+use super::node_conditions::{self, NodeConditions};
+use super::pvc_pending::{self, PvcPending};
+use super::warning_events::{self, WarningEvents};
+use super::watch::{self, WatchSpec};
+use super::{Ready, SyncGuard, pod_evicted};
+use crate::pipeline::Pipeline;
+
+/// Warning Events only: the API server filters, so Normal events never reach kpulse.
+pub fn events(client: kube::Client) -> WatchSpec<Event> {
+    WatchSpec {
+        resource: "events",
+        kind: "Event",
+        api: Api::all(client),
+        config: watcher::Config::default().fields("type=Warning"),
+        trim: warning_events::trim,
+        monitors: vec![Arc::new(WarningEvents)],
+    }
+}
+
+pub fn nodes(client: kube::Client) -> WatchSpec<Node> {
+    WatchSpec {
+        resource: "nodes",
+        kind: "Node",
+        api: Api::all(client),
+        config: watcher::Config::default(),
+        trim: node_conditions::trim,
+        monitors: vec![Arc::new(NodeConditions)],
+    }
+}
+
+pub fn pvcs(
+    client: kube::Client,
+    classes: Store<StorageClass>,
+) -> WatchSpec<PersistentVolumeClaim> {
+    WatchSpec {
+        resource: "persistentvolumeclaims",
+        kind: "PersistentVolumeClaim",
+        api: Api::all(client),
+        config: watcher::Config::default(),
+        trim: pvc_pending::trim,
+        monitors: vec![Arc::new(PvcPending::new(classes))],
+    }
+}
+
+/// Keeps a store of StorageClasses (a handful of small objects) until cancelled.
+async fn storage_classes(
+    client: kube::Client,
+    writer: reflector::store::Writer<StorageClass>,
+    token: CancellationToken,
+) {
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(Api::<StorageClass>::all(client), watcher::Config::default())
+            .default_backoff(),
+    )
+    .touched_objects();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            item = stream.try_next() => match item {
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => tracing::warn!(resource = "storageclasses", error = %e, "watch error; retrying with backoff"),
+            }
+        }
+    }
+}
+
+/// Keeps the namespace filter's set of ignored namespaces current, from a metadata-only watch
+/// of Namespaces (labels and annotations are all it reads).
+async fn namespaces(client: kube::Client, mut guard: SyncGuard, token: CancellationToken) {
+    let stream = watcher::watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut quiet: BTreeMap<String, bool> = BTreeMap::new();
+    let mut listing: Option<BTreeMap<String, bool>> = None;
+    let publish = |m: &BTreeMap<String, bool>| {
+        set_ignored_namespaces(
+            m.iter()
+                .filter(|(_, q)| **q)
+                .map(|(n, _)| n.clone())
+                .collect(),
+        );
+    };
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            event = stream.next() => match event {
+                None => return,
+                Some(Err(e)) => tracing::warn!(resource = "namespaces", error = %e, "watch error; retrying with backoff"),
+                Some(Ok(WatchEvent::Init)) => listing = Some(BTreeMap::new()),
+                Some(Ok(WatchEvent::InitApply(ns))) => {
+                    if let Some(l) = listing.as_mut() {
+                        l.insert(ns.name_any(), ignored(ns.metadata.labels.as_ref(), ns.metadata.annotations.as_ref()));
+                    }
+                }
+                Some(Ok(WatchEvent::InitDone)) => {
+                    quiet = listing.take().unwrap_or_default();
+                    publish(&quiet);
+                    guard.synced();
+                }
+                Some(Ok(WatchEvent::Apply(ns))) => {
+                    let q = ignored(ns.metadata.labels.as_ref(), ns.metadata.annotations.as_ref());
+                    if quiet.insert(ns.name_any(), q) != Some(q) {
+                        publish(&quiet);
+                    }
+                }
+                Some(Ok(WatchEvent::Delete(ns))) => {
+                    if quiet.remove(&ns.name_any()) == Some(true) {
+                        publish(&quiet);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts the cluster-level watches; each counts towards readiness except StorageClasses, which
+/// only refine `pvc_pending`.
+pub fn start(
+    client: kube::Client,
+    pipeline: Pipeline,
+    token: CancellationToken,
+    tasks: &mut JoinSet<()>,
+    ready: &Arc<signal::Sender<usize>>,
+) {
+    tasks.spawn(namespaces(
+        client.clone(),
+        Ready::guard(ready),
+        token.clone(),
+    ));
+    tasks.spawn(watch::run(
+        events(client.clone()),
+        pipeline.clone(),
+        Ready::guard(ready),
+        token.clone(),
+    ));
+    tasks.spawn(watch::run(
+        nodes(client.clone()),
+        pipeline.clone(),
+        Ready::guard(ready),
+        token.clone(),
+    ));
+    let (classes, writer) = reflector::store();
+    tasks.spawn(storage_classes(client.clone(), writer, token.clone()));
+    tasks.spawn(watch::run(
+        pvcs(client, classes),
+        pipeline.clone(),
+        Ready::guard(ready),
+        token.clone(),
+    ));
+    tasks.spawn(pod_evicted::flush(pipeline, token));
+}

@@ -1,0 +1,303 @@
+//! `pod_evicted`: pods evicted by the kubelet (`status.reason=Evicted`), grouped per node: the
+//! first eviction on a node opens a group, every eviction on that node within `group_window`
+//! joins it, and when the window closes one message lists them all ("The kubelet on node n1
+//! evicted 4 pods ... The node was low on resource: memory"). One-shot.
+//!
+//! Only evictions seen happening (a pod turning Evicted, or a new evicted pod) after start-up are
+//! reported, never those in the initial list. The Pod watch records them; a small task started
+//! with the cluster watches ([`flush`]) sends the groups whose window has closed, so a quiet
+//! cluster does not hold a group back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use tokio_util::sync::CancellationToken;
+
+use super::pods::owner;
+use super::watch::{Finding, ObjectMonitor};
+use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+
+pub const NAME: &str = "pod_evicted";
+
+/// How often closed groups are looked for.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// One evicted pod, as listed in the group's message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Eviction {
+    pub namespace: String,
+    pub name: String,
+    pub owner: Option<String>,
+    /// The kubelet's reason, e.g. "The node was low on resource: memory. ..."
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct Group {
+    opened: Timestamp,
+    pods: Vec<Eviction>,
+}
+
+/// Open eviction groups, per node.
+#[derive(Debug, Default)]
+pub struct Groups(Mutex<BTreeMap<String, Group>>);
+
+impl Groups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Group>> {
+        // A poisoned lock only means another thread panicked mid-update; the map is still whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds an eviction to its node's group, opening one at `now` if none is open.
+    pub fn record(&self, node: &str, eviction: Eviction, now: Timestamp) {
+        let mut groups = self.lock();
+        let g = groups.entry(node.to_string()).or_insert_with(|| Group {
+            opened: now,
+            pods: Vec::new(),
+        });
+        if !g.pods.contains(&eviction) {
+            g.pods.push(eviction);
+        }
+    }
+
+    /// Closes the groups opened at least `window` before `now`, one alert per node.
+    pub fn due(&self, now: Timestamp, window: SignedDuration) -> Vec<Alert> {
+        let mut groups = self.lock();
+        let closed: Vec<String> = groups
+            .iter()
+            .filter(|(_, g)| g.opened + window <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        closed
+            .into_iter()
+            .filter_map(|node| {
+                let g = groups.remove(&node)?;
+                Some(summary(&node, g, now))
+            })
+            .collect()
+    }
+}
+
+fn summary(node: &str, g: Group, now: Timestamp) -> Alert {
+    let n = g.pods.len();
+    let title = if n == 1 {
+        format!("{}/{} evicted", g.pods[0].namespace, g.pods[0].name)
+    } else {
+        format!("{n} pods evicted")
+    };
+    let list: Vec<String> = g
+        .pods
+        .iter()
+        .map(|p| {
+            let owner = p
+                .owner
+                .as_deref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default();
+            format!("{}/{}{owner}: {}", p.namespace, p.name, p.message)
+        })
+        .collect();
+    let mut a = Alert::new(
+        AlertKey::new(NAME, "", "Node", node, "Evicted"),
+        Severity::Warning,
+        title,
+        now,
+    )
+    .message(format!(
+        "The kubelet on node {node} evicted {n} pod{} to reclaim resources:\n{}",
+        if n == 1 { "" } else { "s" },
+        list.join("\n")
+    ))
+    .node(node)
+    .field("Pods", n.to_string())
+    .one_shot();
+    // The owner only says something when every pod shares it.
+    if let Some(o) = g.pods[0].owner.clone()
+        && g.pods.iter().all(|p| p.owner.as_ref() == Some(&o))
+    {
+        a.owner = Some(o);
+    }
+    a.first_seen = g.opened;
+    a
+}
+
+/// The groups shared by the Pod watch (which records) and [`flush`] (which sends): the Pod
+/// watch's monitor list is built without arguments, so both reach them here.
+static SHARED: LazyLock<Arc<Groups>> = LazyLock::new(Arc::default);
+
+/// The monitor: records evictions into its groups.
+pub struct PodEvicted {
+    groups: Arc<Groups>,
+}
+
+impl PodEvicted {
+    /// The monitor recording into the process's shared groups.
+    pub fn shared() -> Self {
+        PodEvicted {
+            groups: SHARED.clone(),
+        }
+    }
+
+    fn record(&self, pod: &Pod, now: Timestamp) {
+        if let Some((node, e)) = eviction(pod) {
+            self.groups.record(&node, e, now);
+        }
+    }
+}
+
+/// The node and eviction of a pod the kubelet evicted.
+pub fn eviction(pod: &Pod) -> Option<(String, Eviction)> {
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() != Some("Evicted") {
+        return None;
+    }
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_else(|| "(unknown)".to_string());
+    Some((
+        node,
+        Eviction {
+            namespace: pod.namespace().unwrap_or_default(),
+            name: pod.name_any(),
+            owner: owner(pod),
+            message: status.message.clone().unwrap_or_default(),
+        },
+    ))
+}
+
+impl ObjectMonitor<Pod> for PodEvicted {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.pod_evicted.enabled
+    }
+
+    fn firing(&self, _config: &Config, _pod: &Pod, _now: Timestamp) -> Vec<Finding> {
+        Vec::new()
+    }
+
+    fn changes(&self, _config: &Config, old: &Pod, new: &Pod, now: Timestamp) -> Vec<Alert> {
+        if eviction(old).is_none() {
+            self.record(new, now);
+        }
+        Vec::new()
+    }
+
+    fn created(&self, _config: &Config, pod: &Pod, now: Timestamp) -> Vec<Alert> {
+        self.record(pod, now);
+        Vec::new()
+    }
+}
+
+/// Sends each eviction group once its window has closed, until cancelled.
+pub async fn flush(pipeline: Pipeline, token: CancellationToken) {
+    let mut every = tokio::time::interval(FLUSH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = every.tick() => {
+                let window = pipeline.runtime().config.monitors.pod_evicted.group_window.signed();
+                for alert in SHARED.due(pipeline.now(), window) {
+                    pipeline.submit(alert);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, node: &str, reason: Option<&str>) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "shop", "labels": {"pod-template-hash": "7d9f8c"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9f8c", "uid": "u", "controller": true}]},
+            "spec": {"nodeName": node, "containers": [{"name": "server"}]},
+            "status": {"phase": if reason.is_some() { "Failed" } else { "Running" }, "reason": reason,
+                "message": "The node was low on resource: memory."}
+        }))
+        .unwrap()
+    }
+
+    fn config() -> Config {
+        crate::config::load(
+            "channels: {l: {type: log}}\nrouting: {default: [l]}\n",
+            &Default::default(),
+        )
+        .unwrap()
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        "2026-11-22T12:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_secs(secs)
+    }
+
+    fn monitor() -> PodEvicted {
+        PodEvicted {
+            groups: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn evictions_on_a_node_make_one_message_when_the_window_closes() {
+        let c = config();
+        let m = monitor();
+        let window = SignedDuration::from_mins(5);
+        let running = |n| pod(n, "n1", None);
+        let evicted = |n, node| pod(n, node, Some("Evicted"));
+        m.changes(&c, &running("api-1"), &evicted("api-1", "n1"), at(0));
+        m.changes(&c, &running("api-2"), &evicted("api-2", "n1"), at(60));
+        // A repeat update of an already evicted pod adds nothing.
+        m.changes(&c, &evicted("api-2", "n1"), &evicted("api-2", "n1"), at(70));
+        m.created(&c, &evicted("web-1", "n2"), at(200));
+        assert!(
+            m.groups.due(at(299), window).is_empty(),
+            "window still open"
+        );
+        let got = m.groups.due(at(300), window);
+        assert_eq!(got.len(), 1);
+        let a = &got[0];
+        assert_eq!(a.key.to_string(), "pod_evicted//Node/n1/Evicted");
+        assert_eq!(a.title, "2 pods evicted");
+        assert_eq!(
+            a.message,
+            "The kubelet on node n1 evicted 2 pods to reclaim resources:\n\
+             shop/api-1 (Deployment/api): The node was low on resource: memory.\n\
+             shop/api-2 (Deployment/api): The node was low on resource: memory."
+        );
+        assert_eq!(a.owner.as_deref(), Some("Deployment/api"));
+        assert_eq!(a.first_seen, at(0));
+        assert!(!a.resolvable);
+        let got = m.groups.due(at(500), window);
+        assert_eq!(got[0].title, "shop/web-1 evicted");
+        assert!(m.groups.due(at(900), window).is_empty());
+    }
+
+    #[test]
+    fn other_failures_are_not_evictions() {
+        let c = config();
+        let m = monitor();
+        let mut p = pod("api-1", "n1", Some("Evicted"));
+        p.status.as_mut().unwrap().reason = Some("DeadlineExceeded".into());
+        m.created(&c, &p, at(0));
+        m.changes(
+            &c,
+            &pod("api-2", "n1", None),
+            &pod("api-2", "n1", None),
+            at(0),
+        );
+        assert!(m.groups.due(at(3600), SignedDuration::ZERO).is_empty());
+    }
+}
