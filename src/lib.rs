@@ -8,11 +8,14 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod metrics;
 pub mod monitors;
 pub mod operator;
 pub mod pipeline;
 pub mod sinks;
+pub mod status;
+pub mod telemetry;
 
 /// Installs the process-wide rustls crypto provider (ring). Call once, first thing in `main`;
 /// later calls are no-ops.

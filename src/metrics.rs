@@ -1,4 +1,9 @@
-//! Prometheus metrics (OpenMetrics text via `prometheus-client`).
+//! Prometheus metrics (OpenMetrics text via `prometheus-client`), and the live [`Status`] that
+//! `/status` shows.
+//!
+//! Every name carries the `kpulse_` prefix; counters end in `_total`, durations are in seconds and
+//! sizes in bytes (the `# UNIT` line says so). The status is recorded here, beside the metrics, so
+//! one call reports a delivery, a configuration reload or a leadership change to both.
 
 use std::sync::Mutex;
 
@@ -7,10 +12,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::engine::Decision;
 use crate::sinks::Report;
+use crate::status::Status;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -34,9 +41,40 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+impl ResultLabels {
+    pub fn new(result: impl Into<String>) -> Self {
+        ResultLabels {
+            result: result.into(),
+        }
+    }
+}
+
+/// A watched Kubernetes resource, e.g. `pods`, `events`, `nodes`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub resource: String,
+}
+
+impl ResourceLabels {
+    pub fn new(resource: impl Into<String>) -> Self {
+        ResourceLabels {
+            resource: resource.into(),
+        }
+    }
+}
+
+/// A step of pod start-up, measured from the pod's creation: `scheduled`, `initialized`, `ready`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub stage: String,
+}
+
 /// Every metric kpulse exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// What `/status` shows; updated by [`Metrics::delivery`], [`Metrics::config_reload`] and
+    /// [`Metrics::set_leader`].
+    pub status: Status,
     pub alerts_fired: Family<AlertLabels, Counter>,
     pub alerts_resolved: Family<AlertLabels, Counter>,
     pub alerts_deduped: Family<AlertLabels, Counter>,
@@ -49,6 +87,26 @@ pub struct Metrics {
     pub send_duration: Family<ChannelLabels, Histogram>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
+    /// 1 while this replica is the leader (the one that notifies and writes state).
+    pub leader: Gauge,
+    /// Watch events received, per resource (`pods`, `events`, ...).
+    pub watch_events: Family<ResourceLabels, Counter>,
+    /// Watch streams restarted after an error, per resource.
+    pub watch_restarts: Family<ResourceLabels, Counter>,
+    /// Writes of the `kpulse-state` ConfigMap by result (`success`, `failure`).
+    pub state_writes: Family<ResultLabels, Counter>,
+    /// Size of the last state written.
+    pub state_size_bytes: Gauge,
+    /// Entries dropped from the state to keep it under the ConfigMap size limit.
+    pub state_pruned: Counter,
+    /// Duration of one kubelet stats scan over every node.
+    pub stats_scan_duration: Histogram,
+    /// Canary runs by result (`success`, `failure`, `timeout`).
+    pub canary_runs: Family<ResultLabels, Counter>,
+    /// Time from creating the canary pod to it running.
+    pub canary_duration: Histogram,
+    /// Pod start-up latency from creation to each stage.
+    pub pod_startup_duration: Family<StageLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -57,10 +115,21 @@ impl Default for Metrics {
     }
 }
 
+/// 5 ms to ~41 s: one HTTP call to a provider, retries included.
+fn send_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// 0.25 s to ~17 min: pod scheduling and start-up, canary runs, node scans.
+fn slow_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.25, 2.0, 13))
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let m = Metrics {
             registry: Mutex::new(Registry::with_prefix("kpulse")),
+            status: Status::default(),
             alerts_fired: Family::default(),
             alerts_resolved: Family::default(),
             alerts_deduped: Family::default(),
@@ -70,17 +139,32 @@ impl Metrics {
             notifications_sent: Family::default(),
             notifications_failed: Family::default(),
             notifications_retried: Family::default(),
-            send_duration: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 14))
-            }),
+            send_duration: Family::new_with_constructor(send_buckets),
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
+            leader: Gauge::default(),
+            watch_events: Family::default(),
+            watch_restarts: Family::default(),
+            state_writes: Family::default(),
+            state_size_bytes: Gauge::default(),
+            state_pruned: Counter::default(),
+            stats_scan_duration: slow_buckets(),
+            canary_runs: Family::default(),
+            canary_duration: slow_buckets(),
+            pod_startup_duration: Family::new_with_constructor(slow_buckets),
         };
+        // A single replica leads until leader election says otherwise.
+        m.leader.set(1);
         {
             let mut r = m
                 .registry
                 .lock()
                 .expect("metrics registry lock is never poisoned");
+            r.register(
+                "build",
+                "kpulse version",
+                Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+            );
             r.register(
                 "alerts_fired",
                 "Alerts sent as firing",
@@ -126,9 +210,10 @@ impl Metrics {
                 "Delivery attempts retried",
                 m.notifications_retried.clone(),
             );
-            r.register(
-                "notification_send_duration_seconds",
+            r.register_with_unit(
+                "notification_send_duration",
                 "Time to deliver one message, retries included",
+                Unit::Seconds,
                 m.send_duration.clone(),
             );
             r.register(
@@ -140,6 +225,60 @@ impl Metrics {
                 "config_generation",
                 "Generation of the configuration in use",
                 m.config_generation.clone(),
+            );
+            r.register(
+                "leader",
+                "1 if this replica is the leader (notifies and writes state), 0 on standby",
+                m.leader.clone(),
+            );
+            r.register(
+                "watch_events",
+                "Watch events received per resource",
+                m.watch_events.clone(),
+            );
+            r.register(
+                "watch_restarts",
+                "Watch streams restarted after an error, per resource",
+                m.watch_restarts.clone(),
+            );
+            r.register(
+                "state_writes",
+                "Writes of the kpulse-state ConfigMap by result",
+                m.state_writes.clone(),
+            );
+            r.register_with_unit(
+                "state_size",
+                "Size of the last state written",
+                Unit::Bytes,
+                m.state_size_bytes.clone(),
+            );
+            r.register(
+                "state_pruned",
+                "Entries dropped from the state to keep it under the ConfigMap size limit",
+                m.state_pruned.clone(),
+            );
+            r.register_with_unit(
+                "stats_scan_duration",
+                "Duration of one kubelet stats scan over every node",
+                Unit::Seconds,
+                m.stats_scan_duration.clone(),
+            );
+            r.register(
+                "canary_runs",
+                "Canary pod runs by result",
+                m.canary_runs.clone(),
+            );
+            r.register_with_unit(
+                "canary_duration",
+                "Time from creating the canary pod to it running",
+                Unit::Seconds,
+                m.canary_duration.clone(),
+            );
+            r.register_with_unit(
+                "pod_startup_duration",
+                "Pod start-up latency from creation to each stage (scheduled, initialized, ready)",
+                Unit::Seconds,
+                m.pod_startup_duration.clone(),
             );
         }
         m
@@ -203,6 +342,7 @@ impl Metrics {
         }
     }
 
+    /// Records one delivery: counters, latency, and the channel's last success or failure.
     pub fn delivery(&self, r: &Report) {
         let labels = ChannelLabels {
             channel: r.channel.clone(),
@@ -225,5 +365,105 @@ impl Metrics {
         self.send_duration
             .get_or_create(&labels)
             .observe(r.latency.as_secs_f64());
+        self.status.record_delivery(r, jiff::Timestamp::now());
+    }
+
+    /// Records a configuration reload: `Ok(generation)` when applied, `Err(reason)` when the new
+    /// configuration was rejected (the previous one stays in force). The reason must not contain
+    /// secret values (validation errors name paths, not values).
+    pub fn config_reload(&self, result: Result<u64, &str>) {
+        match result {
+            Ok(generation) => {
+                self.config_reloads
+                    .get_or_create(&ResultLabels::new("success"))
+                    .inc();
+                self.config_generation.set(generation as i64);
+                self.status.config_applied();
+            }
+            Err(reason) => {
+                self.config_reloads
+                    .get_or_create(&ResultLabels::new("failure"))
+                    .inc();
+                self.status.config_rejected(reason, jiff::Timestamp::now());
+            }
+        }
+    }
+
+    /// Records whether this replica leads (notifies and writes state) or stands by.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+        self.status.set_leader(leader);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::{Delivered, SendError};
+    use std::time::Duration;
+
+    fn report(result: Result<Delivered, SendError>, attempts: u32) -> Report {
+        Report {
+            channel: "ops".into(),
+            sink: "webhook",
+            attempts,
+            latency: Duration::from_millis(20),
+            result,
+        }
+    }
+
+    #[test]
+    fn a_delivery_moves_counters_and_the_channel_status() {
+        let m = Metrics::new();
+        m.delivery(&report(Ok(Delivered::default()), 2));
+        let text = m.encode();
+        for line in [
+            "kpulse_notifications_sent_total{channel=\"ops\",sink=\"webhook\"} 1",
+            "kpulse_notifications_retried_total{channel=\"ops\",sink=\"webhook\"} 1",
+            "kpulse_notification_send_duration_seconds_count{channel=\"ops\",sink=\"webhook\"} 1",
+            "# UNIT kpulse_notification_send_duration_seconds seconds",
+            "kpulse_leader 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+        let ops = m.status.channels()["ops"].clone();
+        assert!(ops.last_success.is_some() && ops.last_failure.is_none());
+
+        m.delivery(&report(
+            Err(SendError {
+                channel: "ops".into(),
+                sink: "webhook",
+                message: "HTTP 500".into(),
+                attempts: 1,
+            }),
+            1,
+        ));
+        let ops = m.status.channels()["ops"].clone();
+        assert_eq!(ops.last_error.as_deref(), Some("HTTP 500"));
+        assert!(
+            m.encode()
+                .contains("kpulse_notifications_failed_total{channel=\"ops\",sink=\"webhook\"} 1")
+        );
+    }
+
+    #[test]
+    fn config_reloads_and_leadership_are_counted_and_shown() {
+        let m = Metrics::new();
+        m.config_reload(Err("routing.default[0]: unknown channel \"x\""));
+        assert!(m.status.config_error().is_some());
+        m.config_reload(Ok(2));
+        assert!(m.status.config_error().is_none());
+        m.set_leader(false);
+        assert!(!m.status.is_leader());
+        let text = m.encode();
+        for line in [
+            "kpulse_config_reloads_total{result=\"failure\"} 1",
+            "kpulse_config_reloads_total{result=\"success\"} 1",
+            "kpulse_config_generation 2",
+            "kpulse_leader 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }

@@ -37,9 +37,12 @@ pub struct RunArgs {
     /// `NAME=value` file for `$NAME` references, with --config-file.
     #[arg(long, env = "KPULSE_SECRETS_FILE")]
     pub secrets_file: Option<PathBuf>,
-    /// Address of the HTTP server (/healthz, /readyz, /metrics, /status).
+    /// Address of the HTTP server (/healthz, /readyz, /status).
     #[arg(long, env = "KPULSE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+    /// Address of the metrics server (/metrics, and /test-channel when a token is configured).
+    #[arg(long, env = "KPULSE_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
     /// Log format: json or text.
     #[arg(long, env = "KPULSE_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -47,7 +50,13 @@ pub struct RunArgs {
 
 /// Entry point of `kpulse run`.
 pub fn main(args: RunArgs) -> ExitCode {
-    init_logging(&args.log_format);
+    let telemetry = match args.log_format.parse() {
+        Ok(format) => crate::telemetry::init(format),
+        Err(e) => {
+            eprintln!("--log-format: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,26 +67,15 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args)) {
+    let code = match rt.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "kpulse stopped");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "text" {
-        builder.try_init()
-    } else {
-        builder.json().flatten_event(true).try_init()
     };
+    telemetry.shutdown();
+    code
 }
 
 async fn client(args: &RunArgs) -> anyhow::Result<Client> {
@@ -155,6 +153,8 @@ pub async fn read_secret(
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Bound first: a taken port is a startup error naming the address, not a panic later.
+    let listeners = crate::http::Listeners::bind(args.http_addr, args.metrics_addr).await?;
     let client = client(&args).await?;
     let config = initial_config(&client, &args).await?;
     let registry = Registry::build(&config).map_err(|errs| {
@@ -173,6 +173,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(pipeline.clone().run_ticker(token.clone()));
     let ready = crate::monitors::start(client.clone(), pipeline.clone(), token.clone(), &mut tasks);
+    let app = crate::http::App::new(pipeline.clone(), {
+        let ready = ready.clone();
+        move || ready.is_ready()
+    });
+    tasks.spawn(listeners.serve(app, token.clone()));
 
     tokio::spawn({
         let token = token.clone();

@@ -124,23 +124,27 @@ impl Pipeline {
     }
 
     /// See [`Engine::submit`].
+    #[tracing::instrument(name = "submit", skip_all, fields(alert = %alert.key))]
     pub fn submit(&self, alert: Alert) {
         let now = self.now();
-        let outcome = self.engine().submit(alert, now);
+        let outcome = tracing::info_span!("engine").in_scope(|| self.engine().submit(alert, now));
         self.dispatch(outcome);
     }
 
     /// See [`Engine::reconcile`].
+    #[tracing::instrument(name = "reconcile", skip_all, fields(monitor = %monitor, firing = firing.len()))]
     pub fn reconcile(&self, monitor: &str, scope: &Scope, firing: Vec<Alert>) {
         let now = self.now();
-        let outcome = self.engine().reconcile(monitor, scope, firing, now);
+        let outcome = tracing::info_span!("engine")
+            .in_scope(|| self.engine().reconcile(monitor, scope, firing, now));
         self.dispatch(outcome);
     }
 
     /// See [`Engine::resolve`].
+    #[tracing::instrument(name = "resolve", skip_all, fields(alert = %key))]
     pub fn resolve(&self, key: &AlertKey) {
         let now = self.now();
-        let outcome = self.engine().resolve(key, now);
+        let outcome = tracing::info_span!("engine").in_scope(|| self.engine().resolve(key, now));
         self.dispatch(outcome);
     }
 
@@ -230,10 +234,16 @@ impl Pipeline {
                 .collect();
             let registry = rt.registry.clone();
             let this = self.clone();
-            self.inner.deliveries.spawn(async move {
-                let report = registry.deliver(batch).await;
-                this.after_delivery(&report, &firing);
-            });
+            // A child of the submit/reconcile span: detection → engine → dispatch in one trace.
+            let span =
+                tracing::info_span!("deliver", channel = %batch.channel, items = batch.items.len());
+            self.inner.deliveries.spawn(tracing::Instrument::instrument(
+                async move {
+                    let report = registry.deliver(batch).await;
+                    this.after_delivery(&report, &firing);
+                },
+                span,
+            ));
         }
     }
 

@@ -1,0 +1,482 @@
+//! The HTTP servers (warp), on two ports:
+//!
+//! - the main address (`--http-addr`, default `0.0.0.0:8080`) serves the probes and the status:
+//!   `GET /healthz`, `GET /readyz`, `GET /status`;
+//! - the metrics address (`--metrics-addr`, default `0.0.0.0:9090`) serves `GET /metrics` and, only
+//!   when `http.test_channel_token` is configured, `POST /test-channel?channel=NAME`.
+//!
+//! Keeping the test endpoint off the probe port means a NetworkPolicy or Service can expose the
+//! probes without exposing anything that sends messages. Both listeners are bound by
+//! [`Listeners::bind`] before anything is spawned, so a taken port is a startup error that names
+//! the address. Query strings and request bodies are size-limited; unknown paths get 404.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::pipeline::Pipeline;
+use crate::sinks::Batch;
+use crate::status::{ChannelStatus, ConfigError};
+
+/// Longest query string accepted (`414` beyond).
+pub const MAX_QUERY_BYTES: usize = 512;
+/// Largest request body accepted (`413` beyond); no endpoint reads a body.
+pub const MAX_BODY_BYTES: u64 = 1024;
+/// `POST /test-channel` sends at most one message per channel in this interval (`429` otherwise).
+pub const TEST_CHANNEL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The OpenMetrics content type, as `prometheus-client` encodes it.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({flag}): {error}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    /// The flag that sets the address, so the message says what to change.
+    pub flag: &'static str,
+    pub error: std::io::Error,
+}
+
+/// Both listeners, bound and not yet serving.
+#[derive(Debug)]
+pub struct Listeners {
+    http: TcpListener,
+    metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the main and the metrics address; the first that fails is returned.
+    pub async fn bind(http_addr: SocketAddr, metrics_addr: SocketAddr) -> Result<Self, BindError> {
+        Ok(Listeners {
+            http: bind(http_addr, "--http-addr").await?,
+            metrics: bind(metrics_addr, "--metrics-addr").await?,
+        })
+    }
+
+    /// The bound addresses (main, metrics): useful when binding port 0.
+    pub fn local_addrs(&self) -> std::io::Result<(SocketAddr, SocketAddr)> {
+        Ok((self.http.local_addr()?, self.metrics.local_addr()?))
+    }
+
+    /// Serves both ports until the token is cancelled, then lets requests under way finish.
+    pub async fn serve(self, app: App, token: CancellationToken) {
+        tracing::info!(
+            http = ?self.http.local_addr().ok(),
+            metrics = ?self.metrics.local_addr().ok(),
+            test_channel = app.test_channel_enabled(),
+            "HTTP servers listening"
+        );
+        let probes = warp::serve(app.probe_routes())
+            .incoming(self.http)
+            .graceful(token.clone().cancelled_owned())
+            .run();
+        let metrics = warp::serve(app.metrics_routes())
+            .incoming(self.metrics)
+            .graceful(token.cancelled_owned())
+            .run();
+        futures::join!(probes, metrics);
+    }
+}
+
+/// Binds one address; `flag` names the setting in the error.
+pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| BindError { addr, flag, error })
+}
+
+/// What the handlers share: the pipeline (configuration, engine, sinks, metrics, status) and the
+/// readiness of the watches.
+#[derive(Clone)]
+pub struct App {
+    pipeline: Pipeline,
+    watches_synced: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// When each channel was last tested, for the rate limit.
+    tested: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl App {
+    /// `watches_synced` answers whether every enabled watch has finished its first list (e.g.
+    /// `move || ready.is_ready()` with the monitors' [`crate::monitors::Ready`]).
+    pub fn new(
+        pipeline: Pipeline,
+        watches_synced: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        App {
+            pipeline,
+            watches_synced: Arc::new(watches_synced),
+            tested: Arc::default(),
+        }
+    }
+
+    /// `Ok` when kpulse is ready, else the reason. A pipeline only exists with a validated
+    /// configuration, so what remains to check is the watches.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.pipeline.runtime().generation == 0 {
+            return Err("no configuration loaded yet".into());
+        }
+        if !(self.watches_synced)() {
+            return Err("watches have not finished their initial list yet".into());
+        }
+        Ok(())
+    }
+
+    fn test_channel_enabled(&self) -> bool {
+        self.pipeline
+            .runtime()
+            .config
+            .http
+            .test_channel_token
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+    }
+
+    /// `/healthz`, `/readyz` and `/status`.
+    pub fn probe_routes(&self) -> BoxedFilter<(Response,)> {
+        let app = self.clone();
+        let with_app = warp::any().map(move || app.clone());
+        let healthz = warp::path!("healthz")
+            .and(warp::get())
+            .map(|| text(StatusCode::OK, "ok"));
+        let readyz = warp::path!("readyz")
+            .and(warp::get())
+            .and(with_app.clone())
+            .map(|app: App| match app.readiness() {
+                Ok(()) => text(StatusCode::OK, "ready"),
+                Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, &reason),
+            });
+        let status = warp::path!("status")
+            .and(warp::get())
+            .and(with_app)
+            .map(|app: App| warp::reply::json(&app.status()).into_response());
+        finish(healthz.or(readyz).unify().or(status).unify())
+    }
+
+    /// `/metrics`, and `/test-channel` (404 unless a token is configured).
+    pub fn metrics_routes(&self) -> BoxedFilter<(Response,)> {
+        let app = self.clone();
+        let with_app = warp::any().map(move || app.clone());
+        let metrics = warp::path!("metrics")
+            .and(warp::get())
+            .and(with_app.clone())
+            .map(|app: App| {
+                let body = app.pipeline.metrics().encode();
+                warp::reply::with_header(body, "content-type", OPENMETRICS_CONTENT_TYPE)
+                    .into_response()
+            });
+        let test_channel = warp::path!("test-channel")
+            .and(warp::post())
+            .and(warp::query::<HashMap<String, String>>())
+            .and(warp::header::optional::<String>("authorization"))
+            .and(with_app)
+            .then(
+                |query: HashMap<String, String>, auth: Option<String>, app: App| async move {
+                    app.test_channel(query.get("channel").map(String::as_str), auth.as_deref())
+                        .await
+                },
+            );
+        finish(metrics.or(test_channel).unify())
+    }
+
+    fn status(&self) -> StatusBody {
+        let rt = self.pipeline.runtime();
+        let metrics = self.pipeline.metrics();
+        let mut active: Vec<ActiveAlertStatus> = self.pipeline.with_engine(|e| {
+            e.active()
+                .map(|a| ActiveAlertStatus {
+                    key: a.alert.key.to_string(),
+                    severity: a.alert.severity.to_string(),
+                    title: a.alert.title.clone(),
+                    since: a.since,
+                    channels: a.channels.clone(),
+                })
+                .collect()
+        });
+        active.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
+        let mut outcomes = metrics.status.channels();
+        let channels = rt
+            .config
+            .channels
+            .iter()
+            .map(|(name, channel)| {
+                (
+                    name.clone(),
+                    ChannelView {
+                        kind: channel.type_name(),
+                        status: outcomes.remove(name).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        StatusBody {
+            version: env!("CARGO_PKG_VERSION"),
+            cluster: rt.config.cluster.clone(),
+            ready: self.readiness().is_ok(),
+            role: if metrics.status.is_leader() {
+                "leader"
+            } else {
+                "standby"
+            },
+            config: ConfigStatus {
+                generation: rt.generation,
+                last_error: metrics.status.config_error(),
+            },
+            active_alerts: active,
+            channels,
+        }
+    }
+
+    async fn test_channel(&self, channel: Option<&str>, authorization: Option<&str>) -> Response {
+        let rt = self.pipeline.runtime();
+        // Read per request: a configuration reload turns the endpoint on or off.
+        let Some(token) = rt
+            .config
+            .http
+            .test_channel_token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+        else {
+            return error(StatusCode::NOT_FOUND, "not found");
+        };
+        let presented = authorization
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes())) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            r.headers_mut().insert(
+                "www-authenticate",
+                warp::http::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+        let Some(channel) = channel.filter(|c| !c.is_empty()) else {
+            return error(StatusCode::BAD_REQUEST, "channel=NAME is required");
+        };
+        if !rt.registry.contains(channel) {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("channel {channel:?} is not in the current configuration"),
+            );
+        }
+        if let Err(wait) = self.take_test_slot(channel) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "channel {channel:?} was tested less than {}s ago",
+                    TEST_CHANNEL_INTERVAL.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert("retry-after", warp::http::HeaderValue::from(secs.max(1)));
+            return r;
+        }
+        let batch = Batch::test(&rt.config.cluster, channel, self.pipeline.now());
+        let report = rt
+            .registry
+            .deliver(batch)
+            .instrument(tracing::info_span!("test_channel", channel))
+            .await;
+        self.pipeline.metrics().delivery(&report);
+        let (status, answer) = match report.result {
+            Ok(delivered) => {
+                tracing::info!(
+                    channel,
+                    attempts = report.attempts,
+                    "test message delivered"
+                );
+                (
+                    StatusCode::OK,
+                    TestChannelAnswer {
+                        channel: channel.to_string(),
+                        ok: true,
+                        attempts: report.attempts,
+                        response: Some(delivered.response),
+                        error: None,
+                    },
+                )
+            }
+            Err(e) => {
+                tracing::warn!(channel, attempts = report.attempts, error = %e.message, "test message failed");
+                (
+                    StatusCode::BAD_GATEWAY,
+                    TestChannelAnswer {
+                        channel: channel.to_string(),
+                        ok: false,
+                        attempts: report.attempts,
+                        response: None,
+                        error: Some(e.message),
+                    },
+                )
+            }
+        };
+        warp::reply::with_status(warp::reply::json(&answer), status).into_response()
+    }
+
+    /// Claims the channel's test slot, or says how long until the next one.
+    fn take_test_slot(&self, channel: &str) -> Result<(), Duration> {
+        let mut tested = self
+            .tested
+            .lock()
+            .expect("rate limit lock is never poisoned");
+        let now = Instant::now();
+        if let Some(last) = tested.get(channel) {
+            let since = now.duration_since(*last);
+            if since < TEST_CHANNEL_INTERVAL {
+                return Err(TEST_CHANNEL_INTERVAL - since);
+            }
+        }
+        tested.insert(channel.to_string(), now);
+        Ok(())
+    }
+}
+
+/// Compares a presented token with the configured one in time that depends only on the
+/// configured token's length.
+fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(presented.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ presented.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+#[derive(Serialize)]
+struct StatusBody {
+    version: &'static str,
+    cluster: String,
+    ready: bool,
+    /// `leader` notifies and writes state; `standby` waits for the Lease.
+    role: &'static str,
+    config: ConfigStatus,
+    active_alerts: Vec<ActiveAlertStatus>,
+    channels: BTreeMap<String, ChannelView>,
+}
+
+#[derive(Serialize)]
+struct ConfigStatus {
+    generation: u64,
+    last_error: Option<ConfigError>,
+}
+
+#[derive(Serialize)]
+struct ActiveAlertStatus {
+    key: String,
+    severity: String,
+    title: String,
+    since: Timestamp,
+    channels: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ChannelView {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    status: ChannelStatus,
+}
+
+#[derive(Serialize)]
+struct TestChannelAnswer {
+    channel: String,
+    ok: bool,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+enum TooLarge {
+    Query,
+    Body,
+}
+
+impl warp::reject::Reject for TooLarge {}
+
+/// Rejects oversized query strings and declared bodies before any route runs.
+fn limits() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and(warp::header::optional::<u64>("content-length"))
+        .and_then(|query: String, length: Option<u64>| async move {
+            if query.len() > MAX_QUERY_BYTES {
+                Err(warp::reject::custom(TooLarge::Query))
+            } else if length.unwrap_or(0) > MAX_BODY_BYTES {
+                Err(warp::reject::custom(TooLarge::Body))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
+/// Size limits in front, every rejection turned into a JSON error.
+fn finish(
+    routes: impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+) -> BoxedFilter<(Response,)> {
+    limits()
+        .and(routes)
+        .recover(|r: Rejection| async move { Ok::<_, Infallible>(rejection(r)) })
+        .unify()
+        .boxed()
+}
+
+fn rejection(r: Rejection) -> Response {
+    if let Some(too_large) = r.find::<TooLarge>() {
+        return match too_large {
+            TooLarge::Query => error(StatusCode::URI_TOO_LONG, "query string too long"),
+            TooLarge::Body => error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        };
+    }
+    if r.is_not_found() {
+        return error(StatusCode::NOT_FOUND, "not found");
+    }
+    if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    error(StatusCode::BAD_REQUEST, "bad request")
+}
+
+fn text(status: StatusCode, body: &str) -> Response {
+    warp::reply::with_status(format!("{body}\n"), status).into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    warp::reply::with_status(
+        warp::reply::json(&serde_json::json!({ "error": message })),
+        status,
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret!", b"s3cret"));
+        assert!(!constant_time_eq(b"S3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"", b"s3cret"));
+    }
+}
