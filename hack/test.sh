@@ -28,5 +28,9 @@ if [[ "$phase" == all || "$phase" == e2e ]]; then
   trap 'hack/cluster.sh down "$cluster_dir" >&2 || true' EXIT
   echo "== end-to-end tests"
   KPULSE_BIN="$PWD/target/debug/kpulse" cargo test --features e2e --test e2e -- --test-threads="${E2E_THREADS:-4}"
+  if [[ -x hack/chart-test.sh ]]; then
+    echo "== chart tests"
+    hack/chart-test.sh
+  fi
 fi
 echo "== all tests passed in $((SECONDS - started))s"
