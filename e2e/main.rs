@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod nodes_events;
 mod pod_crashes;
 mod pods;
 mod smoke;
