@@ -244,3 +244,63 @@ async fn nodes_pvc_pending_fires_then_resolves_when_deleted() {
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn nodes_a_namespace_with_the_ignore_label_is_silent_until_the_label_goes() {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    let client = client().await;
+    let loud = TestNamespace::new(&client, "nsloud").await;
+    let quiet = TestNamespace::new(&client, "nsquiet").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let label = |value: Option<&str>| {
+        Patch::Merge(json!({"metadata": {"labels": {"kpulse.io/ignore": value}}}))
+    };
+    namespaces
+        .patch(&quiet.name, &PatchParams::default(), &label(Some("true")))
+        .await
+        .expect("label namespace");
+    // Both namespaces are included; only the label tells them apart.
+    let both = format!("{}, {}", loud.name, quiet.name);
+    let kpulse = Kpulse::start(
+        &log_config(&both, "monitors: {pod_unschedulable: {for: 1s}}\n"),
+        &loud.name,
+    )
+    .await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "nowhere"},
+        "spec": {"nodeSelector": {"kpulse.io/no-such-node": "true"},
+            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+    .unwrap();
+    for ns in [&quiet, &loud] {
+        ns.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+    }
+    let key =
+        |ns: &TestNamespace| format!("pod_unschedulable/{}/Pod/nowhere/Unschedulable", ns.name);
+    wait_state(&kpulse, &key(&loud), "firing").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !kpulse
+            .notifications()
+            .iter()
+            .any(|n| n["key"] == key(&quiet)),
+        "ignored namespace alerted: {:#?}",
+        kpulse.notifications()
+    );
+
+    // Without the label the namespace is watched again, live.
+    namespaces
+        .patch(&quiet.name, &PatchParams::default(), &label(None))
+        .await
+        .expect("unlabel namespace");
+    wait_state(&kpulse, &key(&quiet), "firing").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    loud.delete().await;
+    quiet.delete().await;
+}
