@@ -45,10 +45,11 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// A burst of container restarts within a window (point-in-time).
+    /// A burst of container restarts in one pod within a window (point-in-time).
     PodRestarts (enabled = true) {
         /// Restarts within `window` that make a burst.
         threshold: u32 = 3,
+        /// The sliding window the restarts must fall in.
         window: HumanDuration = HumanDuration::mins(15),
     }
 }
@@ -62,6 +63,7 @@ monitor_settings! {
         flaky_reasons: Vec<String> = vec![
             "FailedMount".into(), "FailedCreatePodSandBox".into(), "NetworkNotReady".into(),
         ],
+        /// The event count a flaky reason needs before it is reported.
         min_count: u32 = 3,
     }
 }
@@ -145,8 +147,9 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// Pods the scheduler cannot place.
+    /// Pods the scheduler cannot place (PodScheduled=False, reason Unschedulable).
     PodUnschedulable (enabled = true) {
+        /// How long the pod must stay unschedulable.
         r#for: HumanDuration = HumanDuration::mins(5),
     }
 }
@@ -162,8 +165,9 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// Running pods that are not Ready.
+    /// Running pods that are not Ready (pods of Jobs excluded).
     PodNotReady (enabled = true) {
+        /// How long Ready must stay False.
         r#for: HumanDuration = HumanDuration::mins(15),
     }
 }
@@ -193,8 +197,9 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// PVCs stuck Pending or Lost.
+    /// PVCs stuck Pending (WaitForFirstConsumer claims only once a node is selected) or Lost.
     PvcPending (enabled = true) {
+        /// How long a claim may stay Pending after its creation. Lost is reported at once.
         r#for: HumanDuration = HumanDuration::mins(5),
     }
 }
