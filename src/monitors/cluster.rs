@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::PartialObjectMeta;
@@ -89,7 +89,12 @@ async fn storage_classes(
 
 /// Keeps the namespace filter's set of ignored namespaces current, from a metadata-only watch
 /// of Namespaces (labels and annotations are all it reads).
-async fn namespaces(client: kube::Client, mut guard: SyncGuard, token: CancellationToken) {
+async fn namespaces(
+    client: kube::Client,
+    mut guard: SyncGuard,
+    listed: signal::Sender<bool>,
+    token: CancellationToken,
+) {
     let stream = watcher::watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client),
         watcher::Config::default(),
@@ -121,6 +126,7 @@ async fn namespaces(client: kube::Client, mut guard: SyncGuard, token: Cancellat
                 Some(Ok(WatchEvent::InitDone)) => {
                     quiet = listing.take().unwrap_or_default();
                     publish(&quiet);
+                    listed.send_replace(true);
                     guard.synced();
                 }
                 Some(Ok(WatchEvent::Apply(ns))) => {
@@ -139,8 +145,18 @@ async fn namespaces(client: kube::Client, mut guard: SyncGuard, token: Cancellat
     }
 }
 
+/// How long the namespaced watches wait for the first list of Namespaces (so objects in an
+/// ignored namespace do not fire at start-up) before starting anyway.
+const NAMESPACES_FIRST: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until the ignored namespaces are known, or [`NAMESPACES_FIRST`] has passed.
+async fn after_namespaces(mut listed: signal::Receiver<bool>) {
+    let _ = tokio::time::timeout(NAMESPACES_FIRST, listed.wait_for(|l| *l)).await;
+}
+
 /// Starts the cluster-level watches; each counts towards readiness except StorageClasses, which
-/// only refine `pvc_pending`.
+/// only refine `pvc_pending`. The namespaced ones (Events, PVCs) start once the ignored
+/// namespaces are known.
 pub fn start(
     client: kube::Client,
     pipeline: Pipeline,
@@ -148,15 +164,11 @@ pub fn start(
     tasks: &mut JoinSet<()>,
     ready: &Arc<signal::Sender<usize>>,
 ) {
+    let (listed_tx, listed) = signal::channel(false);
     tasks.spawn(namespaces(
         client.clone(),
         Ready::guard(ready),
-        token.clone(),
-    ));
-    tasks.spawn(watch::run(
-        events(client.clone()),
-        pipeline.clone(),
-        Ready::guard(ready),
+        listed_tx,
         token.clone(),
     ));
     tasks.spawn(watch::run(
@@ -165,13 +177,13 @@ pub fn start(
         Ready::guard(ready),
         token.clone(),
     ));
+    let spec = events(client.clone());
+    let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
+    tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));
     let (classes, writer) = reflector::store();
     tasks.spawn(storage_classes(client.clone(), writer, token.clone()));
-    tasks.spawn(watch::run(
-        pvcs(client, classes),
-        pipeline.clone(),
-        Ready::guard(ready),
-        token.clone(),
-    ));
+    let spec = pvcs(client, classes);
+    let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
+    tasks.spawn(after_namespaces(listed).then(move |_| watch::run(spec, p, guard, t)));
     tasks.spawn(pod_evicted::flush(pipeline, token));
 }
