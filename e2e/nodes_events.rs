@@ -89,7 +89,11 @@ async fn patch_ready(nodes: &Api<Node>, name: &str, status: &str, since: String)
 async fn nodes_not_ready_fires_critical_then_resolves_when_ready_and_node_events_alert() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "node").await;
-    let kpulse = start(&ns, "monitors: {node_conditions: {not_ready_for: 1s}}\n").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {node_conditions: {not_ready_for: 1s, pressure_for: 1s}}\n",
+    )
+    .await;
     let (nodes, name) = fake_node(&client).await;
 
     patch_ready(&nodes, &name, "False", ago(30)).await;
@@ -132,6 +136,27 @@ async fn nodes_not_ready_fires_critical_then_resolves_when_ready_and_node_events
         resolved["text"],
         format!("✅ [RESOLVED] [e2e] node/{name} {name} NotReady")
     );
+
+    // Disk pressure (a warning), then relieved.
+    let pressure = |status: &str| {
+        Patch::Merge(json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "lastTransitionTime": ago(10)},
+            {"type": "DiskPressure", "status": status, "reason": "KubeletHasDiskPressure",
+                "message": "kubelet has disk pressure", "lastTransitionTime": ago(30)}
+        ]}}))
+    };
+    nodes
+        .patch_status(&name, &PatchParams::default(), &pressure("True"))
+        .await
+        .expect("patch node status");
+    let key = format!("node_conditions//Node/{name}/DiskPressure");
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(fired["alert"]["severity"], "warning");
+    nodes
+        .patch_status(&name, &PatchParams::default(), &pressure("False"))
+        .await
+        .expect("patch node status");
+    wait_state(&kpulse, &key, "resolved").await;
     nodes
         .delete(&name, &DeleteParams::default())
         .await
