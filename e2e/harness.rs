@@ -326,6 +326,8 @@ impl Kpulse {
             .arg(&file)
             .arg("--http-addr")
             .arg(http.to_string())
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{}", free_port()))
             .args(extra)
             .env("RUST_LOG", "info,kpulse=debug")
             .stdin(Stdio::null())

@@ -66,7 +66,7 @@ fi
 
 say "Starting kpulse"
 RUST_LOG=warn "$PWD/target/debug/kpulse" run --kubeconfig "$kubeconfig" --namespace kpulse \
-  --http-addr 127.0.0.1:0 --log-format text > "$work/notifications.jsonl" 2> "$work/kpulse.log" &
+  --http-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --log-format text > "$work/notifications.jsonl" 2> "$work/kpulse.log" &
 kpulse_pid=$!
 
 # Prints each new notification's headline and message in plain words.
