@@ -150,20 +150,20 @@ async fn namespaces(
 const NAMESPACES_FIRST: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Waits until the ignored namespaces are known, or [`NAMESPACES_FIRST`] has passed.
-async fn after_namespaces(mut listed: signal::Receiver<bool>) {
+pub(crate) async fn after_namespaces(mut listed: signal::Receiver<bool>) {
     let _ = tokio::time::timeout(NAMESPACES_FIRST, listed.wait_for(|l| *l)).await;
 }
 
 /// Starts the cluster-level watches; each counts towards readiness except StorageClasses, which
 /// only refine `pvc_pending`. The namespaced ones (Events, PVCs) start once the ignored
-/// namespaces are known.
+/// namespaces are known. Returns the signal that they are, for the other namespaced watches.
 pub fn start(
     client: kube::Client,
     pipeline: Pipeline,
     token: CancellationToken,
     tasks: &mut JoinSet<()>,
     ready: &Arc<signal::Sender<usize>>,
-) {
+) -> signal::Receiver<bool> {
     let (listed_tx, listed) = signal::channel(false);
     tasks.spawn(namespaces(
         client.clone(),
@@ -184,6 +184,7 @@ pub fn start(
     tasks.spawn(storage_classes(client.clone(), writer, token.clone()));
     let spec = pvcs(client, classes);
     let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
-    tasks.spawn(after_namespaces(listed).then(move |_| watch::run(spec, p, guard, t)));
+    tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));
     tasks.spawn(pod_evicted::flush(pipeline, token));
+    listed
 }

@@ -90,13 +90,18 @@ pub fn start(
     tasks: &mut JoinSet<()>,
 ) -> Ready {
     let (ready, tx) = Ready::new();
-    cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
-    let guard = Ready::guard(&tx);
-    tasks.spawn(watch::run(
+    let namespaces_listed =
+        cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
+    // Pods in a namespace marked kpulse.io/ignore must not fire at start-up: wait for the list.
+    let (spec, p, guard, t) = (
         pods::spec(client.clone()),
         pipeline.clone(),
-        guard,
+        Ready::guard(&tx),
         token.clone(),
-    ));
+    );
+    tasks.spawn(async move {
+        cluster::after_namespaces(namespaces_listed).await;
+        watch::run(spec, p, guard, t).await;
+    });
     ready
 }
