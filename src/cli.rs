@@ -187,10 +187,16 @@ pub fn route_test(file: &Path, secrets: Option<&Path>, spec: &str) -> ExitCode {
 
 /// Files generated from the configuration types, relative to the repository root.
 pub fn generated_files() -> Vec<(&'static str, String)> {
-    vec![(
-        "docs/configuration.md",
-        config::docs::configuration_markdown(),
-    )]
+    vec![
+        (
+            "docs/configuration.md",
+            config::docs::configuration_markdown(),
+        ),
+        (
+            config::chart_schema::PATH,
+            config::chart_schema::values_schema_json(),
+        ),
+    ]
 }
 
 /// `kpulse generate`: rewrites the generated files.

@@ -1,0 +1,115 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "kpulse.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: the release name when it already contains the chart name (`kpulse` for
+`helm install kpulse`), else <release>-<chart>. Also the name of the configuration ConfigMap. */}}
+{{- define "kpulse.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kpulse.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: name and instance only, because a Deployment's selector is immutable. */}}
+{{- define "kpulse.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kpulse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kpulse.labels" -}}
+helm.sh/chart: {{ include "kpulse.chart" . }}
+{{ include "kpulse.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: kpulse
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "kpulse.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kpulse.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kpulse.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret whose keys fill `$NAME` references: existingSecret, else the chart's own when
+`secrets` is not empty, else none (empty string). */}}
+{{- define "kpulse.secretName" -}}
+{{- if .Values.existingSecret -}}
+{{- .Values.existingSecret -}}
+{{- else if .Values.secrets -}}
+{{- include "kpulse.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* kpulse writes its state to this ConfigMap itself; the chart never templates it. */}}
+{{- define "kpulse.stateConfigMap" -}}kpulse-state{{- end -}}
+
+{{/* Monitors kpulse leaves off unless `enabled: true` (src/config/monitors.rs; a unit test keeps
+this list in step with the code). Every other monitor is on unless `enabled: false`. */}}
+{{- define "kpulse.optInMonitors" -}}pvc_usage node_disk tls_cert_expiry node_resources canary{{- end -}}
+
+{{/* "true" when the monitor named by the argument's `name` is enabled in `root.Values.config`,
+with kpulse's own default when the values do not say; "" otherwise.
+Usage: include "kpulse.monitorEnabled" (dict "root" $ "name" "pod_crashes") */}}
+{{- define "kpulse.monitorEnabled" -}}
+{{- $config := .root.Values.config | default dict -}}
+{{- $monitors := $config.monitors | default dict -}}
+{{- $m := index $monitors .name | default dict -}}
+{{- if hasKey $m "enabled" -}}
+{{- if $m.enabled -}}true{{- end -}}
+{{- else if not (has .name (splitList " " (include "kpulse.optInMonitors" .root))) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when any monitor in `names` is enabled.
+Usage: include "kpulse.anyEnabled" (dict "root" $ "names" (list "hpa_at_max" "hpa_unhealthy")) */}}
+{{- define "kpulse.anyEnabled" -}}
+{{- $root := .root -}}
+{{- $any := false -}}
+{{- range .names -}}
+{{- if include "kpulse.monitorEnabled" (dict "root" $root "name" .) -}}{{- $any = true -}}{{- end -}}
+{{- end -}}
+{{- if $any -}}true{{- end -}}
+{{- end -}}
+
+{{/* The namespace the canary creates its pods in: the config's, else kpulse's default. */}}
+{{- define "kpulse.canaryNamespace" -}}
+{{- $config := .Values.config | default dict -}}
+{{- $monitors := $config.monitors | default dict -}}
+{{- $canary := $monitors.canary | default dict -}}
+{{- $canary.namespace | default "kpulse" -}}
+{{- end -}}
+
+{{/* Leader election (and its Lease) is on with more than one replica. */}}
+{{- define "kpulse.ha" -}}
+{{- if gt (int .Values.replicas) 1 -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the cluster-scoped objects (ClusterRole, ClusterRoleBinding): includes the release
+namespace, so releases in two namespaces never collide. */}}
+{{- define "kpulse.clusterName" -}}
+{{- printf "%s-%s" (include "kpulse.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
