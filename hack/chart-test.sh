@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# Chart tests for charts/kpulse. Part of `make test` (hack/test.sh calls it with KUBECONFIG set).
+#
+#   hack/chart-test.sh
+#
+# 1. helm lint --strict (which also validates values against values.schema.json).
+# 2. Template tests: render the chart with key value combinations and assert on the output
+#    (RBAC per monitor, existingSecret, HA, ServiceMonitor, PDB, NetworkPolicy, pod security).
+# 3. With KUBECONFIG pointing at a running control plane (hack/cluster.sh up): server-side dry-run
+#    of the rendered manifests, helm install into a namespace that enforces the `restricted` Pod
+#    Security Standard, RBAC proven with `kubectl auth can-i --as=<the ServiceAccount>` and with
+#    real requests made with a TokenRequest token, helm upgrade with other values, helm uninstall.
+#
+# Each check prints PASS or FAIL; the last line is `N passed, M failed`; exit status 1 on any
+# failure. Helm and kubectl come from hack/build-k8s.sh (or $K8S_BIN).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+chart="$root/charts/kpulse"
+
+bin="${K8S_BIN:-$(hack/build-k8s.sh | tail -n1)}"
+helm="$bin/helm"
+kubectl="$bin/kubectl"
+for tool in "$helm" "$kubectl"; do
+  [[ -x "$tool" ]] || { echo "chart-test: $tool not found (run hack/build-k8s.sh)" >&2; exit 2; }
+done
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+export HELM_CACHE_HOME="$work/helm/cache" HELM_CONFIG_HOME="$work/helm/config" HELM_DATA_HOME="$work/helm/data"
+
+passed=0
+failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+
+# `helm template` without a cluster assumes the Kubernetes version Helm was built against, which
+# a source build of Helm leaves at v1.20; use the version of the kubectl built alongside it.
+kube_version="$("$kubectl" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"\(v[0-9.]*\)".*/\1/p' | head -n1)"
+kube_version="${kube_version:-v1.35.0}"
+
+render() { # [helm template flags...] -> stdout; stderr to $work/render.err
+  "$helm" template kpulse "$chart" --namespace kpulse --kube-version "$kube_version" "$@" 2>"$work/render.err"
+}
+
+# has NAME TEXT FIXED-STRING: TEXT contains the line fragment.
+has() {
+  if grep -qF -- "$3" <<<"$2"; then pass "$1"; else fail "$1: expected to find '$3'"; fi
+}
+lacks() {
+  if grep -qF -- "$3" <<<"$2"; then fail "$1: did not expect '$3'"; else pass "$1"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+echo "== helm lint --strict"
+if out="$("$helm" lint --strict "$chart" 2>&1)"; then pass "helm lint --strict"; else echo "$out"; fail "helm lint --strict"; fi
+for case in "replicas=2" "config.monitors.tls_cert_expiry.enabled=true,config.monitors.pvc_usage.enabled=true" "existingSecret=creds" "serviceMonitor.enabled=true,podDisruptionBudget.enabled=true,networkPolicy.enabled=true,networkPolicy.egress.enabled=true"; do
+  if out="$("$helm" lint --strict "$chart" --set "$case" 2>&1)"; then pass "helm lint --strict --set $case"; else echo "$out"; fail "helm lint --strict --set $case"; fi
+done
+
+# ---------------------------------------------------------------------------------------------
+echo "== template: values.schema.json rejects what kpulse would reject"
+reject() { # NAME EXPECTED-MESSAGE FLAGS...
+  local name="$1" msg="$2"; shift 2
+  if render "$@" >/dev/null; then
+    fail "$name: helm template accepted it"
+  elif grep -qF -- "$msg" "$work/render.err"; then
+    pass "$name"
+  else
+    fail "$name: error did not mention '$msg': $(cat "$work/render.err")"
+  fi
+}
+reject "schema: unknown monitor setting" "additional properties 'bogus' not allowed" --set config.monitors.pod_crashes.bogus=1
+reject "schema: unknown monitor" "additional properties 'pod_crash' not allowed" --set config.monitors.pod_crash.enabled=true
+reject "schema: bad duration" "/config/dedupe/window" --set config.dedupe.window=soon
+reject "schema: unknown channel type" "/config/channels/ops" --set config.channels.ops.type=fax
+reject "schema: unknown chart value" "additional properties 'imag' not allowed" --set imag.tag=x
+reject "schema: replicas must be >= 1" "/replicas" --set replicas=0
+
+# ---------------------------------------------------------------------------------------------
+echo "== template: ClusterRole follows the enabled monitors"
+# Which monitors need each ClusterRole rule (the rule's resources line as rendered). An
+# independent restatement of docs/install.md's table, not a copy of the template's logic.
+rules=(
+  "resources: [pods]|pod_crashes pod_restarts container_waiting pod_unschedulable pod_not_ready pod_evicted startup_latency"
+  "resources: [events]|warning_events"
+  "apiGroups: [events.k8s.io]|warning_events"
+  "resources: [nodes]|node_conditions node_disk node_resources pvc_usage"
+  "resources: [nodes/proxy]|pvc_usage node_disk node_resources"
+  "resources: [persistentvolumeclaims, persistentvolumes]|pvc_pending pvc_usage"
+  "resources: [storageclasses]|pvc_pending"
+  "resources: [deployments, replicasets, statefulsets]|rollout_stuck replicas_unavailable"
+  "resources: [daemonsets]|rollout_stuck daemonset_unscheduled"
+  "resources: [jobs]|job_failed cronjob_missed"
+  "resources: [cronjobs]|cronjob_missed"
+  "resources: [horizontalpodautoscalers]|hpa_at_max hpa_unhealthy"
+  "resources: [secrets]|tls_cert_expiry"
+)
+monitors=(pod_crashes pod_restarts warning_events pvc_usage node_disk node_conditions tls_cert_expiry
+  rollout_stuck hpa_at_max daemonset_unscheduled cronjob_missed job_failed pod_unschedulable
+  container_waiting pod_not_ready replicas_unavailable pod_evicted hpa_unhealthy pvc_pending
+  node_resources canary startup_latency)
+opt_in=" pvc_usage node_disk tls_cert_expiry node_resources canary "
+
+# check_rules CASE "enabled monitors..." [helm flags...]
+check_rules() {
+  local case="$1" enabled=" $2 "; shift 2
+  local out
+  if ! out="$(render --show-only templates/clusterrole.yaml "$@")"; then
+    fail "$case: helm template failed: $(cat "$work/render.err")"
+    return
+  fi
+  local problems=()
+  for entry in "${rules[@]}"; do
+    local line="${entry%%|*}" needed_by="${entry#*|}" want=0
+    for m in $needed_by; do [[ "$enabled" == *" $m "* ]] && want=1; done
+    local got=0
+    grep -qF -- "$line" <<<"$out" && got=1
+    if [[ $want == 1 && $got == 0 ]]; then problems+=("missing '$line'"); fi
+    if [[ $want == 0 && $got == 1 ]]; then problems+=("unexpected '$line'"); fi
+  done
+  grep -qF -- "resources: [namespaces]" <<<"$out" || problems+=("missing 'resources: [namespaces]'")
+  if grep -qE 'verbs: \[.*(create|update|patch|delete).*\]|"\*"|\[\*\]' <<<"$out"; then
+    problems+=("a write verb or wildcard in the ClusterRole")
+  fi
+  if ((${#problems[@]})); then fail "$case: ${problems[*]}"; else pass "$case"; fi
+}
+
+defaults=""
+for m in "${monitors[@]}"; do [[ "$opt_in" == *" $m "* ]] || defaults+="$m "; done
+check_rules "clusterrole: defaults" "$defaults"
+for m in "${monitors[@]}"; do
+  if [[ "$opt_in" == *" $m "* ]]; then
+    check_rules "clusterrole: $m enabled" "$defaults $m" --set "config.monitors.$m.enabled=true"
+  else
+    check_rules "clusterrole: $m disabled" "${defaults/$m /}" --set "config.monitors.$m.enabled=false"
+  fi
+done
+all_off=()
+all_on=()
+for m in "${monitors[@]}"; do
+  all_off+=(--set "config.monitors.$m.enabled=false")
+  all_on+=(--set "config.monitors.$m.enabled=true")
+done
+check_rules "clusterrole: every monitor off (namespaces only)" "" "${all_off[@]}"
+check_rules "clusterrole: every monitor on" "${monitors[*]}" "${all_on[@]}"
+# A monitor left out of values (e.g. values.config.monitors replaced) falls back to kpulse's default.
+check_rules "clusterrole: monitors absent from values use the code defaults" "$defaults" --set config.monitors.warning_events=null --set config.monitors.tls_cert_expiry=null
+
+# Every RBAC rule carries a comment saying why it exists.
+out="$(render "${all_on[@]}" --set replicas=2 --set existingSecret=creds --set config.monitors.canary.namespace=kpulse)"
+uncommented="$(awk '/^ *- apiGroups:/ { if (prev !~ /^ *#/) print FILENAME": "$0 } { prev = $0 }' <<<"$out")"
+if [[ -z "$uncommented" ]]; then pass "rbac: every rule has a comment"; else fail "rbac: rules without a comment: $uncommented"; fi
+
+# ---------------------------------------------------------------------------------------------
+echo "== template: Role in the release namespace"
+role="$(render --show-only templates/role.yaml)"
+has "role: config ConfigMap get/list/watch by name" "$role" 'resourceNames: ["kpulse"]'
+has "role: kpulse-state by name" "$role" 'resourceNames: ["kpulse-state"]'
+has "role: Events (events.k8s.io)" "$role" 'apiGroups: [events.k8s.io]'
+lacks "role: no Secret without a secret" "$role" "resources: [secrets]"
+lacks "role: no Lease with one replica" "$role" "leases"
+role="$(render --show-only templates/role.yaml --set replicas=2)"
+has "role: HA grants the Lease by name" "$role" 'resourceNames: ["kpulse-leader"]'
+has "role: HA grants Lease create" "$role" "resources: [leases]"
+role="$(render --show-only templates/role.yaml --set existingSecret=creds)"
+has "role: existingSecret readable by name" "$role" 'resourceNames: ["creds"]'
+canary="$(render --show-only templates/canary-role.yaml --set config.monitors.canary.enabled=true)"
+has "canary: Role in the canary namespace (kpulse's default)" "$canary" "namespace: kpulse"
+has "canary: create/delete pods" "$canary" "verbs: [create, delete]"
+canary="$(render --show-only templates/canary-role.yaml --set config.monitors.canary.enabled=true --set config.monitors.canary.namespace=probes)"
+has "canary: Role follows monitors.canary.namespace" "$canary" "namespace: probes"
+if render --show-only templates/canary-role.yaml >/dev/null; then fail "canary: no Role when the canary is off"; else pass "canary: no Role when the canary is off"; fi
+
+# ---------------------------------------------------------------------------------------------
+echo "== template: Deployment, Secret, ConfigMap"
+dep="$(render --show-only templates/deployment.yaml)"
+for want in "type: Recreate" "replicas: 1" "runAsNonRoot: true" "readOnlyRootFilesystem: true" \
+  "allowPrivilegeEscalation: false" "- ALL" "type: RuntimeDefault" "path: /healthz" "path: /readyz" \
+  "fieldPath: metadata.namespace" "fieldPath: metadata.name" "name: POD_NAMESPACE" "name: POD_NAME" \
+  "cpu: 50m" "memory: 64Mi" "memory: 256Mi" 'value: "0.0.0.0:9090"' "automountServiceAccountToken: true" \
+  "args: [run]" 'image: "ghcr.io/kpulse/kpulse:'; do
+  has "deployment: $want" "$dep" "$want"
+done
+lacks "deployment: no checksum annotation (config applies live)" "$dep" "checksum/"
+lacks "deployment: no KPULSE_SECRET without a secret" "$dep" "KPULSE_SECRET"
+dep="$(render --show-only templates/deployment.yaml --set replicas=3)"
+has "deployment: HA rolls (Lease decides the leader)" "$dep" "type: RollingUpdate"
+has "deployment: HA replicas" "$dep" "replicas: 3"
+has "deployment: HA lease name" "$dep" "KPULSE_LEASE_NAME"
+dep="$(render --show-only templates/deployment.yaml --set image.digest=sha256:abc)"
+has "deployment: digest wins over tag" "$dep" 'image: "ghcr.io/kpulse/kpulse@sha256:abc"'
+dep="$(render --show-only templates/deployment.yaml --set otel.endpoint=http://otel:4318)"
+has "deployment: otel endpoint" "$dep" "OTEL_EXPORTER_OTLP_ENDPOINT"
+
+out="$(render --set existingSecret=creds)"
+has "existingSecret: KPULSE_SECRET" "$out" 'value: "creds"'
+lacks "existingSecret: the chart creates no Secret" "$out" "kind: Secret"
+out="$(render --set secrets.SLACK_WEBHOOK=https://hooks.example.com/x)"
+has "secrets: chart Secret created" "$out" "kind: Secret"
+has "secrets: key in stringData" "$out" '"SLACK_WEBHOOK": "https://hooks.example.com/x"'
+has "secrets: KPULSE_SECRET names it" "$out" 'value: "kpulse"'
+out="$(render --set existingSecret=creds --set secrets.X=y)"
+lacks "existingSecret wins over secrets" "$out" "kind: Secret"
+
+cm="$(render --show-only templates/configmap.yaml --set config.cluster=prod-eks-1 --set-json 'config.routing.rules=[{"match":{"severity":["critical"]},"channels":["log"]}]')"
+has "configmap: key config.yaml" "$cm" "config.yaml: |"
+has "configmap: values.config rendered" "$cm" "cluster: prod-eks-1"
+has "configmap: nested values rendered" "$cm" "- critical"
+out="$(render "${all_on[@]}" --set replicas=2 --set secrets.X=y --set serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true --api-versions monitoring.coreos.com/v1)"
+n_cm="$(grep -c '^kind: ConfigMap' <<<"$out")"
+if [[ "$n_cm" == 1 ]] && ! grep -qE '^  name: "?kpulse-state"?$' <<<"$out"; then
+  pass "kpulse-state is never templated (one ConfigMap: the config)"
+else
+  fail "kpulse-state is never templated: found $n_cm ConfigMaps"
+fi
+
+# The rendered configuration is one kpulse accepts (when the binary is built).
+kpulse_bin="${KPULSE_BIN:-$root/target/debug/kpulse}"
+if [[ -x "$kpulse_bin" ]]; then
+  for case in "" "--set config.monitors.pvc_usage.enabled=true --set config.cluster=c1"; do
+    # shellcheck disable=SC2086
+    render --show-only templates/configmap.yaml $case | awk 'f { sub(/^    /, ""); print } /config.yaml: \|/ { f = 1 }' >"$work/config.yaml"
+    if msg="$("$kpulse_bin" check-config "$work/config.yaml" 2>&1)"; then
+      pass "kpulse check-config accepts the rendered config ${case:-(defaults)}"
+    else
+      fail "kpulse check-config rejects the rendered config ${case:-(defaults)}: $msg"
+    fi
+  done
+else
+  echo "SKIP kpulse check-config on the rendered config ($kpulse_bin not built)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+echo "== template: optional objects"
+sm="$(render --set serviceMonitor.enabled=true --api-versions monitoring.coreos.com/v1 --show-only templates/servicemonitor.yaml)"
+has "servicemonitor: rendered when the API exists" "$sm" "kind: ServiceMonitor"
+has "servicemonitor: scrapes the metrics port" "$sm" "port: http-metrics"
+if render --set serviceMonitor.enabled=true --show-only templates/servicemonitor.yaml >/dev/null; then
+  fail "servicemonitor: skipped when monitoring.coreos.com/v1 is absent"
+else
+  pass "servicemonitor: skipped when monitoring.coreos.com/v1 is absent"
+fi
+out="$(render)"
+lacks "defaults: no ServiceMonitor" "$out" "kind: ServiceMonitor"
+lacks "defaults: no PodDisruptionBudget" "$out" "kind: PodDisruptionBudget"
+lacks "defaults: no NetworkPolicy" "$out" "kind: NetworkPolicy"
+lacks "defaults: no Secret" "$out" "kind: Secret"
+has "defaults: metrics Service" "$out" "targetPort: http-metrics"
+pdb="$(render --set podDisruptionBudget.enabled=true --show-only templates/poddisruptionbudget.yaml)"
+has "pdb: maxUnavailable (never blocks a drain)" "$pdb" "maxUnavailable: 1"
+has "pdb: unhealthy pods may be evicted" "$pdb" "unhealthyPodEvictionPolicy: AlwaysAllow"
+np="$(render --set networkPolicy.enabled=true --show-only templates/networkpolicy.yaml)"
+has "networkpolicy: ingress closed by default" "$np" "ingress: []"
+lacks "networkpolicy: egress open by default" "$np" "- Egress"
+np="$(render --set networkPolicy.enabled=true --set networkPolicy.egress.enabled=true \
+  --set-json 'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]' \
+  --set-json 'networkPolicy.egress.apiServer=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]' \
+  --set-json 'networkPolicy.egress.extra=[{"ports":[{"port":443,"protocol":"TCP"}]}]' \
+  --show-only templates/networkpolicy.yaml)"
+has "networkpolicy: metrics from the given peers" "$np" "kubernetes.io/metadata.name: monitoring"
+has "networkpolicy: egress restricted" "$np" "- Egress"
+has "networkpolicy: egress to the API server" "$np" "cidr: 10.0.0.1/32"
+has "networkpolicy: egress to DNS" "$np" "port: 53"
+
+# ---------------------------------------------------------------------------------------------
+if [[ -z "${KUBECONFIG:-}" ]] || ! "$kubectl" get --raw /readyz >/dev/null 2>&1; then
+  echo "SKIP server-side tests: no reachable control plane (set KUBECONFIG; hack/cluster.sh up)"
+else
+  echo "== server side: $("$kubectl" version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"\(v[^"]*\)".*/\1/p' | tail -n1) at $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  suffix="$(head -c 64 /dev/urandom | tr -dc 'a-z0-9' | head -c 6)"
+  ns="kpulse-chart-$suffix"
+  other="kpulse-chart-$suffix-other"
+  sa="system:serviceaccount:$ns:kpulse"
+  cleanup_server() {
+    "$helm" uninstall kpulse -n "$ns" >/dev/null 2>&1 || true
+    # No kubelet confirms pod deletion on the local control plane: force it.
+    "$kubectl" delete pods --all -n "$ns" --force --grace-period=0 >/dev/null 2>&1 || true
+    "$kubectl" delete namespace "$ns" "$other" --wait=false >/dev/null 2>&1 || true
+    "$kubectl" delete clusterrole,clusterrolebinding "kpulse-$ns" --ignore-not-found >/dev/null 2>&1 || true
+  }
+  trap 'cleanup_server; rm -rf "$work"' EXIT
+  "$kubectl" create namespace "$ns" >/dev/null
+  "$kubectl" create namespace "$other" >/dev/null
+  "$kubectl" label namespace "$ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
+
+  srender() { "$helm" template kpulse "$chart" --namespace "$ns" "$@" 2>"$work/render.err"; }
+
+  echo "== server side: dry-run of the rendered manifests"
+  for case in "" "--set replicas=2" "--set existingSecret=creds" "--set secrets.TOKEN=x" \
+    "--set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true --set networkPolicy.egress.enabled=true" \
+    "${all_on[*]} --set config.monitors.canary.namespace=$ns"; do
+    # shellcheck disable=SC2086
+    if manifest="$(srender $case)" && msg="$("$kubectl" apply --dry-run=server -f - <<<"$manifest" 2>&1)"; then
+      pass "dry-run=server ${case:-(defaults)}"
+    else
+      fail "dry-run=server ${case:-(defaults)}: ${msg:-$(cat "$work/render.err")}"
+    fi
+  done
+
+  echo "== server side: helm install into a namespace enforcing the restricted Pod Security Standard"
+  if msg="$("$helm" install kpulse "$chart" -n "$ns" 2>&1)"; then
+    pass "helm install"
+  else
+    fail "helm install: $msg"
+  fi
+  has "notes: how to turn on and send a test message" "$msg" "test_channel_token: \$TEST_CHANNEL_TOKEN"
+  has "notes: where to look" "$msg" "curl -s localhost:8080/status"
+  has "notes: kpulse-state is left on uninstall" "$msg" "delete configmap kpulse-state"
+  # The ReplicaSet controller creates the pod; PodSecurity admission would refuse it (FailedCreate).
+  pod=""
+  for _ in $(seq 1 60); do
+    pod="$("$kubectl" get pods -n "$ns" -l app.kubernetes.io/instance=kpulse -o name 2>/dev/null | head -n1)"
+    [[ -n "$pod" ]] && break
+    sleep 0.5
+  done
+  if [[ -n "$pod" ]]; then
+    pass "restricted namespace: the Deployment's pod was admitted ($pod)"
+  else
+    fail "restricted namespace: no pod admitted: $("$kubectl" get events -n "$ns" --field-selector reason=FailedCreate -o jsonpath='{.items[*].message}' 2>&1)"
+  fi
+  # The same pod template as a bare Pod, and a control pod that must be refused (PSA is enforcing).
+  spec="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.template.spec}')"
+  if msg="$(printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"kpulse-psa"},"spec":%s}' "$spec" | "$kubectl" create -n "$ns" --dry-run=server -f - 2>&1)"; then
+    pass "restricted namespace: pod template admitted as a bare Pod"
+  else
+    fail "restricted namespace: pod template refused: $msg"
+  fi
+  if msg="$("$kubectl" run psa-control -n "$ns" --image=registry.k8s.io/pause:3.10 --dry-run=server 2>&1)"; then
+    fail "restricted namespace: a pod without securityContext was admitted (PodSecurity not enforcing?)"
+  elif grep -q 'violates PodSecurity' <<<"$msg"; then
+    pass "restricted namespace: a non-compliant pod is refused (the check above means something)"
+  else
+    fail "restricted namespace: control pod failed for another reason: $msg"
+  fi
+
+  can() { # EXPECT(yes|no) VERB RESOURCE [flags...]
+    local expect="$1" verb="$2" resource="$3"; shift 3
+    local got
+    got="$("$kubectl" auth can-i "$verb" "$resource" --as="$sa" "$@" 2>/dev/null | head -n1)"
+    if [[ "$got" == "$expect" ]]; then
+      pass "can-i $verb $resource $* = $expect"
+    else
+      fail "can-i $verb $resource $*: expected $expect, got '${got:-error}'"
+    fi
+  }
+
+  echo "== server side: RBAC with the default values"
+  for r in pods events events.events.k8s.io nodes namespaces persistentvolumeclaims persistentvolumes \
+    storageclasses.storage.k8s.io deployments.apps replicasets.apps statefulsets.apps daemonsets.apps \
+    jobs.batch cronjobs.batch horizontalpodautoscalers.autoscaling; do
+    can yes list "$r" -A
+    can yes watch "$r" -A
+  done
+  can no list secrets -A
+  can no get secrets -n "$ns"
+  can no get nodes --subresource=proxy
+  can no create deployments.apps -n "$other"
+  can no delete pods -n "$other"
+  can no create pods -n "$ns"
+  can no patch nodes
+  can no update pods --subresource=status -n "$other"
+  can yes get configmaps/kpulse -n "$ns"
+  can yes watch configmaps/kpulse -n "$ns"
+  can no update configmaps/kpulse -n "$ns"
+  can no get configmaps/other -n "$ns"
+  can no get configmaps -n "$other"
+  can yes create configmaps -n "$ns"
+  can no create configmaps -n "$other"
+  can yes patch configmaps/kpulse-state -n "$ns"
+  can yes update configmaps/kpulse-state -n "$ns"
+  can yes create events.events.k8s.io -n "$ns"
+  can yes create events -n "$ns"
+  can no create events -n "$other"
+  can no create leases.coordination.k8s.io -n "$ns"
+
+  echo "== server side: real requests with the ServiceAccount's TokenRequest token"
+  token="$("$kubectl" create token kpulse -n "$ns" --duration=10m 2>&1)" || fail "kubectl create token: $token"
+  server="$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority}')"
+  ca_data="$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  if [[ -z "$ca" && -n "$ca_data" ]]; then ca="$work/ca.crt"; base64 -d <<<"$ca_data" >"$ca"; fi
+  skc="$work/sa.kubeconfig"
+  "$kubectl" config --kubeconfig="$skc" set-cluster c --server="$server" --certificate-authority="$ca" >/dev/null
+  "$kubectl" config --kubeconfig="$skc" set-credentials sa --token="$token" >/dev/null
+  "$kubectl" config --kubeconfig="$skc" set-context c --cluster=c --user=sa --namespace="$ns" >/dev/null
+  "$kubectl" config --kubeconfig="$skc" use-context c >/dev/null
+  as_sa() { KUBECONFIG="$skc" "$kubectl" "$@"; }
+  who="$(as_sa auth whoami -o jsonpath='{.status.userInfo.username}' 2>&1)"
+  if [[ "$who" == "$sa" ]]; then pass "token authenticates as $sa"; else fail "token authenticates as '$who', not $sa"; fi
+  forbidden() { # NAME COMMAND...
+    local name="$1"; shift
+    local msg
+    if msg="$(as_sa "$@" 2>&1)"; then
+      fail "$name: succeeded, expected 403 Forbidden"
+    elif grep -q 'Forbidden\|forbidden' <<<"$msg"; then
+      pass "$name: 403 Forbidden"
+    else
+      fail "$name: failed without 403: $msg"
+    fi
+  }
+  allowed() { # NAME COMMAND...
+    local name="$1"; shift
+    local msg
+    if msg="$(as_sa "$@" 2>&1)"; then pass "$name: allowed"; else fail "$name: $msg"; fi
+  }
+  allowed "list pods in every namespace" get pods -A
+  allowed "list Warning events in every namespace" get events -A --field-selector type=Warning
+  allowed "read its configuration ConfigMap" get configmap kpulse
+  allowed "watch-style list of its ConfigMap (name field selector)" get configmaps --field-selector metadata.name=kpulse
+  forbidden "list secrets in every namespace" get secrets -A
+  forbidden "create a deployment" create deployment x -n "$other" --image=registry.k8s.io/pause:3.10
+  forbidden "list all ConfigMaps of its namespace" get configmaps
+  forbidden "edit its own configuration" label configmap kpulse x=y
+  # What kpulse does with kpulse-state: create it, then write it.
+  allowed "create kpulse-state" create configmap kpulse-state --from-literal=state={}
+  allowed "patch kpulse-state" patch configmap kpulse-state --type=merge -p '{"data":{"state":"{\"v\":1}"}}'
+
+  echo "== server side: helm upgrade with opt-in monitors, HA and an existing Secret"
+  if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values \
+    --set config.monitors.tls_cert_expiry.enabled=true --set config.monitors.pvc_usage.enabled=true \
+    --set config.monitors.canary.enabled=true --set config.monitors.canary.namespace="$ns" \
+    --set replicas=2 --set existingSecret=kpulse-creds --set config.http.test_channel_token='$TEST_CHANNEL_TOKEN' 2>&1)"; then
+    pass "helm upgrade (opt-in monitors on)"
+  else
+    fail "helm upgrade (opt-in monitors on): $msg"
+  fi
+  has "notes: the test-message command" "$msg" "/test-channel?channel=log"
+  has "notes: the token's Secret" "$msg" "get secret kpulse-creds"
+  has "notes: opt-in monitors widen RBAC" "$msg" "Opt-in monitors enabled: pvc_usage, tls_cert_expiry, canary"
+  can yes list secrets -A
+  can yes watch secrets -A
+  can yes get nodes --subresource=proxy
+  can yes get secrets/kpulse-creds -n "$ns"
+  can yes create leases.coordination.k8s.io -n "$ns"
+  can yes patch leases.coordination.k8s.io/kpulse-leader -n "$ns"
+  can no patch leases.coordination.k8s.io/other -n "$ns"
+  can yes create pods -n "$ns"
+  can yes delete pods -n "$ns"
+  can no create pods -n "$other"
+  can no delete pods -n "$other"
+  can no create deployments.apps -n "$other"
+  allowed "list secrets in every namespace after the upgrade" get secrets -A
+  strategy="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.strategy.type}/{.spec.replicas}')"
+  if [[ "$strategy" == "RollingUpdate/2" ]]; then pass "upgrade: HA Deployment rolls with 2 replicas"; else fail "upgrade: strategy/replicas is $strategy"; fi
+
+  if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reset-values 2>&1)"; then
+    pass "helm upgrade back to the defaults"
+  else
+    fail "helm upgrade back to the defaults: $msg"
+  fi
+  can no list secrets -A
+  can no get nodes --subresource=proxy
+  can no create pods -n "$ns"
+  can no create leases.coordination.k8s.io -n "$ns"
+  can no get secrets/kpulse-creds -n "$ns"
+  forbidden "list secrets in every namespace after the downgrade" get secrets -A
+  strategy="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.strategy.type}/{.spec.replicas}')"
+  if [[ "$strategy" == "Recreate/1" ]]; then pass "upgrade: back to Recreate with 1 replica"; else fail "upgrade: strategy/replicas is $strategy"; fi
+  gen="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.metadata.generation}')"
+  if "$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values --set config.cluster=upgraded >/dev/null 2>&1 &&
+    [[ "$("$kubectl" get configmap kpulse -n "$ns" -o jsonpath='{.data.config\.yaml}')" == *"cluster: upgraded"* ]]; then
+    pass "upgrade: changed values reach the config ConfigMap"
+  else
+    fail "upgrade: config ConfigMap not updated"
+  fi
+  # No checksum annotation: a configuration change leaves the Deployment (and its pods) alone;
+  # kpulse applies it live.
+  gen2="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.metadata.generation}')"
+  if [[ -n "$gen" && "$gen" == "$gen2" ]]; then pass "upgrade: a config change does not roll the Deployment"; else fail "upgrade: Deployment generation $gen -> $gen2 on a config change"; fi
+
+  echo "== server side: helm uninstall"
+  if msg="$("$helm" uninstall kpulse -n "$ns" 2>&1)"; then pass "helm uninstall"; else fail "helm uninstall: $msg"; fi
+  # ReplicaSets go by garbage collection, a moment after their Deployment. (Pods would too; with
+  # no kubelet here they stay Terminating, so they are not checked.)
+  for _ in $(seq 1 60); do
+    left="$("$kubectl" get deployments,replicasets,services,configmaps,secrets,serviceaccounts,roles,rolebindings,poddisruptionbudgets,networkpolicies \
+      -n "$ns" -l app.kubernetes.io/instance=kpulse -o name 2>&1)"
+    [[ -z "$left" ]] && break
+    sleep 0.5
+  done
+  if [[ -z "$left" ]]; then pass "uninstall: no chart object left in the namespace"; else fail "uninstall: left behind: $left"; fi
+  left="$("$kubectl" get clusterroles,clusterrolebindings -o name 2>&1 | grep -F "kpulse-$ns" || true)"
+  if [[ -z "$left" ]]; then pass "uninstall: ClusterRole and ClusterRoleBinding removed"; else fail "uninstall: left behind: $left"; fi
+  if "$kubectl" get configmap kpulse -n "$ns" >/dev/null 2>&1; then fail "uninstall: config ConfigMap left"; else pass "uninstall: config ConfigMap removed"; fi
+  if "$kubectl" get configmap kpulse-state -n "$ns" >/dev/null 2>&1; then
+    pass "uninstall: kpulse-state (written by kpulse, not chart-owned) stays, as docs/install.md says"
+  else
+    fail "uninstall: kpulse-state is gone; docs/install.md says it stays"
+  fi
+fi
+
+echo "$passed passed, $failed failed"
+[[ $failed == 0 ]]
