@@ -9,3 +9,4 @@ mod nodes_events;
 mod pod_crashes;
 mod pods;
 mod smoke;
+mod state;

@@ -14,6 +14,7 @@ pub mod monitors;
 pub mod operator;
 pub mod pipeline;
 pub mod sinks;
+pub mod state;
 pub mod status;
 pub mod telemetry;
 

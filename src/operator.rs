@@ -169,9 +169,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(config, registry, metrics)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = %args.namespace, "kpulse starting");
 
+    // The stored state goes in before any watch lists, so the first full reconcile of every
+    // monitor runs against it: nothing that still holds fires again, and what cleared while
+    // kpulse was away resolves exactly once.
+    let mut store = crate::state::StateStore::new(client.clone(), &args.namespace);
+    if let Some(snapshot) = store.load().await {
+        pipeline.restore(snapshot);
+    }
+
     let token = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(pipeline.clone().run_ticker(token.clone()));
+    let writer = tokio::spawn(crate::state::run_writer(
+        store,
+        pipeline.clone(),
+        token.clone(),
+    ));
     let ready = crate::monitors::start(client.clone(), pipeline.clone(), token.clone(), &mut tasks);
     let app = crate::http::App::new(pipeline.clone(), {
         let ready = ready.clone();
@@ -197,8 +210,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    pipeline.flush_digests();
+    // Digests whose interval is due go out now; the others stay queued in the state.
+    pipeline.tick();
     let _ = tokio::time::timeout(Duration::from_secs(20), pipeline.drain()).await;
+    if let Ok(mut store) = writer.await {
+        store.save(&pipeline).await;
+    }
     tracing::info!("kpulse stopped");
     Ok(())
 }

@@ -1,0 +1,127 @@
+//! kpulse-state end to end: a restart never re-fires an alert nor forgets one.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{
+    Kpulse, TestNamespace, client, eventually, log_config, status_oom_killed, status_running,
+};
+
+fn config(ns: &str) -> String {
+    log_config(
+        ns,
+        "state: {interval: 5s}\nmonitors: {pod_crashes: {resolve_after: 0s}}\n",
+    )
+}
+
+fn count(kpulse: &Kpulse, key: &str, state: &str) -> usize {
+    kpulse
+        .notifications()
+        .iter()
+        .filter(|n| n["key"] == key && n["state"] == state)
+        .count()
+}
+
+/// Waits until kpulse has logged a state write that includes `active` active alerts.
+async fn state_written_with(kpulse: &Kpulse, active: u64) {
+    eventually(
+        &format!("a state write with {active} active alert(s)"),
+        Duration::from_secs(30),
+        || async {
+            kpulse
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|l| l["message"] == "state written" && l["active"] == active)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn firing_pod(ns: &TestNamespace, kpulse: &Kpulse) -> String {
+    ns.create_pod("api", Default::default()).await;
+    ns.patch_pod_status("api", status_oom_killed()).await;
+    let key = format!("pod_crashes/{}/Pod/api/OOMKilled", ns.name);
+    kpulse
+        .wait_notification("firing", Duration::from_secs(20), |n| {
+            n["key"] == key.as_str() && n["state"] == "firing"
+        })
+        .await;
+    key
+}
+
+#[tokio::test]
+async fn killed_while_firing_then_cleared_resolves_exactly_once_after_restart() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "state-kill").await;
+    let first = Kpulse::start(&config(&ns.name), &ns.name).await;
+    first
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    let key = firing_pod(&ns, &first).await;
+    state_written_with(&first, 1).await;
+    first.kill().await; // SIGKILL: no shutdown write, only the periodic one
+
+    ns.patch_pod_status("api", status_running(1, Some(("OOMKilled", 137))))
+        .await;
+    let second = Kpulse::start(&config(&ns.name), &ns.name).await;
+    second
+        .wait_notification("resolved after restart", Duration::from_secs(30), |n| {
+            n["key"] == key.as_str() && n["state"] == "resolved"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        (
+            count(&second, &key, "firing"),
+            count(&second, &key, "resolved")
+        ),
+        (0, 1),
+        "{:#?}",
+        second.notifications()
+    );
+    assert!(second.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn restarted_while_firing_sends_nothing_new_and_still_resolves_later() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "state-restart").await;
+    let first = Kpulse::start(&config(&ns.name), &ns.name).await;
+    first
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    let key = firing_pod(&ns, &first).await;
+    assert!(
+        first.terminate(Duration::from_secs(15)).await.success(),
+        "SIGTERM writes the state"
+    );
+
+    let second = Kpulse::start(&config(&ns.name), &ns.name).await;
+    second
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    // The first full reconcile has run at sync; give a tick's worth of margin.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        second.notifications().is_empty(),
+        "re-fired after restart: {:#?}",
+        second.notifications()
+    );
+
+    // The restored active set still knows the alert, so its resolution is sent.
+    ns.patch_pod_status("api", status_running(1, Some(("OOMKilled", 137))))
+        .await;
+    second
+        .wait_notification("resolved", Duration::from_secs(20), |n| {
+            n["key"] == key.as_str() && n["state"] == "resolved"
+        })
+        .await;
+    assert!(second.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
