@@ -45,7 +45,7 @@ impl LogSink {
                     "text": render::headline(&batch.cluster, n),
                     "key": n.alert.key.to_string(),
                     "severity": n.alert.severity,
-                    "message": n.alert.message,
+                    "message": render::summary(n),
                     "at": n.at.to_string(),
                     "alert": n.alert,
                 })

@@ -37,18 +37,19 @@ pub fn plain_headline(cluster: &str, n: &Notification) -> String {
     )
 }
 
-/// The message body: what happened (or that it is over), then the facts.
-pub fn body(n: &Notification) -> String {
-    let mut out = match n.state {
+/// What happened, or that it is over, in one paragraph.
+pub fn summary(n: &Notification) -> String {
+    match n.state {
         State::Firing => n.alert.message.clone(),
-        State::Resolved => format!(
-            "The condition cleared after {}. {}",
-            since(n),
-            n.alert.message
-        )
-        .trim_end()
-        .to_string(),
-    };
+        State::Resolved => format!("Cleared after {}. It was: {}", since(n), n.alert.message)
+            .trim_end()
+            .to_string(),
+    }
+}
+
+/// The message body: the summary, then the facts.
+pub fn body(n: &Notification) -> String {
+    let mut out = summary(n);
     let facts = facts(n);
     if !facts.is_empty() {
         out.push('\n');
@@ -143,7 +144,10 @@ mod tests {
             "✅ [RESOLVED] [prod-eks-1] checkout/pod/api-7d9f api-7d9f/server OOMKilled"
         );
         let b = body(&oom(State::Resolved));
-        assert!(b.starts_with("The condition cleared after 5m."), "{b}");
+        assert!(
+            b.starts_with("Cleared after 5m. It was: Container server"),
+            "{b}"
+        );
         assert!(b.contains("Exit code: 137"));
     }
 
