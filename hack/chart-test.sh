@@ -267,12 +267,14 @@ has "networkpolicy: egress to DNS" "$np" "port: 53"
 if [[ -z "${KUBECONFIG:-}" ]] || ! "$kubectl" get --raw /readyz >/dev/null 2>&1; then
   echo "SKIP server-side tests: no reachable control plane (set KUBECONFIG; hack/cluster.sh up)"
 else
-  echo "== server side: $("$kubectl" version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"\(v[^"]*\)".*/\1/p' | tail -n1) at $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  echo "== server side: Kubernetes at $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
   suffix="$(head -c 64 /dev/urandom | tr -dc 'a-z0-9' | head -c 6)"
   ns="kpulse-chart-$suffix"
   other="kpulse-chart-$suffix-other"
   sa="system:serviceaccount:$ns:kpulse"
+  kpulse_pid=""
   cleanup_server() {
+    [[ -n "$kpulse_pid" ]] && kill "$kpulse_pid" 2>/dev/null && wait "$kpulse_pid" 2>/dev/null
     "$helm" uninstall kpulse -n "$ns" >/dev/null 2>&1 || true
     # No kubelet confirms pod deletion on the local control plane: force it.
     "$kubectl" delete pods --all -n "$ns" --force --grace-period=0 >/dev/null 2>&1 || true
@@ -284,12 +286,14 @@ else
   "$kubectl" create namespace "$other" >/dev/null
   "$kubectl" label namespace "$ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
 
-  srender() { "$helm" template kpulse "$chart" --namespace "$ns" "$@" 2>"$work/render.err"; }
+  server_version="$("$kubectl" version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"\(v[^"]*\)".*/\1/p' | tail -n1)"
+  srender() { "$helm" template kpulse "$chart" --namespace "$ns" --kube-version "${server_version:-$kube_version}" "$@" 2>"$work/render.err"; }
 
   echo "== server side: dry-run of the rendered manifests"
   for case in "" "--set replicas=2" "--set existingSecret=creds" "--set secrets.TOKEN=x" \
     "--set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true --set networkPolicy.egress.enabled=true" \
     "${all_on[*]} --set config.monitors.canary.namespace=$ns"; do
+    msg=""
     # shellcheck disable=SC2086
     if manifest="$(srender $case)" && msg="$("$kubectl" apply --dry-run=server -f - <<<"$manifest" 2>&1)"; then
       pass "dry-run=server ${case:-(defaults)}"
@@ -415,6 +419,39 @@ else
   # What kpulse does with kpulse-state: create it, then write it.
   allowed "create kpulse-state" create configmap kpulse-state --from-literal=state={}
   allowed "patch kpulse-state" patch configmap kpulse-state --type=merge -p '{"data":{"state":"{\"v\":1}"}}'
+
+  # The RBAC is enough for what kpulse actually does: run the current build with this token (as
+  # make demo does) until it is ready, stop it (it writes kpulse-state on the way out), and look
+  # for any 403 in its log.
+  if [[ -x "$kpulse_bin" ]]; then
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+    hport="$(free_port)"
+    mport="$(free_port)"
+    RUST_LOG=info "$kpulse_bin" run --kubeconfig "$skc" --namespace "$ns" --http-addr "127.0.0.1:$hport" \
+      --metrics-addr "127.0.0.1:$mport" --log-format text >"$work/kpulse.out" 2>"$work/kpulse.log" &
+    kpulse_pid=$!
+    ready=0
+    for _ in $(seq 1 120); do
+      if curl -fsS "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1; then ready=1; break; fi
+      kill -0 "$kpulse_pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if [[ $ready == 1 ]]; then
+      pass "kpulse (this build) becomes ready with the chart's ServiceAccount and default values"
+    else
+      fail "kpulse did not become ready with the chart's ServiceAccount: $(tail -n 20 "$work/kpulse.log")"
+    fi
+    kill -TERM "$kpulse_pid" 2>/dev/null
+    wait "$kpulse_pid" 2>/dev/null
+    kpulse_pid=""
+    if grep -qiE 'forbidden|403' "$work/kpulse.log"; then
+      fail "kpulse hit a 403 with the chart's RBAC: $(grep -iE 'forbidden|403' "$work/kpulse.log" | head -n 5)"
+    else
+      pass "kpulse logged no 403 from start to shutdown"
+    fi
+  else
+    echo "SKIP kpulse run with the chart's ServiceAccount ($kpulse_bin not built)"
+  fi
 
   echo "== server side: helm upgrade with opt-in monitors, HA and an existing Secret"
   if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values \
