@@ -125,6 +125,35 @@ impl TestNamespace {
             .expect("patch pod status");
     }
 
+    /// Creates or replaces the ConfigMap `kpulse` with this configuration.
+    pub async fn apply_config(&self, config: &str) {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(self.client.clone(), &self.name);
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kpulse"}, "data": {"config.yaml": config}});
+        api.patch(
+            "kpulse",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .expect("apply ConfigMap kpulse");
+    }
+
+    /// Creates or replaces a Secret with these string values.
+    pub async fn apply_secret(&self, name: &str, values: &[(&str, &str)]) {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), &self.name);
+        let data: BTreeMap<&str, &str> = values.iter().copied().collect();
+        let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+        api.patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&s))
+            .await
+            .expect("apply Secret");
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub async fn delete(self) {
         let _ = Api::<Namespace>::all(self.client.clone())
             .delete(&self.name, &Default::default())
@@ -315,6 +344,22 @@ impl Kpulse {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.yaml");
         std::fs::write(&file, config).unwrap();
+        let mut args = vec!["--config-file".to_string(), file.display().to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Self::spawn(namespace, &args, dir).await
+    }
+
+    /// Starts `kpulse run` reading its configuration live from the ConfigMap `kpulse` (and the
+    /// Secret `secret`, when given) in `namespace`, as in a cluster.
+    pub async fn start_from_configmap(namespace: &str, secret: Option<&str>) -> Self {
+        let mut args = Vec::new();
+        if let Some(s) = secret {
+            args.extend(["--secret".to_string(), s.to_string()]);
+        }
+        Self::spawn(namespace, &args, tempfile::tempdir().unwrap()).await
+    }
+
+    async fn spawn(namespace: &str, extra: &[String], dir: tempfile::TempDir) -> Self {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(binary());
         cmd.arg("run")
@@ -322,8 +367,6 @@ impl Kpulse {
             .arg(kubeconfig())
             .arg("--namespace")
             .arg(namespace)
-            .arg("--config-file")
-            .arg(&file)
             .arg("--http-addr")
             .arg(http.to_string())
             .arg("--metrics-addr")

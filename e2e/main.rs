@@ -8,5 +8,6 @@ mod harness;
 mod nodes_events;
 mod pod_crashes;
 mod pods;
+mod reload;
 mod smoke;
 mod state;

@@ -185,6 +185,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         pipeline.clone(),
         token.clone(),
     ));
+    if args.config_file.is_none() {
+        let source = crate::config::controller::Source {
+            namespace: args.namespace.clone(),
+            config_map: args.config_map.clone(),
+            secret: args.secret.clone(),
+        };
+        tasks.spawn(crate::config::controller::run(
+            client.clone(),
+            pipeline.clone(),
+            source,
+            token.clone(),
+        ));
+    }
     let ready = crate::monitors::start(client.clone(), pipeline.clone(), token.clone(), &mut tasks);
     let app = crate::http::App::new(pipeline.clone(), {
         let ready = ready.clone();

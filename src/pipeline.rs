@@ -148,6 +148,13 @@ impl Pipeline {
         self.dispatch(outcome);
     }
 
+    /// See [`Engine::drop_monitor`].
+    pub fn drop_monitor(&self, monitor: &str) -> usize {
+        let n = self.engine().drop_monitor(monitor);
+        self.update_active_gauge();
+        n
+    }
+
     /// Sends due digests.
     pub fn tick(&self) {
         let now = self.now();

@@ -386,6 +386,14 @@ impl Engine {
             .min()
     }
 
+    /// Forgets every active alert of `monitor` without sending anything (the monitor was switched
+    /// off). Returns how many were dropped.
+    pub fn drop_monitor(&mut self, monitor: &str) -> usize {
+        let before = self.active.len();
+        self.active.retain(|k, _| k.monitor != monitor);
+        before - self.active.len()
+    }
+
     /// Records the provider reference a sink returned for the firing message of `key`.
     pub fn set_reference(&mut self, key: &AlertKey, channel: &str, reference: String) {
         if let Some(a) = self.active.get_mut(key) {

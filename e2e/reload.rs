@@ -1,0 +1,115 @@
+//! Live configuration: edits to the ConfigMap apply without a restart; an invalid edit keeps the
+//! last good configuration and says so on the ConfigMap.
+
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+
+use crate::harness::{Kpulse, TestNamespace, client, eventually, status_oom_killed};
+
+fn config(ns: &str, default: &str) -> String {
+    format!(
+        "cluster: e2e\nchannels:\n  a: {{type: log}}\n  b: {{type: log}}\nrouting: {{default: [{default}]}}\nnamespaces: {{include: [{ns}]}}\n"
+    )
+}
+
+/// Makes pod `name` OOMKilled and returns the channel its alert went to.
+async fn alert_channel(ns: &TestNamespace, kpulse: &Kpulse, name: &str) -> String {
+    ns.create_pod(name, Default::default()).await;
+    ns.patch_pod_status(name, status_oom_killed()).await;
+    let n = kpulse
+        .wait_notification(&format!("alert for {name}"), Duration::from_secs(20), |n| {
+            n["alert"]["key"]["name"] == name && n["state"] == "firing"
+        })
+        .await;
+    n["channel"].as_str().unwrap().to_string()
+}
+
+async fn wait_applied(kpulse: &Kpulse, times: usize) {
+    let lines = kpulse.stderr.clone();
+    eventually(
+        &format!("{times} configuration reload(s)"),
+        Duration::from_secs(5),
+        || async {
+            let n = lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("configuration applied"))
+                .count();
+            (n >= times).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_routing_change_applies_within_seconds_without_a_restart() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "reload").await;
+    ns.apply_config(&config(&ns.name, "a")).await;
+    let kpulse = Kpulse::start_from_configmap(&ns.name, None).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    let pid = kpulse.pid();
+    assert_eq!(alert_channel(&ns, &kpulse, "first").await, "a");
+
+    ns.apply_config(&config(&ns.name, "b")).await;
+    wait_applied(&kpulse, 1).await;
+    assert_eq!(alert_channel(&ns, &kpulse, "second").await, "b");
+    assert_eq!(kpulse.pid(), pid, "same process");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn an_invalid_edit_keeps_the_last_good_config_and_is_reported_on_the_configmap() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "invalid").await;
+    ns.apply_config(&config(&ns.name, "a")).await;
+    let kpulse = Kpulse::start_from_configmap(&ns.name, None).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+
+    ns.apply_config(&config(&ns.name, "pager")).await;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let note = eventually(
+        "an InvalidConfig event on the ConfigMap",
+        Duration::from_secs(15),
+        || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items.into_iter().find_map(|e| {
+                let about_cm = e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("ConfigMap") && r.name.as_deref() == Some("kpulse")
+                });
+                (about_cm
+                    && e.reason.as_deref() == Some("InvalidConfig")
+                    && e.type_.as_deref() == Some("Warning"))
+                .then(|| e.note.unwrap_or_default())
+            })
+        },
+    )
+    .await;
+    assert!(
+        note.contains("routing.default[0]: unknown channel \"pager\""),
+        "{note}"
+    );
+    assert_eq!(
+        alert_channel(&ns, &kpulse, "during").await,
+        "a",
+        "the last good config still routes"
+    );
+
+    ns.apply_config(&config(&ns.name, "b")).await;
+    wait_applied(&kpulse, 1).await;
+    assert_eq!(
+        alert_channel(&ns, &kpulse, "after").await,
+        "b",
+        "a later valid edit recovers"
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
