@@ -290,17 +290,21 @@ else
   srender() { "$helm" template kpulse "$chart" --namespace "$ns" --kube-version "${server_version:-$kube_version}" "$@" 2>"$work/render.err"; }
 
   echo "== server side: dry-run of the rendered manifests"
-  for case in "" "--set replicas=2" "--set existingSecret=creds" "--set secrets.TOKEN=x" \
-    "--set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true --set networkPolicy.egress.enabled=true" \
-    "${all_on[*]} --set config.monitors.canary.namespace=$ns"; do
-    msg=""
-    # shellcheck disable=SC2086
-    if manifest="$(srender $case)" && msg="$("$kubectl" apply --dry-run=server -f - <<<"$manifest" 2>&1)"; then
-      pass "dry-run=server ${case:-(defaults)}"
+  dry_run() { # NAME [helm flags...]
+    local name="$1" manifest msg=""; shift
+    if manifest="$(srender "$@")" && msg="$("$kubectl" apply --dry-run=server -f - <<<"$manifest" 2>&1)"; then
+      pass "dry-run=server: $name"
     else
-      fail "dry-run=server ${case:-(defaults)}: ${msg:-$(cat "$work/render.err")}"
+      fail "dry-run=server: $name: ${msg:-$(cat "$work/render.err")}"
     fi
-  done
+  }
+  dry_run "defaults"
+  dry_run "HA" --set replicas=2
+  dry_run "existingSecret" --set existingSecret=creds
+  dry_run "chart Secret" --set secrets.TOKEN=x
+  dry_run "PDB and NetworkPolicy" --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true \
+    --set networkPolicy.egress.enabled=true --set-json 'networkPolicy.egress.apiServer=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]'
+  dry_run "every monitor on, canary in the release namespace" "${all_on[@]}" --set config.monitors.canary.namespace="$ns"
 
   echo "== server side: helm install into a namespace enforcing the restricted Pod Security Standard"
   if msg="$("$helm" install kpulse "$chart" -n "$ns" 2>&1)"; then
@@ -423,32 +427,38 @@ else
   # The RBAC is enough for what kpulse actually does: run the current build with this token (as
   # make demo does) until it is ready, stop it (it writes kpulse-state on the way out), and look
   # for any 403 in its log.
-  if [[ -x "$kpulse_bin" ]]; then
-    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+  start_kpulse() { # [extra kpulse run flags...]; sets kpulse_pid and hport
     hport="$(free_port)"
-    mport="$(free_port)"
+    local mport; mport="$(free_port)"
     RUST_LOG=info "$kpulse_bin" run --kubeconfig "$skc" --namespace "$ns" --http-addr "127.0.0.1:$hport" \
-      --metrics-addr "127.0.0.1:$mport" --log-format text >"$work/kpulse.out" 2>"$work/kpulse.log" &
+      --metrics-addr "127.0.0.1:$mport" --log-format text "$@" >"$work/kpulse.out" 2>"$work/kpulse.log" &
     kpulse_pid=$!
-    ready=0
+    local ready=0
     for _ in $(seq 1 120); do
       if curl -fsS "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1; then ready=1; break; fi
       kill -0 "$kpulse_pid" 2>/dev/null || break
       sleep 0.5
     done
-    if [[ $ready == 1 ]]; then
-      pass "kpulse (this build) becomes ready with the chart's ServiceAccount and default values"
-    else
-      fail "kpulse did not become ready with the chart's ServiceAccount: $(tail -n 20 "$work/kpulse.log")"
-    fi
+    [[ $ready == 1 ]]
+  }
+  stop_kpulse() { # CASE: SIGTERM, then fail on any 403 in the log
     kill -TERM "$kpulse_pid" 2>/dev/null
     wait "$kpulse_pid" 2>/dev/null
     kpulse_pid=""
     if grep -qiE 'forbidden|403' "$work/kpulse.log"; then
-      fail "kpulse hit a 403 with the chart's RBAC: $(grep -iE 'forbidden|403' "$work/kpulse.log" | head -n 5)"
+      fail "$1: kpulse hit a 403 with the chart's RBAC: $(grep -iE 'forbidden|403' "$work/kpulse.log" | head -n 3)"
     else
-      pass "kpulse logged no 403 from start to shutdown"
+      pass "$1: kpulse logged no 403 from start to shutdown"
     fi
+  }
+  if [[ -x "$kpulse_bin" ]]; then
+    if start_kpulse; then
+      pass "kpulse (this build) becomes ready with the chart's ServiceAccount and default values"
+    else
+      fail "kpulse did not become ready with the chart's ServiceAccount: $(tail -n 20 "$work/kpulse.log")"
+    fi
+    stop_kpulse "defaults"
   else
     echo "SKIP kpulse run with the chart's ServiceAccount ($kpulse_bin not built)"
   fi
@@ -478,6 +488,29 @@ else
   can no delete pods -n "$other"
   can no create deployments.apps -n "$other"
   allowed "list secrets in every namespace after the upgrade" get secrets -A
+  # kpulse with the existing Secret (read and watched by name) and a rejected configuration edit,
+  # which it reports as a Warning Event on the ConfigMap.
+  if [[ -x "$kpulse_bin" ]]; then
+    "$kubectl" create secret generic kpulse-creds -n "$ns" --from-literal=TEST_CHANNEL_TOKEN=t0ken >/dev/null
+    if start_kpulse --secret kpulse-creds; then
+      pass "kpulse becomes ready with the existing Secret and the opt-in monitors' RBAC"
+    else
+      fail "kpulse did not become ready with the existing Secret: $(tail -n 20 "$work/kpulse.log")"
+    fi
+    "$kubectl" patch configmap kpulse -n "$ns" --type=merge -p '{"data":{"config.yaml":"no_such_key: 1\n"}}' >/dev/null
+    event=""
+    for _ in $(seq 1 40); do
+      event="$("$kubectl" get events -n "$ns" --field-selector reason=InvalidConfig -o name 2>/dev/null)"
+      [[ -n "$event" ]] && break
+      sleep 0.5
+    done
+    if [[ -n "$event" ]]; then
+      pass "kpulse reports a rejected configuration as an Event (events create)"
+    else
+      fail "no InvalidConfig Event from kpulse: $(grep -i 'event' "$work/kpulse.log" | tail -n 3)"
+    fi
+    stop_kpulse "existing Secret, invalid edit"
+  fi
   strategy="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.strategy.type}/{.spec.replicas}')"
   if [[ "$strategy" == "RollingUpdate/2" ]]; then pass "upgrade: HA Deployment rolls with 2 replicas"; else fail "upgrade: strategy/replicas is $strategy"; fi
 
