@@ -11,3 +11,4 @@ mod pods;
 mod reload;
 mod smoke;
 mod state;
+mod workloads;

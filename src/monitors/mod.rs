@@ -12,7 +12,10 @@
 
 pub mod cluster;
 pub mod container_waiting;
+pub mod daemonset_unscheduled;
 pub mod filter;
+pub mod hpa;
+pub mod job_failed;
 pub mod node_conditions;
 pub mod pod_crashes;
 pub mod pod_evicted;
@@ -21,8 +24,12 @@ pub mod pod_restarts;
 pub mod pod_unschedulable;
 pub mod pods;
 pub mod pvc_pending;
+pub mod replicas_unavailable;
+pub mod rollout_stuck;
+pub mod since;
 pub mod warning_events;
 pub mod watch;
+pub mod workloads;
 
 use std::sync::Arc;
 
@@ -92,6 +99,14 @@ pub fn start(
     let (ready, tx) = Ready::new();
     let namespaces_listed =
         cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
+    workloads::start(
+        client.clone(),
+        pipeline.clone(),
+        token.clone(),
+        tasks,
+        &tx,
+        namespaces_listed.clone(),
+    );
     // Pods in a namespace marked kpulse.io/ignore must not fire at start-up: wait for the list.
     let (spec, p, guard, t) = (
         pods::spec(client.clone()),

@@ -1,0 +1,208 @@
+//! Workload monitors end to end, with conditions produced by the real controllers.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::harness::{Kpulse, TestNamespace, client, eventually, log_config};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn create<K>(ns: &TestNamespace, object: Value) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + serde::Serialize,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(ns.client().clone(), &ns.name);
+    let obj: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("create object");
+    api
+}
+
+async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
+    let kpulse = Kpulse::start(&log_config(&ns.name, monitors), &ns.name).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    kpulse
+}
+
+async fn wait_state(kpulse: &Kpulse, key: &str, state: &str) -> Value {
+    kpulse
+        .wait_notification(&format!("{state} {key}"), WAIT, |n| {
+            n["key"] == key && n["state"] == state
+        })
+        .await
+}
+
+fn template(app: &str, node_selector: Value) -> Value {
+    json!({
+        "metadata": {"labels": {"app": app}},
+        "spec": {"nodeSelector": node_selector, "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "10m"}}}]}
+    })
+}
+
+#[tokio::test]
+async fn workloads_deployment_past_its_deadline_fires_rollout_stuck_and_resolves_on_delete() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "rollout").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {replicas_unavailable: {for: 1s, none_available_for: 1s}}\n",
+    )
+    .await;
+    let api: Api<Deployment> = create(&ns, json!({
+        "metadata": {"name": "stuck"},
+        "spec": {"replicas": 2, "progressDeadlineSeconds": 10, "selector": {"matchLabels": {"app": "stuck"}},
+                 "template": template("stuck", json!({"kpulse.io/no-such-node": "true"}))}
+    }))
+    .await;
+    let stuck = format!(
+        "rollout_stuck/{}/Deployment/stuck/ProgressDeadlineExceeded",
+        ns.name
+    );
+    let fired = wait_state(&kpulse, &stuck, "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!(
+            "🚨 [e2e] {}/deployment/stuck Deployment stuck is stuck: progress deadline exceeded",
+            ns.name
+        )
+    );
+    let unavailable = format!(
+        "replicas_unavailable/{}/Deployment/stuck/ReplicasUnavailable",
+        ns.name
+    );
+    let n = wait_state(&kpulse, &unavailable, "firing").await;
+    assert_eq!(n["severity"], "critical", "no replica available at all");
+
+    api.delete("stuck", &DeleteParams::default()).await.unwrap();
+    wait_state(&kpulse, &stuck, "resolved").await;
+    wait_state(&kpulse, &unavailable, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn workloads_job_over_its_backoff_limit_fires_job_failed() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "job").await;
+    let kpulse = start(&ns, "").await;
+    let jobs: Api<Job> = create(&ns, json!({
+        "metadata": {"name": "backup"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}
+    }))
+    .await;
+    let pods: Api<Pod> = ns.pods();
+    let pod = eventually(
+        "the Job's pod, scheduled",
+        Duration::from_secs(30),
+        || async {
+            pods.list(&ListParams::default().labels("job-name=backup"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+        },
+    )
+    .await;
+    let now = jiff::Timestamp::now().to_string();
+    // The container exits 1, as a kubelet would report it.
+    ns.patch_pod_status(pod.metadata.name.as_deref().unwrap(), json!({
+        "phase": "Failed",
+        "containerStatuses": [{"name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"reason": "Error", "exitCode": 1, "startedAt": now, "finishedAt": now}}}]
+    }))
+    .await;
+    let key = format!("job_failed/{}/Job/backup/BackoffLimitExceeded", ns.name);
+    let n = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        n["alert"]["title"],
+        "Job backup failed: BackoffLimitExceeded"
+    );
+    jobs.delete("backup", &DeleteParams::background())
+        .await
+        .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn workloads_hpa_without_metrics_fires_hpa_unhealthy() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "hpa").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {hpa_unhealthy: {for: 0s}, replicas_unavailable: {enabled: false}}\n",
+    )
+    .await;
+    create::<Deployment>(&ns, json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template("web", json!({}))}
+    }))
+    .await;
+    let hpas: Api<HorizontalPodAutoscaler> = create(&ns, json!({
+        "metadata": {"name": "web"},
+        "spec": {"minReplicas": 1, "maxReplicas": 3, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}
+    }))
+    .await;
+    // No metrics server: the real HPA controller reports ScalingActive=False.
+    let key = format!(
+        "hpa_unhealthy/{}/HorizontalPodAutoscaler/web/ScalingActive",
+        ns.name
+    );
+    let n = wait_state(&kpulse, &key, "firing").await;
+    assert!(
+        n["alert"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("HPA web cannot scale"),
+        "{n}"
+    );
+    hpas.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_on_delete() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "ds").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {daemonset_unscheduled: {for: 0s}, rollout_stuck: {enabled: false}}\n",
+    )
+    .await;
+    let api: Api<DaemonSet> = create(&ns, json!({
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent", json!({"kpulse.io/fake-node": "true"}))}
+    }))
+    .await;
+    // Pods land on the fake nodes but no kubelet ever makes them available.
+    let key = format!(
+        "daemonset_unscheduled/{}/DaemonSet/agent/Unavailable",
+        ns.name
+    );
+    wait_state(&kpulse, &key, "firing").await;
+    api.delete("agent", &DeleteParams::default()).await.unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

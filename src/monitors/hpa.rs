@@ -1,0 +1,183 @@
+//! `hpa_at_max`: HorizontalPodAutoscalers pinned at `maxReplicas` (with min != max) for `for`.
+//! `hpa_unhealthy`: HPAs that cannot scale (`ScalingActive=False`, e.g. no metrics, or
+//! `AbleToScale=False`) for `for`. Both resolvable when the condition clears or the HPA is deleted.
+
+use jiff::Timestamp;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::ResourceExt;
+
+use super::since::Since;
+use super::watch::{Finding, ObjectMonitor};
+use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::Config;
+
+#[derive(Default)]
+pub struct HpaAtMax {
+    since: Since,
+}
+
+pub struct HpaUnhealthy;
+
+fn alert(
+    monitor: &str,
+    h: &HorizontalPodAutoscaler,
+    reason: &str,
+    title: String,
+    message: String,
+    since: Timestamp,
+    now: Timestamp,
+) -> Alert {
+    let key = AlertKey::new(
+        monitor,
+        h.namespace().unwrap_or_default(),
+        "HorizontalPodAutoscaler",
+        h.name_any(),
+        reason,
+    );
+    let mut a = Alert::new(key, Severity::Warning, title, now).message(message);
+    if let Some(t) = h.spec.as_ref().map(|s| &s.scale_target_ref) {
+        a.owner = Some(format!("{}/{}", t.kind, t.name));
+    }
+    a.first_seen = since;
+    a
+}
+
+impl ObjectMonitor<HorizontalPodAutoscaler> for HpaAtMax {
+    fn name(&self) -> &'static str {
+        "hpa_at_max"
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.hpa_at_max.enabled
+    }
+    fn firing(&self, config: &Config, h: &HorizontalPodAutoscaler, now: Timestamp) -> Vec<Finding> {
+        let Some(spec) = h.spec.as_ref() else {
+            return Vec::new();
+        };
+        let max = spec.max_replicas;
+        let min = spec.min_replicas.unwrap_or(1);
+        let current = h
+            .status
+            .as_ref()
+            .and_then(|s| s.current_replicas)
+            .unwrap_or(0);
+        let holds = min != max && current >= max;
+        let key = format!("{}/{}", h.namespace().unwrap_or_default(), h.name_any());
+        match self.since.track(key, holds, now) {
+            Some(since) if since + config.monitors.hpa_at_max.r#for.signed() <= now => {
+                let (ns, name) = (h.namespace().unwrap_or_default(), h.name_any());
+                vec![Finding::firing(alert(
+                    "hpa_at_max",
+                    h,
+                    "AtMaxReplicas",
+                    format!("HPA {name} is at its maximum of {max} replicas"),
+                    format!(
+                        "HorizontalPodAutoscaler {ns}/{name} has been at maxReplicas ({max}) since {since}: it cannot add capacity if load grows."
+                    ),
+                    since,
+                    now,
+                ))]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl ObjectMonitor<HorizontalPodAutoscaler> for HpaUnhealthy {
+    fn name(&self) -> &'static str {
+        "hpa_unhealthy"
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.hpa_unhealthy.enabled
+    }
+    fn firing(&self, config: &Config, h: &HorizontalPodAutoscaler, now: Timestamp) -> Vec<Finding> {
+        let (ns, name) = (h.namespace().unwrap_or_default(), h.name_any());
+        let mut out = Vec::new();
+        for c in h
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if !matches!(c.type_.as_str(), "ScalingActive" | "AbleToScale") || c.status != "False" {
+                continue;
+            }
+            let since = c.last_transition_time.as_ref().map(|t| t.0).unwrap_or(now);
+            if since + config.monitors.hpa_unhealthy.r#for.signed() > now {
+                continue;
+            }
+            let why = c.reason.clone().unwrap_or_default();
+            let detail = c.message.clone().unwrap_or_default();
+            out.push(Finding::firing(alert(
+                "hpa_unhealthy",
+                h,
+                &c.type_,
+                format!("HPA {name} cannot scale: {why}"),
+                format!(
+                    "HorizontalPodAutoscaler {ns}/{name} reports {}=False ({why}): {detail}",
+                    c.type_
+                ),
+                since,
+                now,
+            )));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hpa(current: i32, conditions: serde_json::Value) -> HorizontalPodAutoscaler {
+        serde_json::from_value(json!({
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"minReplicas": 2, "maxReplicas": 5, "scaleTargetRef": {"kind": "Deployment", "name": "api"}},
+            "status": {"currentReplicas": current, "desiredReplicas": current, "conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    fn config() -> Config {
+        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {hpa_at_max: {for: 15m}, hpa_unhealthy: {for: 10m}}\n", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn at_max_needs_the_window() {
+        let m = HpaAtMax::default();
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        assert!(
+            m.firing(&config(), &hpa(5, json!([])), t("2026-11-22T12:00:00Z"))
+                .is_empty()
+        );
+        let f = m.firing(&config(), &hpa(5, json!([])), t("2026-11-22T12:15:00Z"));
+        assert_eq!(f[0].alert.title, "HPA api is at its maximum of 5 replicas");
+        assert_eq!(f[0].alert.owner.as_deref(), Some("Deployment/api"));
+        assert!(
+            m.firing(&config(), &hpa(4, json!([])), t("2026-11-22T12:16:00Z"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn unhealthy_decision_table() {
+        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
+        let no_metrics = json!([{"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "no metrics returned", "lastTransitionTime": "2026-11-22T11:40:00Z"}]);
+        let recent = json!([{"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "lastTransitionTime": "2026-11-22T11:58:00Z"}]);
+        let ok = json!([{"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"}, {"type": "AbleToScale", "status": "True"}]);
+        assert_eq!(
+            HpaUnhealthy.firing(&config(), &hpa(2, no_metrics), now)[0]
+                .alert
+                .key
+                .reason,
+            "ScalingActive"
+        );
+        assert!(
+            HpaUnhealthy
+                .firing(&config(), &hpa(2, recent), now)
+                .is_empty()
+        );
+        assert!(HpaUnhealthy.firing(&config(), &hpa(2, ok), now).is_empty());
+    }
+}

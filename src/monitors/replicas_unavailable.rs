@@ -1,0 +1,171 @@
+//! `replicas_unavailable`: Deployments and StatefulSets with fewer available (ready) replicas than
+//! desired for `for`; critical when none is available for `none_available_for`. Resolvable: when
+//! enough replicas are available again, or the object is deleted.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::ResourceExt;
+
+use super::since::Since;
+use super::watch::{Finding, ObjectMonitor};
+use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::Config;
+
+pub const NAME: &str = "replicas_unavailable";
+
+#[derive(Default)]
+pub struct ReplicasUnavailable {
+    since: Since,
+}
+
+impl ReplicasUnavailable {
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        config: &Config,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        desired: i32,
+        available: i32,
+        cond_since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Vec<Finding> {
+        let s = &config.monitors.replicas_unavailable;
+        let holds = desired > 0 && available < desired;
+        let tracked = self.since.track(format!("{kind}/{ns}/{name}"), holds, now);
+        let Some(since) = cond_since.filter(|_| holds).or(tracked) else {
+            return Vec::new();
+        };
+        let none = available == 0;
+        let wait = if none {
+            s.none_available_for.min(s.r#for)
+        } else {
+            s.r#for
+        };
+        if since + wait.signed() > now {
+            return Vec::new();
+        }
+        let severity = if none && since + s.none_available_for.signed() <= now {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let mut a = Alert::new(AlertKey::new(NAME, ns, kind, name, "ReplicasUnavailable"), severity, format!("{kind} {name}: {available}/{desired} replicas available"), now)
+            .message(format!("{kind} {ns}/{name} has had only {available} of {desired} replicas available since {since}."));
+        a.first_seen = since;
+        vec![Finding::firing(a)]
+    }
+}
+
+impl ObjectMonitor<Deployment> for ReplicasUnavailable {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.replicas_unavailable.enabled
+    }
+    fn firing(&self, config: &Config, d: &Deployment, now: Timestamp) -> Vec<Finding> {
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let st = d.status.as_ref();
+        let available = st.and_then(|s| s.available_replicas).unwrap_or(0);
+        // `Available=False` carries the controller's own timestamp.
+        let cond_since = st
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == "Available" && c.status == "False")
+            .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
+        self.decide(
+            config,
+            "Deployment",
+            &d.namespace().unwrap_or_default(),
+            &d.name_any(),
+            desired,
+            available,
+            cond_since,
+            now,
+        )
+    }
+}
+
+impl ObjectMonitor<StatefulSet> for ReplicasUnavailable {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.replicas_unavailable.enabled
+    }
+    fn firing(&self, config: &Config, s: &StatefulSet, now: Timestamp) -> Vec<Finding> {
+        let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = s
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        self.decide(
+            config,
+            "StatefulSet",
+            &s.namespace().unwrap_or_default(),
+            &s.name_any(),
+            desired,
+            ready,
+            None,
+            now,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Config {
+        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {replicas_unavailable: {for: 15m, none_available_for: 5m}}\n", &Default::default()).unwrap()
+    }
+
+    fn deploy(available: i32, since: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"availableReplicas": available, "conditions": [{"type": "Available", "status": if available < 3 {"False"} else {"True"}, "lastTransitionTime": since}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn decision_table() {
+        let now: Timestamp = "2026-11-22T12:00:00Z".parse().unwrap();
+        let cases = [
+            ("all available", deploy(3, "2026-11-22T10:00:00Z"), None),
+            (
+                "1/3 for 5m: not yet",
+                deploy(1, "2026-11-22T11:55:00Z"),
+                None,
+            ),
+            (
+                "1/3 for 20m: warning",
+                deploy(1, "2026-11-22T11:40:00Z"),
+                Some(Severity::Warning),
+            ),
+            (
+                "0/3 for 3m: not yet",
+                deploy(0, "2026-11-22T11:57:00Z"),
+                None,
+            ),
+            (
+                "0/3 for 6m: critical",
+                deploy(0, "2026-11-22T11:54:00Z"),
+                Some(Severity::Critical),
+            ),
+        ];
+        for (name, d, want) in cases {
+            let got = ReplicasUnavailable::default()
+                .firing(&config(), &d, now)
+                .first()
+                .map(|f| f.alert.severity);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

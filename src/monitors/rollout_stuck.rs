@@ -1,0 +1,244 @@
+//! `rollout_stuck`: rollouts that stopped making progress. Deployments from their own conditions
+//! (`Progressing=False/ProgressDeadlineExceeded`, `ReplicaFailure=True`, timestamped by the
+//! controller); StatefulSets and DaemonSets when the update has not reached every replica for
+//! `stalled_for`. Paused Deployments are skipped. Resolvable: when the rollout completes, the
+//! condition clears, or the object is deleted.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::ResourceExt;
+
+use super::since::Since;
+use super::watch::{Finding, ObjectMonitor};
+use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::Config;
+
+pub const NAME: &str = "rollout_stuck";
+
+#[derive(Default)]
+pub struct RolloutStuck {
+    since: Since,
+}
+
+fn alert(key: AlertKey, title: String, message: String, since: Timestamp, now: Timestamp) -> Alert {
+    let mut a = Alert::new(key, Severity::Warning, title, now).message(message);
+    a.first_seen = since;
+    a
+}
+
+impl ObjectMonitor<Deployment> for RolloutStuck {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.rollout_stuck.enabled
+    }
+    fn firing(&self, _config: &Config, d: &Deployment, now: Timestamp) -> Vec<Finding> {
+        if d.spec.as_ref().and_then(|s| s.paused) == Some(true) {
+            return Vec::new();
+        }
+        let (ns, name) = (d.namespace().unwrap_or_default(), d.name_any());
+        let status = d.status.as_ref();
+        let (available, desired) = (
+            status.and_then(|s| s.available_replicas).unwrap_or(0),
+            d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        );
+        let mut out = Vec::new();
+        for c in status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let since = c.last_transition_time.as_ref().map(|t| t.0).unwrap_or(now);
+            let detail = c.message.clone().unwrap_or_default();
+            if c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            {
+                out.push(Finding::firing(alert(AlertKey::new(NAME, &ns, "Deployment", &name, "ProgressDeadlineExceeded"),
+                    format!("Deployment {name} is stuck: progress deadline exceeded"),
+                    format!("Deployment {ns}/{name} has not made progress within its deadline ({available}/{desired} replicas available). {detail}"),
+                    since, now,
+                )));
+            }
+            if c.type_ == "ReplicaFailure" && c.status == "True" {
+                out.push(Finding::firing(alert(
+                    AlertKey::new(NAME, &ns, "Deployment", &name, "ReplicaFailure"),
+                    format!("Deployment {name} cannot create pods"),
+                    format!("Deployment {ns}/{name} cannot create replicas: {detail}"),
+                    since,
+                    now,
+                )));
+            }
+        }
+        out
+    }
+}
+
+impl ObjectMonitor<StatefulSet> for RolloutStuck {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.rollout_stuck.enabled
+    }
+    fn firing(&self, config: &Config, s: &StatefulSet, now: Timestamp) -> Vec<Finding> {
+        let (ns, name) = (s.namespace().unwrap_or_default(), s.name_any());
+        let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let st = s.status.as_ref();
+        let updated = st.and_then(|s| s.updated_replicas).unwrap_or(0);
+        let lag = st.and_then(|s| s.observed_generation).unwrap_or(0)
+            < s.metadata.generation.unwrap_or(0);
+        let revision_pending = st.is_some_and(|s| {
+            s.update_revision.is_some() && s.update_revision != s.current_revision
+        });
+        let holds = desired > 0 && (lag || (revision_pending && updated < desired));
+        let key = format!("sts/{ns}/{name}/{}", s.metadata.generation.unwrap_or(0));
+        match self.since.track(key, holds, now) {
+            Some(since) if since + config.monitors.rollout_stuck.stalled_for.signed() <= now => {
+                vec![Finding::firing(alert(
+                    AlertKey::new(NAME, &ns, "StatefulSet", &name, "RolloutStalled"),
+                    format!("StatefulSet {name} rollout is not progressing"),
+                    format!(
+                        "StatefulSet {ns}/{name} has updated {updated}/{desired} replicas to the new revision and made no progress since {since}."
+                    ),
+                    since,
+                    now,
+                ))]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl ObjectMonitor<DaemonSet> for RolloutStuck {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.rollout_stuck.enabled
+    }
+    fn firing(&self, config: &Config, d: &DaemonSet, now: Timestamp) -> Vec<Finding> {
+        let (ns, name) = (d.namespace().unwrap_or_default(), d.name_any());
+        let Some(st) = d.status.as_ref() else {
+            return Vec::new();
+        };
+        let updated = st.updated_number_scheduled.unwrap_or(0);
+        let desired = st.desired_number_scheduled;
+        let lag = st.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0);
+        let holds = desired > 0 && (lag || updated < desired);
+        let key = format!("ds/{ns}/{name}/{}", d.metadata.generation.unwrap_or(0));
+        match self.since.track(key, holds, now) {
+            Some(since) if since + config.monitors.rollout_stuck.stalled_for.signed() <= now => {
+                vec![Finding::firing(alert(
+                    AlertKey::new(NAME, &ns, "DaemonSet", &name, "RolloutStalled"),
+                    format!("DaemonSet {name} rollout is not progressing"),
+                    format!(
+                        "DaemonSet {ns}/{name} has updated {updated}/{desired} nodes and made no progress since {since}."
+                    ),
+                    since,
+                    now,
+                ))]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Config {
+        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {rollout_stuck: {stalled_for: 10m}}\n", &Default::default()).unwrap()
+    }
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().unwrap()
+    }
+
+    fn deploy(paused: bool, conditions: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"replicas": 3, "paused": paused, "selector": {}, "template": {}},
+            "status": {"availableReplicas": 1, "conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn deployment_decision_table() {
+        let now = at("2026-11-22T12:00:00Z");
+        let deadline = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"api-1\" has timed out progressing.", "lastTransitionTime": "2026-11-22T11:50:00Z"}]);
+        let failure = json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "exceeded quota", "lastTransitionTime": "2026-11-22T11:59:00Z"}]);
+        let healthy =
+            json!([{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]);
+        let cases = [
+            (
+                "deadline exceeded",
+                deploy(false, deadline.clone()),
+                vec!["ProgressDeadlineExceeded"],
+            ),
+            ("paused is skipped", deploy(true, deadline), vec![]),
+            (
+                "replica failure",
+                deploy(false, failure),
+                vec!["ReplicaFailure"],
+            ),
+            ("healthy", deploy(false, healthy), vec![]),
+        ];
+        for (name, d, want) in cases {
+            let got: Vec<String> = RolloutStuck::default()
+                .firing(&config(), &d, now)
+                .into_iter()
+                .map(|f| f.alert.key.reason)
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+        let a = &RolloutStuck::default().firing(&config(), &deploy(false, json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "lastTransitionTime": "2026-11-22T11:50:00Z"}])), now)[0].alert;
+        assert_eq!(
+            a.title,
+            "Deployment api is stuck: progress deadline exceeded"
+        );
+        assert!(
+            a.message.contains("1/3 replicas available"),
+            "{}",
+            a.message
+        );
+        assert_eq!(
+            a.first_seen,
+            at("2026-11-22T11:50:00Z"),
+            "first seen comes from the condition, not from kpulse"
+        );
+    }
+
+    #[test]
+    fn statefulset_fires_after_stalled_for_and_clears_when_rolled_out() {
+        let m = RolloutStuck::default();
+        let sts = |updated: i32, current: &str| -> StatefulSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "db", "namespace": "shop", "generation": 2},
+                "spec": {"replicas": 3, "selector": {}, "serviceName": "db", "template": {}},
+                "status": {"replicas": 3, "observedGeneration": 2, "updatedReplicas": updated, "currentRevision": current, "updateRevision": "db-2"}
+            }))
+            .unwrap()
+        };
+        let t0 = at("2026-11-22T12:00:00Z");
+        assert!(
+            m.firing(&config(), &sts(1, "db-1"), t0).is_empty(),
+            "just started"
+        );
+        assert!(
+            m.firing(&config(), &sts(1, "db-1"), at("2026-11-22T12:09:00Z"))
+                .is_empty()
+        );
+        let f = m.firing(&config(), &sts(1, "db-1"), at("2026-11-22T12:10:00Z"));
+        assert_eq!(f[0].alert.key.reason, "RolloutStalled");
+        assert!(
+            m.firing(&config(), &sts(3, "db-2"), at("2026-11-22T12:11:00Z"))
+                .is_empty(),
+            "rolled out"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Watches for workload controllers: Deployments, StatefulSets, DaemonSets, Jobs and HPAs.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::runtime::watcher;
+use tokio::sync::watch as signal;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::daemonset_unscheduled::DaemonsetUnscheduled;
+use super::hpa::{HpaAtMax, HpaUnhealthy};
+use super::job_failed::JobFailed;
+use super::replicas_unavailable::ReplicasUnavailable;
+use super::rollout_stuck::RolloutStuck;
+use super::watch::{self, WatchSpec, trim_meta};
+use super::{Ready, cluster};
+use crate::pipeline::Pipeline;
+
+/// Workload specs are pod templates kpulse never reads: drop them.
+fn trim_deployment(d: &mut Deployment) {
+    trim_meta(d);
+    if let Some(s) = d.spec.as_mut() {
+        s.template = Default::default();
+    }
+}
+fn trim_statefulset(s: &mut StatefulSet) {
+    trim_meta(s);
+    if let Some(spec) = s.spec.as_mut() {
+        spec.template = Default::default();
+        spec.volume_claim_templates = None;
+    }
+}
+fn trim_daemonset(d: &mut DaemonSet) {
+    trim_meta(d);
+    if let Some(s) = d.spec.as_mut() {
+        s.template = Default::default();
+    }
+}
+fn trim_job(j: &mut Job) {
+    trim_meta(j);
+    if let Some(s) = j.spec.as_mut() {
+        s.template = Default::default();
+    }
+}
+
+/// Starts the workload watches once the ignored namespaces are known.
+pub fn start(
+    client: kube::Client,
+    pipeline: Pipeline,
+    token: CancellationToken,
+    tasks: &mut JoinSet<()>,
+    ready: &Arc<signal::Sender<usize>>,
+    namespaces_listed: signal::Receiver<bool>,
+) {
+    let rollout = Arc::new(RolloutStuck::default());
+    let replicas = Arc::new(ReplicasUnavailable::default());
+    let deployments = WatchSpec {
+        resource: "deployments",
+        kind: "Deployment",
+        api: Api::<Deployment>::all(client.clone()),
+        config: watcher::Config::default(),
+        trim: trim_deployment,
+        monitors: vec![rollout.clone(), replicas.clone()],
+    };
+    let statefulsets = WatchSpec {
+        resource: "statefulsets",
+        kind: "StatefulSet",
+        api: Api::<StatefulSet>::all(client.clone()),
+        config: watcher::Config::default(),
+        trim: trim_statefulset,
+        monitors: vec![rollout.clone(), replicas],
+    };
+    let daemonsets = WatchSpec {
+        resource: "daemonsets",
+        kind: "DaemonSet",
+        api: Api::<DaemonSet>::all(client.clone()),
+        config: watcher::Config::default(),
+        trim: trim_daemonset,
+        monitors: vec![rollout, Arc::new(DaemonsetUnscheduled::default())],
+    };
+    let jobs = WatchSpec {
+        resource: "jobs",
+        kind: "Job",
+        api: Api::<Job>::all(client.clone()),
+        config: watcher::Config::default(),
+        trim: trim_job,
+        monitors: vec![Arc::new(JobFailed)],
+    };
+    let hpas = WatchSpec {
+        resource: "horizontalpodautoscalers",
+        kind: "HorizontalPodAutoscaler",
+        api: Api::<HorizontalPodAutoscaler>::all(client),
+        config: watcher::Config::default(),
+        trim: trim_meta,
+        monitors: vec![Arc::new(HpaAtMax::default()), Arc::new(HpaUnhealthy)],
+    };
+    macro_rules! spawn_after_namespaces {
+        ($spec:expr) => {{
+            let (spec, p, guard, t, listed) = (
+                $spec,
+                pipeline.clone(),
+                Ready::guard(ready),
+                token.clone(),
+                namespaces_listed.clone(),
+            );
+            tasks.spawn(async move {
+                cluster::after_namespaces(listed).await;
+                watch::run(spec, p, guard, t).await;
+            });
+        }};
+    }
+    spawn_after_namespaces!(deployments);
+    spawn_after_namespaces!(statefulsets);
+    spawn_after_namespaces!(daemonsets);
+    spawn_after_namespaces!(jobs);
+    spawn_after_namespaces!(hpas);
+}
