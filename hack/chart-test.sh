@@ -442,12 +442,16 @@ else
     done
     [[ $ready == 1 ]]
   }
+  denied() { # what kpulse was refused, one line
+    grep -oE 'cannot [a-z]+ resource "[^"]+" in API group "[^"]*"( in the namespace "[^"]+"| at the cluster scope)?' "$work/kpulse.log" |
+      sort -u | paste -sd ';' -
+  }
   stop_kpulse() { # CASE: SIGTERM, then fail on any 403 in the log
     kill -TERM "$kpulse_pid" 2>/dev/null
     wait "$kpulse_pid" 2>/dev/null
     kpulse_pid=""
     if grep -qiE 'forbidden|403' "$work/kpulse.log"; then
-      fail "$1: kpulse hit a 403 with the chart's RBAC: $(grep -iE 'forbidden|403' "$work/kpulse.log" | head -n 3)"
+      fail "$1: kpulse hit a 403 with the chart's RBAC: $(denied)"
     else
       pass "$1: kpulse logged no 403 from start to shutdown"
     fi
@@ -538,6 +542,24 @@ else
   # kpulse applies it live.
   gen2="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.metadata.generation}')"
   if [[ -n "$gen" && "$gen" == "$gen2" ]]; then pass "upgrade: a config change does not roll the Deployment"; else fail "upgrade: Deployment generation $gen -> $gen2 on a config change"; fi
+
+  # With monitors switched off the chart drops their rules, so kpulse must not start the watches
+  # they need. Opt-in until src/monitors starts only the watches of enabled monitors (today it
+  # starts every watch, and one refused by RBAC keeps kpulse unready):
+  # CHART_TEST_TRIMMED_RBAC=1 hack/chart-test.sh
+  if [[ "${CHART_TEST_TRIMMED_RBAC:-0}" == 1 && -x "$kpulse_bin" ]]; then
+    if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values "${all_off[@]}" 2>&1)"; then
+      pass "helm upgrade with every monitor off"
+    else
+      fail "helm upgrade with every monitor off: $msg"
+    fi
+    if start_kpulse; then
+      pass "kpulse becomes ready with every monitor off (ClusterRole: namespaces only)"
+    else
+      fail "kpulse not ready with every monitor off: $(denied)"
+    fi
+    stop_kpulse "every monitor off"
+  fi
 
   echo "== server side: helm uninstall"
   if msg="$("$helm" uninstall kpulse -n "$ns" 2>&1)"; then pass "helm uninstall"; else fail "helm uninstall: $msg"; fi
