@@ -4,7 +4,11 @@
 //! A sink implements one attempt ([`Notifier::attempt`]); retry, backoff with jitter,
 //! `Retry-After` and the per-attempt timeout live here, once, in [`Registry::deliver`].
 
+pub mod alertmanager;
+pub mod email;
 pub mod log;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod render;
 
 use std::collections::BTreeMap;
@@ -292,6 +296,11 @@ pub fn backoff(attempt: u32) -> Duration {
 fn build_one(name: &str, channel: &Channel) -> Result<Arc<dyn Notifier>, String> {
     match channel {
         Channel::Log(_) => Ok(Arc::new(log::LogSink::stdout(name))),
+        Channel::Webhook(c) => Ok(Arc::new(webhook::WebhookSink::new(c)?)),
+        Channel::Email(c) => Ok(Arc::new(email::EmailSink::new(name, c)?)),
+        Channel::Pagerduty(c) => Ok(Arc::new(pagerduty::PagerDutySink::new(c)?)),
+        Channel::Opsgenie(c) => Ok(Arc::new(opsgenie::OpsgenieSink::new(c)?)),
+        Channel::Alertmanager(c) => Ok(Arc::new(alertmanager::AlertmanagerSink::new(c)?)),
         other => Err(format!(
             "sink type {:?} is not available in this build",
             other.type_name()

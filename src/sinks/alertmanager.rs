@@ -1,0 +1,115 @@
+//! The `alertmanager` sink: posts alerts to a Prometheus Alertmanager (`POST {url}/api/v2/alerts`)
+//! so kpulse alerts join Alertmanager's grouping, silences and receivers. A resolution is the
+//! same alert with `endsAt` set to the time it cleared.
+
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value, json};
+
+use super::pagerduty::{http_client, send};
+use super::{AttemptError, Batch, Delivered, Notifier, render};
+use crate::alert::{Notification, State};
+use crate::config::AlertmanagerChannel;
+
+/// Posts alerts to Alertmanager's v2 API.
+pub struct AlertmanagerSink {
+    settings: AlertmanagerChannel,
+    url: String,
+    headers: HeaderMap,
+    client: reqwest::Client,
+}
+
+impl AlertmanagerSink {
+    pub fn new(settings: &AlertmanagerChannel) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("headers.{name} is not a valid HTTP header name"))?;
+            let mut value = HeaderValue::from_str(value.expose())
+                .map_err(|_| format!("headers.{name} is not a valid HTTP header value"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok(AlertmanagerSink {
+            url: format!(
+                "{}/api/v2/alerts",
+                settings.url.expose().trim_end_matches('/')
+            ),
+            settings: settings.clone(),
+            headers,
+            client: http_client(&settings.delivery)?,
+        })
+    }
+}
+
+/// The JSON array for a batch: one Alertmanager alert per notification.
+pub fn alerts(batch: &Batch) -> Value {
+    Value::Array(
+        batch
+            .items
+            .iter()
+            .map(|i| alert(batch, &i.notification))
+            .collect(),
+    )
+}
+
+/// One alert. Labels identify it (the same on both sides, like the alert key); empty values are
+/// left out because Alertmanager treats an empty label as absent.
+pub fn alert(batch: &Batch, n: &Notification) -> Value {
+    let key = &n.alert.key;
+    let mut labels = Map::new();
+    for (name, value) in [
+        ("alertname", key.monitor.as_str()),
+        ("severity", n.alert.severity.as_str()),
+        ("namespace", key.namespace.as_str()),
+        ("kind", key.kind.as_str()),
+        ("name", key.name.as_str()),
+        ("reason", key.reason.as_str()),
+        ("cluster", batch.cluster.as_str()),
+    ] {
+        if !value.is_empty() {
+            labels.insert(name.into(), Value::String(value.into()));
+        }
+    }
+    let mut out = json!({
+        "labels": labels,
+        "annotations": {
+            "summary": format!("{} {}", key.object(), n.alert.title),
+            "description": render::summary(n),
+        },
+        "startsAt": n.alert.first_seen.to_string(),
+    });
+    if n.state == State::Resolved {
+        out["endsAt"] = Value::String(n.at.to_string());
+    }
+    // The first link (by name) is where a responder goes from Alertmanager's UI.
+    if let Some((_, url)) = render::links(&batch.links, &batch.cluster, n)
+        .into_iter()
+        .next()
+    {
+        out["generatorURL"] = Value::String(url);
+    }
+    out
+}
+
+impl Notifier for AlertmanagerSink {
+    fn kind(&self) -> &'static str {
+        "alertmanager"
+    }
+
+    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .post(&self.url)
+                .headers(self.headers.clone())
+                .json(&alerts(batch));
+            let secrets: Vec<&str> = self.settings.headers.values().map(|v| v.expose()).collect();
+            let response = send(request, "Alertmanager", &secrets).await?;
+            Ok(Delivered {
+                references: Vec::new(),
+                response,
+            })
+        })
+    }
+}

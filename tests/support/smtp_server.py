@@ -1,0 +1,102 @@
+"""A real SMTP server for tests/sinks_email.rs (aiosmtpd, from hack/test-deps.sh).
+
+Usage: smtp_server.py PORT CERT KEY USER PASSWORD OUTDIR
+
+Listens on 127.0.0.1:PORT, requires STARTTLS before anything else (certificate CERT, key KEY),
+offers AUTH PLAIN and LOGIN only over TLS and accepts exactly USER/PASSWORD. Each accepted
+message is written to OUTDIR/<n>.eml as received, and OUTDIR/<n>.json holds what a mail client
+would show: the envelope, the authenticated user, the decoded headers and each MIME part's type
+and decoded text, so the Rust test needs no MIME parser. Prints READY once listening; stops on
+SIGTERM or when stdin closes.
+"""
+
+import email
+import email.policy
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def main():
+    port, cert, key, user, password, outdir = sys.argv[1:7]
+    port = int(port)
+    os.makedirs(outdir, exist_ok=True)
+    counter = {"n": 0}
+    lock = threading.Lock()
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == user
+            and auth_data.password.decode() == password
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    class Recorder:
+        async def handle_DATA(self, server, session, envelope):
+            raw = envelope.original_content or envelope.content
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            parts = []
+            for part in msg.walk():
+                if part.is_multipart():
+                    parts.append({"content_type": part.get_content_type(), "text": None})
+                else:
+                    parts.append(
+                        {"content_type": part.get_content_type(), "text": part.get_content()}
+                    )
+            headers = {}
+            for name, value in msg.items():
+                headers.setdefault(name.lower(), str(value))
+            record = {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": envelope.rcpt_tos,
+                "auth_user": (
+                    session.auth_data.login.decode()
+                    if isinstance(session.auth_data, LoginPassword)
+                    else None
+                ),
+                "tls": session.ssl is not None,
+                "headers": headers,
+                "parts": parts,
+            }
+            with lock:
+                counter["n"] += 1
+                n = counter["n"]
+            with open(os.path.join(outdir, f"{n}.eml"), "wb") as f:
+                f.write(raw)
+            tmp = os.path.join(outdir, f"{n}.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(record, f)
+            os.rename(tmp, os.path.join(outdir, f"{n}.json"))
+            return "250 OK queued as %d" % n
+
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    controller = Controller(
+        Recorder(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+        auth_exclude_mechanism=["CRAM-MD5"],
+    )
+    controller.start()
+    print("READY", flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
