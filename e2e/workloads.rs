@@ -206,3 +206,42 @@ async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_on_delete(
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn workloads_cronjob_blocked_by_a_hung_run_fires_cronjob_missed() {
+    use k8s_openapi::api::batch::v1::CronJob;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "cron").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {cronjob_missed: {grace: 5s}, job_failed: {enabled: false}}\n",
+    )
+    .await;
+    // Every minute; the first run never finishes (no kubelet), so with Forbid the controller
+    // skips the next slot, as it would behind a hung Job in a real cluster.
+    let api: Api<CronJob> = create(&ns, json!({
+        "metadata": {"name": "report"},
+        "spec": {"schedule": "*/1 * * * *", "concurrencyPolicy": "Forbid",
+                 "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}}}
+    }))
+    .await;
+    let key = format!("cronjob_missed/{}/CronJob/report/MissedSchedule", ns.name);
+    let n = kpulse
+        .wait_notification("firing cronjob_missed", Duration::from_secs(200), |n| {
+            n["key"] == key.as_str() && n["state"] == "firing"
+        })
+        .await;
+    assert!(
+        n["message"]
+            .as_str()
+            .unwrap()
+            .contains("concurrencyPolicy is Forbid"),
+        "{n}"
+    );
+    api.delete("report", &DeleteParams::background())
+        .await
+        .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod container_waiting;
+pub mod cronjob_missed;
 pub mod daemonset_unscheduled;
 pub mod filter;
 pub mod hpa;

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::Api;
 use kube::runtime::watcher;
 use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::cronjob_missed::CronjobMissed;
 use super::daemonset_unscheduled::DaemonsetUnscheduled;
 use super::hpa::{HpaAtMax, HpaUnhealthy};
 use super::job_failed::JobFailed;
@@ -38,6 +39,12 @@ fn trim_daemonset(d: &mut DaemonSet) {
     trim_meta(d);
     if let Some(s) = d.spec.as_mut() {
         s.template = Default::default();
+    }
+}
+fn trim_cronjob(c: &mut CronJob) {
+    trim_meta(c);
+    if let Some(s) = c.spec.as_mut() {
+        s.job_template = Default::default();
     }
 }
 fn trim_job(j: &mut Job) {
@@ -90,6 +97,14 @@ pub fn start(
         trim: trim_job,
         monitors: vec![Arc::new(JobFailed)],
     };
+    let cronjobs = WatchSpec {
+        resource: "cronjobs",
+        kind: "CronJob",
+        api: Api::<CronJob>::all(client.clone()),
+        config: watcher::Config::default(),
+        trim: trim_cronjob,
+        monitors: vec![Arc::new(CronjobMissed)],
+    };
     let hpas = WatchSpec {
         resource: "horizontalpodautoscalers",
         kind: "HorizontalPodAutoscaler",
@@ -118,4 +133,5 @@ pub fn start(
     spawn_after_namespaces!(daemonsets);
     spawn_after_namespaces!(jobs);
     spawn_after_namespaces!(hpas);
+    spawn_after_namespaces!(cronjobs);
 }
