@@ -6,10 +6,12 @@
 
 pub mod alertmanager;
 pub mod email;
+pub mod http;
 pub mod log;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod render;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

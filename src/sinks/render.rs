@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::alert::{Notification, State};
+use crate::engine::DispatchItem;
 
 /// Emoji at the start of a headline.
 pub fn emoji(state: State) -> &'static str {
@@ -35,6 +36,42 @@ pub fn plain_headline(cluster: &str, n: &Notification) -> String {
         n.alert.key.object(),
         n.alert.title
     )
+}
+
+/// The headline of a digest: `[prod] kpulse digest: 3 alerts (2 firing, 1 resolved)`.
+pub fn digest_title(cluster: &str, items: &[DispatchItem]) -> String {
+    let firing = items
+        .iter()
+        .filter(|i| i.notification.state == State::Firing)
+        .count();
+    let resolved = items.len() - firing;
+    let noun = if items.len() == 1 { "alert" } else { "alerts" };
+    format!(
+        "[{cluster}] kpulse digest: {} {noun} ({firing} firing, {resolved} resolved)",
+        items.len()
+    )
+}
+
+/// Red for firing, green for resolved, as `#rrggbb`.
+pub fn color(state: State) -> &'static str {
+    match state {
+        State::Firing => "#d40e0d",
+        State::Resolved => "#2eb67d",
+    }
+}
+
+/// [`color`] as a number (Discord).
+pub fn color_rgb(state: State) -> u32 {
+    u32::from_str_radix(&color(state)[1..], 16).expect("color() returns #rrggbb")
+}
+
+/// The state a whole batch reports: firing if anything in it fires.
+pub fn batch_state(items: &[DispatchItem]) -> State {
+    if items.iter().any(|i| i.notification.state == State::Firing) {
+        State::Firing
+    } else {
+        State::Resolved
+    }
 }
 
 /// What happened, or that it is over, in one paragraph.
