@@ -4,7 +4,7 @@
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use super::pagerduty::{http_client, send, truncate};
+use super::http::{self, truncate};
 use super::{AttemptError, Batch, Delivered, Notifier, render};
 use crate::alert::{Notification, Severity, State};
 use crate::config::OpsgenieChannel;
@@ -26,7 +26,7 @@ impl OpsgenieSink {
             .map_err(|e| format!("api_url is not a valid URL: {e}"))?;
         Ok(OpsgenieSink {
             settings: settings.clone(),
-            client: http_client(&settings.delivery)?,
+            client: http::client(&settings.delivery)?,
         })
     }
 
@@ -127,7 +127,8 @@ impl Notifier for OpsgenieSink {
                     .post(url)
                     .header(reqwest::header::AUTHORIZATION, format!("GenieKey {key}"))
                     .json(&body);
-                last = send(request, "Opsgenie", &[key]).await?;
+                let answer = http::deliver(request).await.map_err(|e| redact(e, key))?;
+                last = format!("HTTP {}{}", answer.status, http::detail(&answer.body));
             }
             Ok(Delivered {
                 references: Vec::new(),
@@ -135,4 +136,12 @@ impl Notifier for OpsgenieSink {
             })
         })
     }
+}
+
+/// A provider that echoes the API key in an error must not put it in our logs.
+fn redact(mut e: AttemptError, secret: &str) -> AttemptError {
+    if !secret.is_empty() {
+        e.message = e.message.replace(secret, "<redacted>");
+    }
+    e
 }

@@ -5,6 +5,7 @@
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
+use super::http::{self, truncate};
 use super::{AttemptError, Batch, Delivered, Notifier, render};
 use crate::alert::{Notification, State};
 use crate::config::PagerDutyChannel;
@@ -20,7 +21,7 @@ pub struct PagerDutySink {
 
 impl PagerDutySink {
     pub fn new(settings: &PagerDutyChannel) -> Result<Self, String> {
-        let client = http_client(&settings.delivery)?;
+        let client = http::client(&settings.delivery)?;
         Ok(PagerDutySink {
             settings: settings.clone(),
             client,
@@ -88,7 +89,10 @@ impl Notifier for PagerDutySink {
             for item in &batch.items {
                 let body = self.event(batch, &item.notification);
                 let request = self.client.post(self.settings.api_url.expose()).json(&body);
-                last = send(request, "PagerDuty", &[self.settings.routing_key.expose()]).await?;
+                let answer = http::deliver(request)
+                    .await
+                    .map_err(|e| redact(e, self.settings.routing_key.expose()))?;
+                last = format!("HTTP {}{}", answer.status, http::detail(&answer.body));
             }
             Ok(Delivered {
                 references: Vec::new(),
@@ -98,80 +102,10 @@ impl Notifier for PagerDutySink {
     }
 }
 
-/// Cuts `s` to at most `max` characters, ending with `…` when cut.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+/// A provider that echoes the routing key in an error must not put it in our logs.
+fn redact(mut e: AttemptError, secret: &str) -> AttemptError {
+    if !secret.is_empty() {
+        e.message = e.message.replace(secret, "<redacted>");
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// The HTTP client of one channel: the channel's timeout, no redirects (a redirect could carry a
-/// token elsewhere), `https://` only unless `allow_http`.
-pub(crate) fn http_client(delivery: &crate::config::Delivery) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(delivery.timeout.get())
-        .redirect(reqwest::redirect::Policy::none())
-        .https_only(!delivery.allow_http)
-        .user_agent(concat!("kpulse/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))
-}
-
-/// Sends one request and classifies the answer: 2xx is delivered; 429 and 5xx may heal (429 with
-/// its `Retry-After`); other statuses are permanent. The error names the status and a short
-/// piece of the provider's answer, never the URL or any of `secrets`.
-pub(crate) async fn send(
-    request: reqwest::RequestBuilder,
-    provider: &str,
-    secrets: &[&str],
-) -> Result<String, AttemptError> {
-    let scrub = |mut text: String| {
-        for s in secrets.iter().filter(|s| !s.is_empty()) {
-            text = text.replace(s, "<redacted>");
-        }
-        text
-    };
-    let response = request.send().await.map_err(|e| {
-        AttemptError::transient(scrub(format!(
-            "{provider} request failed: {}",
-            e.without_url()
-        )))
-    })?;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
-    let body = response.text().await.unwrap_or_default();
-    let short = scrub(truncate(body.trim(), 200));
-    let text = if short.is_empty() {
-        format!("{provider} answered {status}")
-    } else {
-        format!("{provider} answered {status}: {short}")
-    };
-    if status.is_success() {
-        Ok(text)
-    } else if status.as_u16() == 429 || status.is_server_error() {
-        let mut e = AttemptError::transient(text);
-        e.retry_after = retry_after;
-        Err(e)
-    } else {
-        Err(AttemptError::permanent(text))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncate_counts_characters() {
-        assert_eq!(truncate("abc", 3), "abc");
-        assert_eq!(truncate("abcdé", 4), "abc…");
-    }
+    e
 }
