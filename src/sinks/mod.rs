@@ -5,12 +5,16 @@
 //! `Retry-After` and the per-attempt timeout live here, once, in [`Registry::deliver`].
 
 pub mod alertmanager;
+pub mod discord;
 pub mod email;
+pub mod googlechat;
 pub mod http;
 pub mod log;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod render;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -299,14 +303,14 @@ fn build_one(name: &str, channel: &Channel) -> Result<Arc<dyn Notifier>, String>
     match channel {
         Channel::Log(_) => Ok(Arc::new(log::LogSink::stdout(name))),
         Channel::Webhook(c) => Ok(Arc::new(webhook::WebhookSink::new(c)?)),
+        Channel::Slack(c) => Ok(Arc::new(slack::SlackSink::new(c)?)),
+        Channel::Teams(c) => Ok(Arc::new(teams::TeamsSink::new(c)?)),
+        Channel::Discord(c) => Ok(Arc::new(discord::DiscordSink::new(c)?)),
+        Channel::Googlechat(c) => Ok(Arc::new(googlechat::GoogleChatSink::new(c)?)),
         Channel::Email(c) => Ok(Arc::new(email::EmailSink::new(name, c)?)),
         Channel::Pagerduty(c) => Ok(Arc::new(pagerduty::PagerDutySink::new(c)?)),
         Channel::Opsgenie(c) => Ok(Arc::new(opsgenie::OpsgenieSink::new(c)?)),
         Channel::Alertmanager(c) => Ok(Arc::new(alertmanager::AlertmanagerSink::new(c)?)),
-        other => Err(format!(
-            "sink type {:?} is not available in this build",
-            other.type_name()
-        )),
     }
 }
 

@@ -1,0 +1,281 @@
+//! The `slack` sink: an incoming webhook, or a bot token with `chat.postMessage`.
+//!
+//! Each message is an attachment coloured red (firing) or green (resolved) holding Block Kit
+//! blocks, with the headline as the notification text. With a bot token a resolution is posted
+//! as a reply in the thread of its firing message (`thread_ts` from the stored reference), and
+//! the `ts` of firing messages is returned so later resolutions can find their thread.
+
+use futures::future::BoxFuture;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+use super::{AttemptError, Batch, Delivered, Notifier, http, render};
+use crate::alert::{Severity, State};
+use crate::config::SlackChannel;
+use crate::engine::{DispatchItem, DispatchKind};
+
+/// Slack's limit for a section's text.
+const SECTION_MAX: usize = 3000;
+/// Slack's limit for fields in one section.
+const FIELDS_MAX: usize = 10;
+/// Alerts listed one by one in a digest; the rest are counted.
+const DIGEST_MAX: usize = 40;
+
+enum Mode {
+    Webhook {
+        url: String,
+    },
+    Bot {
+        endpoint: String,
+        token: String,
+        channel: String,
+    },
+}
+
+pub struct SlackSink {
+    client: reqwest::Client,
+    mode: Mode,
+    mention: Option<String>,
+}
+
+impl SlackSink {
+    pub fn new(c: &SlackChannel) -> Result<Self, String> {
+        let mode = match (&c.webhook_url, &c.token) {
+            (Some(url), None) => Mode::Webhook {
+                url: url.expose().to_string(),
+            },
+            (None, Some(token)) => Mode::Bot {
+                endpoint: format!(
+                    "{}/chat.postMessage",
+                    c.api_url.expose().trim_end_matches('/')
+                ),
+                token: token.expose().to_string(),
+                channel: c
+                    .channel
+                    .clone()
+                    .ok_or("token: a bot token needs `channel`")?,
+            },
+            _ => return Err("set exactly one of webhook_url and token".to_string()),
+        };
+        Ok(SlackSink {
+            client: http::client(&c.delivery)?,
+            mode,
+            mention: c.mention.clone(),
+        })
+    }
+
+    /// The messages for a batch, each with the alert it threads under (for resolutions) and the
+    /// items whose firing reference its `ts` becomes.
+    pub fn messages(&self, batch: &Batch) -> Vec<Message> {
+        match batch.kind {
+            DispatchKind::Digest => vec![Message {
+                body: self.digest(batch),
+                thread_ts: None,
+                firing: batch
+                    .items
+                    .iter()
+                    .filter(|i| i.notification.state == State::Firing)
+                    .cloned()
+                    .collect(),
+            }],
+            DispatchKind::Immediate => batch
+                .items
+                .iter()
+                .map(|item| Message {
+                    body: self.single(batch, item),
+                    thread_ts: match item.notification.state {
+                        State::Resolved => item.reference.clone(),
+                        State::Firing => None,
+                    },
+                    firing: if item.notification.state == State::Firing {
+                        vec![item.clone()]
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn text(&self, n_state: State, severity: Severity, headline: String) -> String {
+        match (&self.mention, n_state, severity) {
+            (Some(m), State::Firing, Severity::Critical) => format!("{m} {headline}"),
+            _ => headline,
+        }
+    }
+
+    /// One alert: headline, summary, facts, links.
+    pub fn single(&self, batch: &Batch, item: &DispatchItem) -> Value {
+        let n = &item.notification;
+        let mut blocks = vec![
+            section(&format!(
+                "*{}*",
+                escape(&render::headline(&batch.cluster, n))
+            )),
+            section(&escape(&render::summary(n))),
+        ];
+        let facts: Vec<Value> = render::facts(n)
+            .into_iter()
+            .take(FIELDS_MAX)
+            .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", escape(&k), escape(&v))}))
+            .collect();
+        if !facts.is_empty() {
+            blocks.push(json!({"type": "section", "fields": facts}));
+        }
+        let links = render::links(&batch.links, &batch.cluster, n);
+        let mut context = vec![format!("{} at {}", n.state, n.at)];
+        context.extend(
+            links
+                .iter()
+                .map(|(name, url)| format!("<{url}|{}>", escape(name))),
+        );
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": context.join(" · ")}],
+        }));
+        json!({
+            "text": self.text(n.state, n.alert.severity, render::headline(&batch.cluster, n)),
+            "attachments": [{"color": render::color(n.state), "blocks": blocks}],
+        })
+    }
+
+    /// Every alert of a digest, one attachment each.
+    pub fn digest(&self, batch: &Batch) -> Value {
+        let title = render::digest_title(&batch.cluster, &batch.items);
+        let mut attachments: Vec<Value> = batch
+            .items
+            .iter()
+            .take(DIGEST_MAX)
+            .map(|item| {
+                let n = &item.notification;
+                let mut text = format!(
+                    "*{}*\n{}",
+                    escape(&render::headline(&batch.cluster, n)),
+                    escape(&render::summary(n))
+                );
+                for (name, url) in render::links(&batch.links, &batch.cluster, n) {
+                    text.push_str(&format!("\n<{url}|{}>", escape(&name)));
+                }
+                json!({"color": render::color(n.state), "blocks": [section(&text)]})
+            })
+            .collect();
+        if batch.items.len() > DIGEST_MAX {
+            attachments.push(json!({"blocks": [section(&format!(
+                "…and {} more",
+                batch.items.len() - DIGEST_MAX
+            ))]}));
+        }
+        let state = render::batch_state(&batch.items);
+        let severity = batch
+            .items
+            .iter()
+            .map(|i| i.notification.alert.severity)
+            .max()
+            .unwrap_or(Severity::Info);
+        json!({
+            "text": self.text(state, severity, format!("{} {title}", render::emoji(state))),
+            "blocks": [section(&format!("*{}*", escape(&title)))],
+            "attachments": attachments,
+        })
+    }
+
+    async fn post(&self, message: &Message) -> Result<String, AttemptError> {
+        match &self.mode {
+            Mode::Webhook { url } => {
+                let answer = http::deliver(self.client.post(url).json(&message.body)).await?;
+                Ok(http::short(&answer.body))
+            }
+            Mode::Bot {
+                endpoint,
+                token,
+                channel,
+            } => {
+                let mut body = message.body.clone();
+                body["channel"] = json!(channel);
+                if let Some(ts) = &message.thread_ts {
+                    body["thread_ts"] = json!(ts);
+                }
+                let req = self
+                    .client
+                    .post(endpoint)
+                    .header(AUTHORIZATION, format!("Bearer {token}"))
+                    .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                    .body(body.to_string());
+                let (answer, headers) = http::send(req).await?;
+                let answer = http::classify(answer, &headers)?;
+                // The Web API answers 200 with `ok: false` for most errors.
+                let v: Value = serde_json::from_str(&answer.body).map_err(|_| {
+                    AttemptError::transient(format!(
+                        "Slack answered HTTP {} with something that is not JSON{}",
+                        answer.status,
+                        http::detail(&answer.body)
+                    ))
+                })?;
+                if v["ok"].as_bool() == Some(true) {
+                    return Ok(v["ts"].as_str().unwrap_or_default().to_string());
+                }
+                let error = v["error"].as_str().unwrap_or("unknown_error");
+                let message = format!("Slack chat.postMessage failed: {error}");
+                match error {
+                    "ratelimited"
+                    | "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout" => {
+                        let mut e = AttemptError::transient(message);
+                        e.retry_after = http::retry_after(&headers);
+                        Err(e)
+                    }
+                    _ => Err(AttemptError::permanent(message)),
+                }
+            }
+        }
+    }
+}
+
+/// One Slack message and what it stands for.
+pub struct Message {
+    pub body: Value,
+    pub thread_ts: Option<String>,
+    /// Firing items whose reference is this message's `ts`.
+    pub firing: Vec<DispatchItem>,
+}
+
+fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": http::truncate(text, SECTION_MAX)}})
+}
+
+/// Slack's mrkdwn control characters.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl Notifier for SlackSink {
+    fn kind(&self) -> &'static str {
+        "slack"
+    }
+
+    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+        Box::pin(async move {
+            let mut references = Vec::new();
+            let mut response = String::new();
+            for message in self.messages(batch) {
+                response = self.post(&message).await?;
+                if matches!(self.mode, Mode::Bot { .. }) && !response.is_empty() {
+                    references.extend(
+                        message
+                            .firing
+                            .iter()
+                            .map(|i| (i.notification.alert.key.clone(), response.clone())),
+                    );
+                }
+            }
+            Ok(Delivered {
+                references,
+                response,
+            })
+        })
+    }
+}
