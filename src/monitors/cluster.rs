@@ -65,9 +65,18 @@ pub fn pvcs(
 /// Keeps a store of StorageClasses (a handful of small objects) until cancelled.
 async fn storage_classes(
     client: kube::Client,
+    pipeline: Pipeline,
     writer: reflector::store::Writer<StorageClass>,
     token: CancellationToken,
 ) {
+    // Only pvc_pending reads StorageClasses; the chart grants access only when it is on.
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    while !pipeline.runtime().config.monitors.pvc_pending.enabled {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = every.tick() => {}
+        }
+    }
     let stream = reflector::reflector(
         writer,
         watcher::watcher(Api::<StorageClass>::all(client), watcher::Config::default())
@@ -181,7 +190,12 @@ pub fn start(
     let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
     tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));
     let (classes, writer) = reflector::store();
-    tasks.spawn(storage_classes(client.clone(), writer, token.clone()));
+    tasks.spawn(storage_classes(
+        client.clone(),
+        pipeline.clone(),
+        writer,
+        token.clone(),
+    ));
     let spec = pvcs(client, classes);
     let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
     tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));

@@ -121,6 +121,30 @@ pub async fn run<K>(
         trim,
         monitors,
     } = spec;
+    // A resource whose monitors are all switched off is not watched at all (the chart grants no
+    // access to it then). It starts once a configuration reload switches one on.
+    let any_enabled = |p: &Pipeline| {
+        let rt = p.runtime();
+        monitors.iter().any(|m| m.enabled(&rt.config))
+    };
+    if !any_enabled(&pipeline) {
+        guard.synced();
+        tracing::debug!(
+            resource,
+            "no enabled monitor uses this resource; not watching it"
+        );
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = every.tick() => if any_enabled(&pipeline) { break },
+            }
+        }
+        tracing::info!(
+            resource,
+            "a monitor using this resource was switched on; watching it"
+        );
+    }
     let stream = watcher::watcher(api, config).default_backoff().modify(trim);
     let mut stream = std::pin::pin!(stream);
     let mut objects: HashMap<ObjKey, K> = HashMap::new();
