@@ -17,9 +17,9 @@ renders it from `values.config`). Edits are applied live. Check a file before ap
 kpulse check-config config.yaml --secrets secrets.env
 ```
 
-Strings in `channels` and `http` may reference keys of the Secret named by the chart's
-`secretRef` as `$NAME` or `${NAME}`; `$$` writes a literal `$`. The process environment is never
-used. Every field below is optional unless marked *required*.
+Strings in `channels` and `http` may reference keys of the Secret the chart gives kpulse (its own,
+from `secrets`, or yours, from `existingSecret`) as `$NAME` or `${NAME}`; `$$` writes a literal `$`.
+The process environment is never used. Every field below is optional unless marked *required*.
 
 ";
 
