@@ -1,4 +1,4 @@
-//! `$NAME` / `${NAME}` expansion from the Secret named in the chart (`secretRef`).
+//! `$NAME` / `${NAME}` expansion from the Secret the chart gives kpulse (`secrets` or `existingSecret`).
 //!
 //! Values come only from the given map, never from the process environment. `$$` writes a
 //! literal `$`; a `$` not followed by a name is kept as it is.
