@@ -2,7 +2,7 @@
 //! per dispatch.
 //!
 //! The subject starts with the cluster (`[prod] ...`, `[prod] [RESOLVED] ...`, or
-//! `[prod] kpulse digest: 3 alerts`) and `X-Kpulse-State: firing|resolved|mixed` lets a mail
+//! `[prod] kpulse digest: 3 alerts (2 firing, 1 resolved)`) and `X-Kpulse-State: firing|resolved|mixed` lets a mail
 //! filter route resolutions away without parsing subjects.
 
 use std::time::Duration;
@@ -20,11 +20,6 @@ use super::{AttemptError, Batch, Delivered, Notifier, render};
 use crate::alert::{Notification, State};
 use crate::config::{EmailChannel, SmtpTls};
 use crate::engine::DispatchKind;
-
-/// Banner colour of firing alerts.
-const FIRING_COLOUR: &str = "#d1242f";
-/// Banner colour of resolutions.
-const RESOLVED_COLOUR: &str = "#1a7f37";
 
 /// Sends each batch as one email.
 pub struct EmailSink {
@@ -104,8 +99,9 @@ impl EmailSink {
             .map_err(|e| format!("could not build the message: {e}"))
     }
 
-    /// An SMTP error as an attempt error: 4xx replies and connection problems may heal, 5xx replies
-    /// (a rejected login, an unknown recipient) do not. The password never appears.
+    /// An SMTP error as an attempt error: 4xx replies and connection problems may heal; 5xx replies
+    /// (a rejected login, an unknown recipient) and an untrusted certificate do not. The password
+    /// never appears.
     fn classify(&self, e: lettre::transport::smtp::Error) -> AttemptError {
         let mut text = e.to_string();
         if let Some(password) = &self.settings.smtp.password
@@ -115,7 +111,12 @@ impl EmailSink {
         }
         let smtp = &self.settings.smtp;
         let message = format!("SMTP {}:{}: {text}", smtp.host, smtp.port);
-        if e.is_permanent() || e.is_client() {
+        if text.contains("invalid peer certificate") {
+            // Retrying does not make a certificate trusted.
+            AttemptError::permanent(format!(
+                "{message} (set smtp.ca_file to trust a private CA)"
+            ))
+        } else if e.is_permanent() || e.is_client() {
             AttemptError::permanent(message)
         } else {
             AttemptError::transient(message)
@@ -197,12 +198,7 @@ pub fn state(batch: &Batch) -> &'static str {
 pub fn subject(batch: &Batch) -> String {
     match (batch.kind, batch.items.as_slice()) {
         (DispatchKind::Immediate, [item]) => headline(&batch.cluster, &item.notification),
-        (_, items) => format!(
-            "[{}] kpulse digest: {} alert{}",
-            batch.cluster,
-            items.len(),
-            if items.len() == 1 { "" } else { "s" }
-        ),
+        (_, items) => render::digest_title(&batch.cluster, items),
     }
 }
 
@@ -260,10 +256,7 @@ pub fn html(batch: &Batch) -> String {
     }
     for item in &batch.items {
         let n = &item.notification;
-        let colour = match n.state {
-            State::Firing => FIRING_COLOUR,
-            State::Resolved => RESOLVED_COLOUR,
-        };
+        let colour = render::color(n.state);
         out.push_str(&format!(
             "<div style=\"border:1px solid {colour};border-radius:6px;margin:0 0 16px 0\">\n\
              <div style=\"background:{colour};color:#ffffff;padding:12px 16px;font-size:16px;font-weight:bold\">{} {}</div>\n\
@@ -387,7 +380,10 @@ mod tests {
             DispatchKind::Digest,
             vec![item(State::Firing, "a"), item(State::Resolved, "b")],
         );
-        assert_eq!(subject(&digest), "[prod-eks-1] kpulse digest: 2 alerts");
+        assert_eq!(
+            subject(&digest),
+            "[prod-eks-1] kpulse digest: 2 alerts (1 firing, 1 resolved)"
+        );
         assert_eq!(
             (state(&firing), state(&resolved), state(&digest)),
             ("firing", "resolved", "mixed")
@@ -400,7 +396,8 @@ mod tests {
             DispatchKind::Immediate,
             vec![item(State::Resolved, "data-0")],
         ));
-        assert!(h.contains(RESOLVED_COLOUR) && !h.contains(FIRING_COLOUR));
+        assert!(h.contains(render::color(State::Resolved)));
+        assert!(!h.contains(render::color(State::Firing)));
         assert!(h.contains("back below threshold &lt;80%&gt;"), "{h}");
         assert!(
             h.contains("href=\"https://rb.example/Usage?a=1&amp;b=2\""),
@@ -416,7 +413,7 @@ mod tests {
             vec![item(State::Firing, "a"), item(State::Firing, "b")],
         ));
         assert!(
-            t.starts_with("[prod-eks-1] kpulse digest: 2 alerts\n"),
+            t.starts_with("[prod-eks-1] kpulse digest: 2 alerts (2 firing, 0 resolved)\n"),
             "{t}"
         );
         assert!(t.contains("persistentvolumeclaim/a ") && t.contains("persistentvolumeclaim/b "));

@@ -18,12 +18,15 @@ import signal
 import ssl
 import sys
 import threading
+import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def main():
+    # aiosmtpd warns about its own use of a deprecated attribute on every login.
+    warnings.filterwarnings("ignore", message="Session.login_data")
     port, cert, key, user, password, outdir = sys.argv[1:7]
     port = int(port)
     os.makedirs(outdir, exist_ok=True)
