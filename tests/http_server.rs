@@ -1,5 +1,5 @@
 //! The HTTP servers: probes, status, OpenMetrics and `/test-channel`, through `warp::test` and
-//! through real listeners on 127.0.0.1 with a real receiver behind the channel.
+//! through real listeners on 127.0.0.1, with real webhook channels and a receiver behind them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,78 +7,47 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use kpulse::alert::{Alert, AlertKey, Severity};
-use kpulse::config::{self, Delivery, SecretMap};
+use kpulse::config::{self, SecretMap};
 use kpulse::http::{App, Listeners, OPENMETRICS_CONTENT_TYPE};
 use kpulse::metrics::{Metrics, ResourceLabels, ResultLabels, StageLabels};
 use kpulse::pipeline::Pipeline;
-use kpulse::sinks::{AttemptError, Batch, Delivered, Notifier, Registry};
+use kpulse::sinks::Registry;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
 /// The token configured in these tests; it must never appear in `/status` or `/metrics`.
 const TOKEN: &str = "tok-5ecret-c0ffee-value";
 
-/// A channel that POSTs the batch's titles as JSON to a URL and reports the receiver's answer,
-/// the way the HTTP sinks do: 2xx is delivered, 4xx is permanent, anything else may heal.
-struct HttpNotifier {
-    client: reqwest::Client,
-    url: String,
-}
+/// Secrets of the `ops` webhook: they reach the receiver, never `/status` or `/metrics`.
+const HOOK_KEY: &str = "hook-key-5ecret-d00d";
+const HOOK_TOKEN: &str = "hook-token-5ecret-beef";
 
-impl Notifier for HttpNotifier {
-    fn kind(&self) -> &'static str {
-        "http"
-    }
-    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
-        Box::pin(async move {
-            let titles: Vec<&str> = batch
-                .items
-                .iter()
-                .map(|i| i.notification.alert.title.as_str())
-                .collect();
-            let resp = self
-                .client
-                .post(&self.url)
-                .json(&serde_json::json!({ "channel": batch.channel, "titles": titles }))
-                .send()
-                .await
-                .map_err(|e| AttemptError::transient(e.to_string()))?;
-            let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
-            if status.is_success() {
-                Ok(Delivered {
-                    references: Vec::new(),
-                    response: format!("HTTP {} {body}", status.as_u16()),
-                })
-            } else if status.is_client_error() {
-                Err(AttemptError::permanent(format!(
-                    "HTTP {}: {body}",
-                    status.as_u16()
-                )))
-            } else {
-                Err(AttemptError::transient(format!(
-                    "HTTP {}: {body}",
-                    status.as_u16()
-                )))
-            }
-        })
-    }
-}
-
-/// A provider stand-in on 127.0.0.1: `/ok` accepts, `/bad` answers 400 like a provider rejecting
-/// a payload. Returns the address and the bodies received.
+/// A provider stand-in on 127.0.0.1: `/ok` accepts what carries the webhook's key and token,
+/// `/bad` answers 400 like a provider rejecting a payload. Returns the address and the payloads
+/// accepted.
 async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
     let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let record = seen.clone();
     let ok = warp::path!("ok")
         .and(warp::post())
+        .and(warp::query::<BTreeMap<String, String>>())
+        .and(warp::header::<String>("authorization"))
         .and(warp::body::json())
-        .map(move |body: serde_json::Value| {
-            record.lock().unwrap().push(body);
-            "accepted"
-        });
+        .map(
+            move |query: BTreeMap<String, String>, auth: String, body: serde_json::Value| {
+                if query.get("key").map(String::as_str) != Some(HOOK_KEY)
+                    || auth != format!("Bearer {HOOK_TOKEN}")
+                {
+                    return warp::reply::with_status(
+                        "wrong key",
+                        warp::http::StatusCode::FORBIDDEN,
+                    );
+                }
+                record.lock().unwrap().push(body);
+                warp::reply::with_status("accepted", warp::http::StatusCode::OK)
+            },
+        );
     let bad = warp::path!("bad").and(warp::post()).map(|| {
         warp::reply::with_status(
             r#"{"error":"invalid_payload"}"#,
@@ -96,10 +65,13 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// A pipeline with channels `ops` (delivers to the receiver) and `broken` (rejected by it).
+/// A pipeline with two real webhook channels: `ops` (delivers to the receiver) and `broken`
+/// (rejected by it).
 fn pipeline(receiver: SocketAddr, with_token: bool) -> Pipeline {
     let mut secrets = SecretMap::new();
     secrets.insert("TEST_TOKEN".into(), TOKEN.into());
+    secrets.insert("HOOK_KEY".into(), HOOK_KEY.into());
+    secrets.insert("HOOK_TOKEN".into(), HOOK_TOKEN.into());
     let http = if with_token {
         "http: {test_channel_token: $TEST_TOKEN}\n"
     } else {
@@ -107,26 +79,17 @@ fn pipeline(receiver: SocketAddr, with_token: bool) -> Pipeline {
     };
     let config = config::load(
         &format!(
-            "cluster: test-cluster\nchannels: {{ops: {{type: log}}, broken: {{type: log}}}}\nrouting: {{default: [ops]}}\n{http}"
+            "cluster: test-cluster
+channels:
+  ops: {{type: webhook, url: 'http://{receiver}/ok?key=$HOOK_KEY', headers: {{Authorization: 'Bearer $HOOK_TOKEN'}}, delivery: {{allow_http: true, retries: 0}}}}
+  broken: {{type: webhook, url: 'http://{receiver}/bad', delivery: {{allow_http: true, retries: 0}}}}
+routing: {{default: [ops]}}
+{http}"
         ),
         &secrets,
     )
     .unwrap();
-    let http = client();
-    let channel = |path: &str| -> Arc<dyn Notifier> {
-        Arc::new(HttpNotifier {
-            client: http.clone(),
-            url: format!("http://{receiver}/{path}"),
-        })
-    };
-    let delivery = Delivery {
-        retries: 0,
-        ..Delivery::default()
-    };
-    let registry = Registry::from_notifiers(vec![
-        ("ops".into(), channel("ok"), delivery.clone()),
-        ("broken".into(), channel("bad"), delivery),
-    ]);
+    let registry = Registry::build(&config).unwrap();
     Pipeline::new(config, registry, Arc::new(Metrics::new())).unwrap()
 }
 
@@ -370,8 +333,8 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         "kpulse_alerts_fired_total{monitor=\"oom_killed\",severity=\"critical\"} 1",
         "kpulse_alerts_deduped_total{monitor=\"oom_killed\",severity=\"critical\"} 1",
         "kpulse_active_alerts{monitor=\"pod_crashes\"} 1",
-        "kpulse_notifications_sent_total{channel=\"ops\",sink=\"http\"} 2",
-        "kpulse_notification_send_duration_seconds_count{channel=\"ops\",sink=\"http\"} 2",
+        "kpulse_notifications_sent_total{channel=\"ops\",sink=\"webhook\"} 2",
+        "kpulse_notification_send_duration_seconds_count{channel=\"ops\",sink=\"webhook\"} 2",
         "kpulse_config_generation 1",
         "kpulse_config_reloads_total{result=\"success\"} 1",
         "kpulse_watch_events_total{resource=\"pods\"} 1",
@@ -449,12 +412,23 @@ async fn test_channel_needs_the_token_then_delivers_and_reports_provider_errors(
     let answer: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
     assert_eq!(
         answer,
-        serde_json::json!({"channel": "ops", "ok": true, "attempts": 1, "response": "HTTP 200 accepted"})
+        serde_json::json!({"channel": "ops", "ok": true, "attempts": 1, "response": "HTTP 200: accepted"})
     );
-    assert_eq!(
-        *seen.lock().unwrap(),
-        vec![serde_json::json!({"channel": "ops", "titles": ["Test message for channel ops"]})]
-    );
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (&seen[0]["cluster"], &seen[0]["channel"]),
+            (
+                &serde_json::json!("test-cluster"),
+                &serde_json::json!("ops")
+            )
+        );
+        assert_eq!(
+            seen[0]["alerts"][0]["title"],
+            "Test message for channel ops"
+        );
+    }
 
     // One test per channel per 10 s.
     let r = post("/test-channel?channel=ops", bearer.clone())
@@ -481,7 +455,8 @@ async fn test_channel_needs_the_token_then_delivers_and_reports_provider_errors(
     );
     let metrics = p.metrics().encode();
     assert!(
-        metrics.contains("kpulse_notifications_failed_total{channel=\"broken\",sink=\"http\"} 1"),
+        metrics
+            .contains("kpulse_notifications_failed_total{channel=\"broken\",sink=\"webhook\"} 1"),
         "{metrics}"
     );
 }
@@ -537,7 +512,7 @@ async fn status_shows_config_alerts_and_channels_but_no_secret() {
     assert_eq!(active[0]["channels"], serde_json::json!(["ops"]));
     assert!(active[0]["since"].is_string());
     let ops = &s["channels"]["ops"];
-    assert_eq!(ops["type"], "log");
+    assert_eq!(ops["type"], "webhook");
     assert!(ops["last_success"].is_string() && ops["last_failure"].is_null());
     let broken = &s["channels"]["broken"];
     assert!(broken["last_success"].is_null() && broken["last_failure"].is_string());
@@ -582,7 +557,7 @@ async fn real_listeners_serve_both_ports_end_to_end() {
     assert_eq!(r.headers()["content-type"], OPENMETRICS_CONTENT_TYPE);
     let text = r.text().await.unwrap();
     assert_openmetrics(&text);
-    assert!(text.contains("kpulse_notifications_sent_total{channel=\"ops\",sink=\"http\"} 1"));
+    assert!(text.contains("kpulse_notifications_sent_total{channel=\"ops\",sink=\"webhook\"} 1"));
 
     let r = http
         .post(format!("http://{metrics}/test-channel?channel=ops"))
