@@ -1022,10 +1022,13 @@ async fn a_stalled_channel_does_not_delay_another() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(stalled.count(), 1, "the stalled channel was called too");
     let seen = fast.take();
-    assert_eq!(
-        seen[0].body["alerts"][0]["headline"],
-        FIRING_HEADLINE.replace("prod-eks-1", "prod-eks-1")
-    );
+    assert_eq!(seen[0].body["alerts"][0]["headline"], FIRING_HEADLINE);
+    while stalled.count() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the stalled channel was never called"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
