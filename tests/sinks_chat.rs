@@ -440,7 +440,7 @@ async fn webhook_without_a_secret_sends_no_signature() {
 }
 
 #[tokio::test]
-async fn every_sink_renders_the_test_message() {
+async fn every_http_sink_renders_the_test_message() {
     let rx = Receiver::start((200, r#"{"ok":true,"ts":"1.2"}"#, None)).await;
     let a = rx.addr;
     let channels = [
@@ -456,6 +456,13 @@ async fn every_sink_renders_the_test_message() {
         format!(
             "{{type: googlechat, webhook_url: 'http://{a}/chat', delivery: {{allow_http: true}}}}"
         ),
+        format!(
+            "{{type: pagerduty, routing_key: k, api_url: 'http://{a}/v2/enqueue', delivery: {{allow_http: true}}}}"
+        ),
+        format!(
+            "{{type: opsgenie, api_key: k, api_url: 'http://{a}', delivery: {{allow_http: true}}}}"
+        ),
+        format!("{{type: alertmanager, url: 'http://{a}', delivery: {{allow_http: true}}}}"),
     ];
     for channel in channels {
         let (_, registry) = setup(&channel);

@@ -189,6 +189,29 @@ mod tests {
     }
 
     #[test]
+    fn digest_titles_count_firing_and_resolved() {
+        let items: Vec<DispatchItem> = [State::Firing, State::Resolved, State::Firing]
+            .into_iter()
+            .map(|s| DispatchItem {
+                notification: oom(s),
+                reference: None,
+            })
+            .collect();
+        assert_eq!(
+            digest_title("prod", &items),
+            "[prod] kpulse digest: 3 alerts (2 firing, 1 resolved)"
+        );
+        assert_eq!(
+            digest_title("prod", &items[1..2]),
+            "[prod] kpulse digest: 1 alert (0 firing, 1 resolved)"
+        );
+        assert_eq!(batch_state(&items[1..2]), State::Resolved);
+        assert_eq!(batch_state(&items), State::Firing);
+        assert_eq!(color_rgb(State::Firing), 0xd40e0d);
+        assert_eq!(color_rgb(State::Resolved), 0x2eb67d);
+    }
+
+    #[test]
     fn links_fill_placeholders() {
         let t: BTreeMap<String, String> = [(
             "runbook".to_string(),
