@@ -1039,3 +1039,41 @@ async fn a_stalled_channel_does_not_delay_another() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn through_the_pipeline_a_slack_resolution_replies_in_the_firing_thread() {
+    let rx = Receiver::start((
+        200,
+        r#"{"ok":true,"channel":"C0123","ts":"1800000000.000100"}"#,
+        None,
+    ))
+    .await;
+    let config = config_with(
+        &format!(
+            "  slack: {{type: slack, token: $SLACK_TOKEN, channel: C0123, api_url: 'http://{}/api', delivery: {{allow_http: true}}}}",
+            rx.addr
+        ),
+        "slack",
+    );
+    let registry = Registry::build(&config).unwrap();
+    let pipeline = Pipeline::new(config, registry, Arc::new(Metrics::new())).unwrap();
+
+    pipeline.submit(oom_alert());
+    pipeline.drain().await;
+    pipeline.resolve(&oom_alert().key);
+    pipeline.drain().await;
+
+    let seen = rx.take();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].body["text"], FIRING_HEADLINE);
+    assert!(seen[0].body.get("thread_ts").is_none());
+    assert!(
+        seen[1].body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("✅ [RESOLVED] [prod-eks-1] checkout/pod/api-7d9f"),
+        "{}",
+        seen[1].body
+    );
+    assert_eq!(seen[1].body["thread_ts"], "1800000000.000100");
+}
