@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator (in-cluster, or against --kubeconfig).
-    Run(kpulse::operator::RunArgs),
+    Run(Box<kpulse::operator::RunArgs>),
     /// Validate a configuration file; exit 1 listing every problem.
     CheckConfig {
         /// The configuration (the `config.yaml` of the ConfigMap).
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     kpulse::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => kpulse::operator::main(args),
+        Command::Run(args) => kpulse::operator::main(*args),
         Command::CheckConfig { file, secrets } => {
             kpulse::cli::check_config(&file, secrets.as_deref())
         }

@@ -43,6 +43,16 @@ pub struct RunArgs {
     /// Address of the metrics server (/metrics, and /test-channel when a token is configured).
     #[arg(long, env = "KPULSE_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
+    /// Name of the Lease for leader election. Set (the chart does when `replicas > 1`): replicas
+    /// elect a leader, and only the leader notifies and writes state.
+    #[arg(long, env = "KPULSE_LEASE_NAME")]
+    pub lease_name: Option<String>,
+    /// How long a leader that stopped renewing keeps the lease.
+    #[arg(long, env = "KPULSE_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity in the election (the chart passes the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     /// Log format: json or text.
     #[arg(long, env = "KPULSE_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -172,8 +182,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // The stored state goes in before any watch lists, so the first full reconcile of every
     // monitor runs against it: nothing that still holds fires again, and what cleared while
     // kpulse was away resolves exactly once.
-    let mut store = crate::state::StateStore::new(client.clone(), &args.namespace);
-    if let Some(snapshot) = store.load().await {
+    let store: crate::state::SharedStore = Arc::new(tokio::sync::Mutex::new(
+        crate::state::StateStore::new(client.clone(), &args.namespace),
+    ));
+    if args.lease_name.is_none()
+        && let Some(snapshot) = store.lock().await.load().await
+    {
         pipeline.restore(snapshot);
     }
 
@@ -181,10 +195,33 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(pipeline.clone().run_ticker(token.clone()));
     let writer = tokio::spawn(crate::state::run_writer(
-        store,
+        store.clone(),
         pipeline.clone(),
         token.clone(),
     ));
+    // The lease is released only after the final state write, so a standby loads fresh state.
+    let lease_token = CancellationToken::new();
+    let election = args.lease_name.clone().map(|lease| {
+        let identity = args
+            .pod_name
+            .clone()
+            .unwrap_or_else(|| format!("kpulse-{}-{}", std::process::id(), rand::random::<u32>()));
+        let election = crate::leader::Election {
+            namespace: args.namespace.clone(),
+            lease,
+            identity,
+            duration: args.lease_duration,
+        };
+        // Standby until elected: decide, send nothing.
+        pipeline.set_leader(false);
+        tokio::spawn(crate::leader::run(
+            client.clone(),
+            pipeline.clone(),
+            store.clone(),
+            election,
+            lease_token.clone(),
+        ))
+    });
     if args.config_file.is_none() {
         let source = crate::config::controller::Source {
             namespace: args.namespace.clone(),
@@ -226,8 +263,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Digests whose interval is due go out now; the others stay queued in the state.
     pipeline.tick();
     let _ = tokio::time::timeout(Duration::from_secs(20), pipeline.drain()).await;
-    if let Ok(mut store) = writer.await {
-        store.save(&pipeline).await;
+    let _ = writer.await;
+    if pipeline.is_leader() {
+        store.lock().await.save(&pipeline).await;
+    }
+    pipeline.set_leader(false);
+    lease_token.cancel();
+    if let Some(election) = election {
+        let _ = tokio::time::timeout(Duration::from_secs(6), election).await;
     }
     tracing::info!("kpulse stopped");
     Ok(())

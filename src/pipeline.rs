@@ -35,6 +35,10 @@ struct Inner {
     clock: Clock,
     metrics: Arc<Metrics>,
     deliveries: TaskTracker,
+    /// Only the leader sends; a standby decides (keeping its engine warm) and sends nothing.
+    leader: std::sync::atomic::AtomicBool,
+    /// Signalled when an alert fired or resolved, so the state is written soon after.
+    changed: tokio::sync::Notify,
 }
 
 /// A cheap, cloneable handle to the pipeline.
@@ -72,6 +76,8 @@ impl Pipeline {
                 clock,
                 metrics,
                 deliveries: TaskTracker::new(),
+                leader: std::sync::atomic::AtomicBool::new(true),
+                changed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -212,7 +218,34 @@ impl Pipeline {
         }
     }
 
+    /// Whether this replica sends notifications (always, without leader election).
+    pub fn is_leader(&self) -> bool {
+        self.inner.leader.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.inner
+            .leader
+            .store(leader, std::sync::atomic::Ordering::SeqCst);
+        self.inner.metrics.set_leader(leader);
+    }
+
+    /// Resolves when an alert fired or resolved since the last call (for prompt state writes).
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+
     fn dispatch(&self, outcome: Outcome) {
+        if !self.is_leader() {
+            return;
+        }
+        if outcome
+            .decisions
+            .iter()
+            .any(|d| matches!(d, Decision::Fired { .. } | Decision::Resolved { .. }))
+        {
+            self.inner.changed.notify_one();
+        }
         for d in &outcome.decisions {
             self.inner.metrics.decision(d);
             log_decision(d);

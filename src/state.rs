@@ -282,17 +282,32 @@ impl StateStore {
     }
 }
 
-/// Writes the state every `state.interval` (read from the live configuration) until cancelled.
+/// The state store, shared by the periodic writer, shutdown and a leadership takeover.
+pub type SharedStore = std::sync::Arc<tokio::sync::Mutex<StateStore>>;
+
+/// Writes the state every `state.interval` (read from the live configuration), and about a
+/// second after any alert fired or resolved, so a crash loses at most that second. Only the
+/// leader writes.
 pub async fn run_writer(
-    mut store: StateStore,
+    store: SharedStore,
     pipeline: Pipeline,
     token: tokio_util::sync::CancellationToken,
-) -> StateStore {
+) {
     loop {
         let interval = pipeline.runtime().config.state.interval.get();
         tokio::select! {
-            _ = token.cancelled() => return store,
-            _ = tokio::time::sleep(interval) => store.save(&pipeline).await,
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+            _ = pipeline.changed() => {
+                // Let a burst of alerts settle into one write.
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        }
+        if pipeline.is_leader() {
+            store.lock().await.save(&pipeline).await;
         }
     }
 }

@@ -1,0 +1,104 @@
+//! Two replicas with leader election: only the leader notifies; when it dies, the standby takes
+//! over within the lease duration, loads the state, and resolves what the old leader fired, once.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{
+    Kpulse, TestNamespace, client, eventually, log_config, status_oom_killed, status_running,
+};
+
+const HA: [&str; 4] = ["--lease-name", "kpulse-leader", "--lease-duration", "4s"];
+
+fn count(k: &Kpulse, key: &str, state: &str) -> usize {
+    k.notifications()
+        .iter()
+        .filter(|n| n["key"] == key && n["state"] == state)
+        .count()
+}
+
+fn logged(k: &Kpulse, message: &str) -> bool {
+    k.stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+        })
+}
+
+#[tokio::test]
+async fn the_standby_takes_over_and_resolves_once() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "ha").await;
+    let config = log_config(&ns.name, "monitors: {pod_crashes: {resolve_after: 0s}}\n");
+    let a = Kpulse::start_with(&config, &ns.name, &HA).await;
+    eventually(
+        "the first replica to lead",
+        Duration::from_secs(20),
+        || async { logged(&a, "leader: took over").then_some(()) },
+    )
+    .await;
+    let b = Kpulse::start_with(&config, &ns.name, &HA).await;
+    a.wait_log("watches synced", Duration::from_secs(30)).await;
+    b.wait_log("watches synced", Duration::from_secs(30)).await;
+    assert!(
+        logged(&b, "standby"),
+        "second replica is standby:\n{}",
+        b.logs()
+    );
+
+    ns.create_pod("api", Default::default()).await;
+    ns.patch_pod_status("api", status_oom_killed()).await;
+    let key = format!("pod_crashes/{}/Pod/api/OOMKilled", ns.name);
+    a.wait_notification("leader fires", Duration::from_secs(20), |n| {
+        n["key"] == key.as_str() && n["state"] == "firing"
+    })
+    .await;
+    // The leader writes its state within about a second of a notification.
+    eventually("leader state write", Duration::from_secs(10), || async {
+        a.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|l| l["message"] == "state written" && l["active"] == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(count(&b, &key, "firing"), 0, "the standby sends nothing");
+
+    a.kill().await;
+    let started = std::time::Instant::now();
+    eventually(
+        "the standby to take over",
+        Duration::from_secs(15),
+        || async { logged(&b, "leader: took over").then_some(()) },
+    )
+    .await;
+    let handover = started.elapsed();
+    assert!(
+        handover <= Duration::from_secs(10),
+        "takeover took {handover:?}"
+    );
+
+    ns.patch_pod_status("api", status_running(1, Some(("OOMKilled", 137))))
+        .await;
+    b.wait_notification("new leader resolves", Duration::from_secs(30), |n| {
+        n["key"] == key.as_str() && n["state"] == "resolved"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        (count(&b, &key, "firing"), count(&b, &key, "resolved")),
+        (0, 1),
+        "{:#?}",
+        b.notifications()
+    );
+    assert!(b.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
