@@ -330,6 +330,11 @@ async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
     assert_eq!(header(&m, "to"), "oncall@example.com, sre@example.com");
     assert_eq!(header(&m, "x-kpulse-state"), "firing");
     assert!(header(&m, "content-type").starts_with("multipart/alternative"));
+    let firing_id = header(&m, "message-id").to_string();
+    assert!(
+        firing_id.starts_with("<kpulse.") && firing_id.ends_with("@example.com>"),
+        "{firing_id}"
+    );
     let (text, html) = parts(&m);
     assert!(
         text.starts_with(
@@ -367,6 +372,10 @@ async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
         "[prod-eks-1] [RESOLVED] checkout/persistentvolumeclaim/data-api-0 PVC above 80%"
     );
     assert_eq!(header(&m, "x-kpulse-state"), "resolved");
+    // Mail clients thread the resolution under the firing email.
+    assert_eq!(header(&m, "in-reply-to"), firing_id);
+    assert_eq!(header(&m, "references"), firing_id);
+    assert_ne!(header(&m, "message-id"), firing_id);
     let (text, html) = parts(&m);
     assert!(
         text.starts_with(

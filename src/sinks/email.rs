@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::header::{Header, HeaderName, HeaderValue, InReplyTo, References};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
@@ -94,9 +94,34 @@ impl EmailSink {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
+        builder = match (batch.kind, batch.items.as_slice()) {
+            (DispatchKind::Immediate, [item]) if item.notification.state == State::Firing => {
+                builder.message_id(Some(self.thread_id(&item.notification)))
+            }
+            (DispatchKind::Immediate, [item]) => {
+                let firing = self.thread_id(&item.notification);
+                builder
+                    .message_id(None)
+                    .header(InReplyTo::from(firing.clone()))
+                    .header(References::from(firing))
+            }
+            _ => builder.message_id(None),
+        };
         builder
             .multipart(MultiPart::alternative_plain_html(text(batch), html(batch)))
             .map_err(|e| format!("could not build the message: {e}"))
+    }
+
+    /// The Message-ID of an alert's firing email. Its resolution refers to it (`In-Reply-To`,
+    /// `References`), so mail clients show the resolution in the alert's thread; a retried
+    /// firing email keeps its ID, so clients show it once.
+    fn thread_id(&self, n: &Notification) -> String {
+        let seed = format!("{}|{}", n.alert.key, n.alert.first_seen);
+        format!(
+            "<kpulse.{:016x}@{}>",
+            fnv1a(seed.as_bytes()),
+            self.from.email.domain()
+        )
     }
 
     /// An SMTP error as an attempt error: 4xx replies and connection problems may heal; 5xx replies
@@ -122,6 +147,14 @@ impl EmailSink {
             AttemptError::transient(message)
         }
     }
+}
+
+/// FNV-1a, 64 bit: stable across releases and restarts, unlike `DefaultHasher`, so a
+/// resolution sent by a later kpulse still finds its firing email's ID.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn tls_parameters(host: &str, ca_file: Option<&str>) -> Result<TlsParameters, String> {

@@ -17,16 +17,17 @@ import os
 import signal
 import ssl
 import sys
+import logging
 import threading
-import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def main():
-    # aiosmtpd warns about its own use of a deprecated attribute on every login.
-    warnings.filterwarnings("ignore", message="Session.login_data")
+    # aiosmtpd logs a warning about its own use of a deprecated attribute on every login; keep
+    # its errors (a failed TLS handshake shows up there).
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     port, cert, key, user, password, outdir = sys.argv[1:7]
     port = int(port)
     os.makedirs(outdir, exist_ok=True)
