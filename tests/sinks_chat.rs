@@ -615,6 +615,7 @@ async fn slack_bot_threads_the_resolution_under_the_firing_message() {
     assert_eq!(seen.body["attachments"][0]["color"], "#d40e0d");
     assert!(seen.body.get("thread_ts").is_none());
     let delivered = report.result.unwrap();
+    assert_eq!(delivered.response, "ok, ts 1800000000.000100");
     assert_eq!(
         delivered.references,
         vec![(oom_alert().key, "1800000000.000100".to_string())]

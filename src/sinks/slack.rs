@@ -179,11 +179,15 @@ impl SlackSink {
         })
     }
 
-    async fn post(&self, message: &Message) -> Result<String, AttemptError> {
+    /// Posts one message: the provider's short answer, and the `ts` with a bot token.
+    async fn post(&self, message: &Message) -> Result<(String, Option<String>), AttemptError> {
         match &self.mode {
             Mode::Webhook { url } => {
                 let answer = http::deliver(self.client.post(url).json(&message.body)).await?;
-                Ok(http::short(&answer.body))
+                Ok((
+                    format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
+                    None,
+                ))
             }
             Mode::Bot {
                 endpoint,
@@ -212,7 +216,9 @@ impl SlackSink {
                     ))
                 })?;
                 if v["ok"].as_bool() == Some(true) {
-                    return Ok(v["ts"].as_str().unwrap_or_default().to_string());
+                    let ts = v["ts"].as_str().map(str::to_string);
+                    let shown = format!("ok, ts {}", ts.as_deref().unwrap_or("missing"));
+                    return Ok((shown, ts));
                 }
                 let error = v["error"].as_str().unwrap_or("unknown_error");
                 let message = format!("Slack chat.postMessage failed: {error}");
@@ -262,13 +268,14 @@ impl Notifier for SlackSink {
             let mut references = Vec::new();
             let mut response = String::new();
             for message in self.messages(batch) {
-                response = self.post(&message).await?;
-                if matches!(self.mode, Mode::Bot { .. }) && !response.is_empty() {
+                let (answer, ts) = self.post(&message).await?;
+                response = answer;
+                if let Some(ts) = ts {
                     references.extend(
                         message
                             .firing
                             .iter()
-                            .map(|i| (i.notification.alert.key.clone(), response.clone())),
+                            .map(|i| (i.notification.alert.key.clone(), ts.clone())),
                     );
                 }
             }
