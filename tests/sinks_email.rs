@@ -134,7 +134,8 @@ struct SmtpServer {
 }
 
 impl SmtpServer {
-    fn start() -> SmtpServer {
+    /// `mode`: `starttls` or `implicit`.
+    fn start(mode: &str) -> SmtpServer {
         let python = python();
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = certificates(dir.path());
@@ -152,6 +153,7 @@ impl SmtpServer {
             .arg(&key)
             .args([USER, PASSWORD])
             .arg(&inbox)
+            .arg(mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -202,6 +204,10 @@ impl SmtpServer {
 
     /// A configuration whose channel `mail` sends through this server.
     fn setup(&self, password: &str) -> (Config, Registry) {
+        self.setup_tls(password, "starttls")
+    }
+
+    fn setup_tls(&self, password: &str, tls: &str) -> (Config, Registry) {
         kpulse::install_crypto_provider();
         let mut secrets = SecretMap::new();
         secrets.insert("SMTP_USER".into(), USER.into());
@@ -210,7 +216,7 @@ impl SmtpServer {
             "cluster: prod-eks-1\n\
              links:\n  runbook: 'https://runbooks.example/{{monitor}}?reason={{reason}}&x=1'\n\
              channels:\n  mail:\n    type: email\n    \
-             smtp: {{host: 127.0.0.1, port: {}, tls: starttls, username: $SMTP_USER, password: $SMTP_PASSWORD, ca_file: '{}'}}\n    \
+             smtp: {{host: 127.0.0.1, port: {}, tls: {tls}, username: $SMTP_USER, password: $SMTP_PASSWORD, ca_file: '{}'}}\n    \
              from: 'kpulse <kpulse@example.com>'\n    \
              to: [oncall@example.com, sre@example.com]\n    \
              delivery: {{retries: 2, timeout: 20s}}\n\
@@ -301,7 +307,7 @@ fn header<'a>(message: &'a Value, name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
-    let server = SmtpServer::start();
+    let server = SmtpServer::start("starttls");
     let (config, registry) = server.setup(PASSWORD);
 
     // Firing.
@@ -439,7 +445,7 @@ async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_permanent_and_the_error_names_the_channel_not_the_password() {
-    let server = SmtpServer::start();
+    let server = SmtpServer::start("starttls");
     let wrong = "not-the-pa55word";
     let (config, registry) = server.setup(wrong);
     let report = deliver(
@@ -459,7 +465,7 @@ async fn a_wrong_password_is_permanent_and_the_error_names_the_channel_not_the_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_refused() {
-    let server = SmtpServer::start();
+    let server = SmtpServer::start("starttls");
     kpulse::install_crypto_provider();
     let mut secrets = SecretMap::new();
     secrets.insert("SMTP_PASSWORD".into(), PASSWORD.into());
@@ -492,4 +498,21 @@ async fn an_untrusted_certificate_is_refused() {
     );
     assert!(!err.contains(PASSWORD), "{err}");
     assert_eq!(server.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_delivers_over_tls_from_the_first_byte() {
+    let server = SmtpServer::start("implicit");
+    let (config, registry) = server.setup_tls(PASSWORD, "implicit");
+    let report = deliver(
+        &config,
+        &registry,
+        DispatchKind::Immediate,
+        vec![pvc(State::Firing, "data-api-0")],
+    )
+    .await;
+    assert!(report.result.is_ok(), "{:?}", report.result);
+    let m = server.message(1);
+    assert_eq!(m["auth_user"], USER);
+    assert_eq!(header(&m, "x-kpulse-state"), "firing");
 }

@@ -1,9 +1,10 @@
 """A real SMTP server for tests/sinks_email.rs (aiosmtpd, from hack/test-deps.sh).
 
-Usage: smtp_server.py PORT CERT KEY USER PASSWORD OUTDIR
+Usage: smtp_server.py PORT CERT KEY USER PASSWORD OUTDIR [starttls|implicit]
 
-Listens on 127.0.0.1:PORT, requires STARTTLS before anything else (certificate CERT, key KEY),
-offers AUTH PLAIN and LOGIN only over TLS and accepts exactly USER/PASSWORD. Each accepted
+Listens on 127.0.0.1:PORT. With `starttls` (the default) it requires STARTTLS before anything
+else; with `implicit` it speaks TLS from the first byte (like port 465). Certificate CERT, key
+KEY. It offers AUTH PLAIN and LOGIN only over TLS and accepts exactly USER/PASSWORD. Each accepted
 message is written to OUTDIR/<n>.eml as received, and OUTDIR/<n>.json holds what a mail client
 would show: the envelope, the authenticated user, the decoded headers and each MIME part's type
 and decoded text, so the Rust test needs no MIME parser. Prints READY once listening; stops on
@@ -29,6 +30,7 @@ def main():
     # its errors (a failed TLS handshake shows up there).
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     port, cert, key, user, password, outdir = sys.argv[1:7]
+    mode = sys.argv[7] if len(sys.argv) > 7 else "starttls"
     port = int(port)
     os.makedirs(outdir, exist_ok=True)
     counter = {"n": 0}
@@ -65,7 +67,8 @@ def main():
                     if isinstance(session.auth_data, LoginPassword)
                     else None
                 ),
-                "tls": session.ssl is not None,
+                # An implicit-TLS server cannot be spoken to in clear at all.
+                "tls": session.ssl is not None or mode == "implicit",
                 "headers": headers,
                 "parts": parts,
             }
@@ -82,16 +85,19 @@ def main():
 
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
-    controller = Controller(
-        Recorder(),
+    common = dict(
         hostname="127.0.0.1",
         port=port,
-        tls_context=tls,
-        require_starttls=True,
         authenticator=authenticator,
-        auth_require_tls=True,
         auth_exclude_mechanism=["CRAM-MD5"],
     )
+    if mode == "implicit":
+        # The whole session is TLS; aiosmtpd's auth_require_tls only knows about STARTTLS.
+        controller = Controller(Recorder(), ssl_context=tls, auth_require_tls=False, **common)
+    else:
+        controller = Controller(
+            Recorder(), tls_context=tls, require_starttls=True, auth_require_tls=True, **common
+        )
     controller.start()
     print("READY", flush=True)
 
