@@ -22,15 +22,18 @@ pub struct OpsgenieSink {
 
 impl OpsgenieSink {
     pub fn new(settings: &OpsgenieChannel) -> Result<Self, String> {
-        reqwest::Url::parse(settings.api_url.expose())
+        let url = reqwest::Url::parse(settings.api_url.expose())
             .map_err(|e| format!("api_url is not a valid URL: {e}"))?;
+        if url.cannot_be_a_base() {
+            return Err("api_url must be an http(s) URL".into());
+        }
         Ok(OpsgenieSink {
             settings: settings.clone(),
             client: http::client(&settings.delivery)?,
         })
     }
 
-    /// Method path and body for one notification: create on firing, close on resolution.
+    /// The URL and body for one notification: create on firing, close on resolution.
     pub fn request(&self, batch: &Batch, n: &Notification) -> (reqwest::Url, Value) {
         let mut url = reqwest::Url::parse(self.settings.api_url.expose())
             .expect("api_url was parsed when the sink was built");
@@ -38,7 +41,7 @@ impl OpsgenieSink {
         {
             let mut path = url
                 .path_segments_mut()
-                .expect("an http(s) api_url has path segments");
+                .expect("new() checked that api_url can be a base");
             path.pop_if_empty().push("v2").push("alerts");
             if n.state == State::Resolved {
                 // `push` percent-encodes the slashes of the alias.
