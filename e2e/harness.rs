@@ -305,6 +305,8 @@ pub struct Kpulse {
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
     pub http: SocketAddr,
+    /// The metrics port (`/metrics`).
+    pub metrics: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -361,6 +363,7 @@ impl Kpulse {
 
     async fn spawn(namespace: &str, extra: &[String], dir: tempfile::TempDir) -> Self {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(binary());
         cmd.arg("run")
             .arg("--kubeconfig")
@@ -370,7 +373,7 @@ impl Kpulse {
             .arg("--http-addr")
             .arg(http.to_string())
             .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg(metrics.to_string())
             .args(extra)
             .env("RUST_LOG", "info,kpulse=debug")
             .stdin(Stdio::null())
@@ -388,6 +391,7 @@ impl Kpulse {
             stdout,
             stderr,
             http,
+            metrics,
             _dir: dir,
         }
     }
@@ -565,6 +569,7 @@ impl Kpulse {
             stdout: lines.clone(),
             stderr: lines,
             http: "127.0.0.1:0".parse().unwrap(),
+            metrics: "127.0.0.1:0".parse().unwrap(),
             _dir: tempfile::tempdir().unwrap(),
         }
     }

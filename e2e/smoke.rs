@@ -17,6 +17,21 @@ async fn kpulse_starts_syncs_and_exits_cleanly_on_sigterm() {
     kpulse
         .wait_log("watches synced", Duration::from_secs(30))
         .await;
+    // Watch events are counted per resource.
+    ns.create_pod("counted", Default::default()).await;
+    let url = format!("http://{}/metrics", kpulse.metrics);
+    eventually(
+        "pod watch events in /metrics",
+        Duration::from_secs(10),
+        || async {
+            let body = reqwest::get(&url).await.ok()?.text().await.ok()?;
+            body.lines()
+                .find(|l| l.starts_with("kpulse_watch_events_total{resource=\"pods\"}"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .filter(|n| *n >= 1.0)
+        },
+    )
+    .await;
     let status = kpulse.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "kpulse exited with {status}");
     ns.delete().await;

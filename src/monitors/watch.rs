@@ -25,6 +25,7 @@ use super::{SyncGuard, TICK};
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::Scope;
+use crate::metrics::ResourceLabels;
 use crate::pipeline::Pipeline;
 
 /// What a monitor found for one object.
@@ -158,7 +159,10 @@ pub async fn run<K>(
             _ = tick.tick(), if synced => full_reconcile(&pipeline, &monitors, &objects),
             event = stream.next() => match event {
                 None => return,
-                Some(Err(e)) => tracing::warn!(resource, error = %e, "watch error; retrying with backoff"),
+                Some(Err(e)) => {
+                    pipeline.metrics().watch_restarts.get_or_create(&ResourceLabels::new(resource)).inc();
+                    tracing::warn!(resource, error = %e, "watch error; retrying with backoff");
+                }
                 Some(Ok(Event::Init)) => listing = Some(HashMap::new()),
                 Some(Ok(Event::InitApply(o))) => {
                     if let Some(l) = listing.as_mut() {
@@ -175,10 +179,12 @@ pub async fn run<K>(
                     }
                 }
                 Some(Ok(Event::Apply(o))) => {
+                    pipeline.metrics().watch_events.get_or_create(&ResourceLabels::new(resource)).inc();
                     let old = objects.insert(key(&o), o.clone());
                     evaluate(&pipeline, &monitors, old.as_ref(), &o, kind);
                 }
                 Some(Ok(Event::Delete(o))) => {
+                    pipeline.metrics().watch_events.get_or_create(&ResourceLabels::new(resource)).inc();
                     objects.remove(&key(&o));
                     let scope = Scope::object(o.namespace().unwrap_or_default(), kind, o.name_any());
                     for m in &monitors {
