@@ -113,3 +113,55 @@ async fn an_invalid_edit_keeps_the_last_good_config_and_is_reported_on_the_confi
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_rotated_secret_is_used_by_the_next_delivery() {
+    use crate::harness::Receiver;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "rotate").await;
+    let receiver = Receiver::start().await;
+    ns.apply_secret("kpulse-secrets", &[("HOOK_TOKEN", "first-token")])
+        .await;
+    ns.apply_config(&format!(
+        "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', headers: {{Authorization: 'Bearer $HOOK_TOKEN'}}, delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\n",
+        receiver.url("/hook"),
+        ns.name
+    ))
+    .await;
+    let kpulse = Kpulse::start_from_configmap(&ns.name, Some("kpulse-secrets")).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    let pid = kpulse.pid();
+
+    let alert_for = |name: &'static str| {
+        let ns = &ns;
+        let receiver = &receiver;
+        async move {
+            ns.create_pod(name, Default::default()).await;
+            ns.patch_pod_status(name, status_oom_killed()).await;
+            receiver
+                .wait_for(
+                    &format!("webhook for {name}"),
+                    Duration::from_secs(20),
+                    |r| r.body["alerts"][0]["key"]["name"] == name,
+                )
+                .await
+        }
+    };
+    let first = alert_for("before").await;
+    assert_eq!(first.headers["authorization"], "Bearer first-token");
+
+    ns.apply_secret("kpulse-secrets", &[("HOOK_TOKEN", "second-token")])
+        .await;
+    wait_applied(&kpulse, 1).await;
+    let second = alert_for("after").await;
+    assert_eq!(second.headers["authorization"], "Bearer second-token");
+    assert_eq!(kpulse.pid(), pid, "same process");
+    assert!(
+        !kpulse.logs().contains("first-token") && !kpulse.logs().contains("second-token"),
+        "a secret value reached the log"
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
