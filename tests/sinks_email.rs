@@ -318,7 +318,7 @@ async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
         vec![pvc(State::Firing, "data-api-0")],
     )
     .await;
-    assert!(report.result.is_ok(), "{:?}", report.result);
+    let delivered = report.result.expect("the firing email is delivered");
     assert_eq!(report.attempts, 1);
     let m = server.message(1);
     assert_eq!(m["tls"], true, "the message was sent before STARTTLS");
@@ -341,6 +341,10 @@ async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
         firing_id.starts_with("<kpulse.") && firing_id.ends_with("@example.com>"),
         "{firing_id}"
     );
+    // The engine keeps this reference for the resolution.
+    let references = delivered.references;
+    assert_eq!(references.len(), 1);
+    assert_eq!(references[0].1, firing_id);
     let (text, html) = parts(&m);
     assert!(
         text.starts_with(
@@ -364,13 +368,9 @@ async fn firing_resolved_and_digest_emails_over_starttls_with_auth() {
     );
 
     // Resolved: the cluster first, then [RESOLVED]; the banner turns green.
-    let report = deliver(
-        &config,
-        &registry,
-        DispatchKind::Immediate,
-        vec![pvc(State::Resolved, "data-api-0")],
-    )
-    .await;
+    let mut resolved = pvc(State::Resolved, "data-api-0");
+    resolved.reference = Some(references[0].1.clone());
+    let report = deliver(&config, &registry, DispatchKind::Immediate, vec![resolved]).await;
     assert!(report.result.is_ok(), "{:?}", report.result);
     let m = server.message(2);
     assert_eq!(

@@ -2,8 +2,9 @@
 //! per dispatch.
 //!
 //! The subject starts with the cluster (`[prod] ...`, `[prod] [RESOLVED] ...`, or
-//! `[prod] kpulse digest: 3 alerts (2 firing, 1 resolved)`) and `X-Kpulse-State: firing|resolved|mixed` lets a mail
-//! filter route resolutions away without parsing subjects.
+//! `[prod] kpulse digest: 3 alerts (2 firing, 1 resolved)`), and `X-Kpulse-State:
+//! firing|resolved|mixed` lets a mail filter route resolutions away without parsing subjects. A
+//! resolution replies to the email that reported the alert, so mail clients thread them.
 
 use std::time::Duration;
 
@@ -85,41 +86,43 @@ impl EmailSink {
             .await
     }
 
-    /// The email for a batch (public for tests and previews).
-    pub fn message(&self, batch: &Batch) -> Result<Message, String> {
+    /// The email for a batch with this Message-ID (public for tests and previews).
+    ///
+    /// A resolution whose firing email was sent on this channel refers to it (`In-Reply-To`,
+    /// `References`, from the item's stored reference), so mail clients show it in the alert's
+    /// thread.
+    pub fn message(&self, batch: &Batch, message_id: &str) -> Result<Message, String> {
         let mut builder = Message::builder()
+            .message_id(Some(message_id.to_string()))
             .from(self.from.clone())
             .subject(subject(batch))
             .header(KpulseState(state(batch)));
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        builder = match (batch.kind, batch.items.as_slice()) {
-            (DispatchKind::Immediate, [item]) if item.notification.state == State::Firing => {
-                builder.message_id(Some(self.thread_id(&item.notification)))
-            }
-            (DispatchKind::Immediate, [item]) => {
-                let firing = self.thread_id(&item.notification);
-                builder
-                    .message_id(None)
-                    .header(InReplyTo::from(firing.clone()))
-                    .header(References::from(firing))
-            }
-            _ => builder.message_id(None),
-        };
+        let mut firing_ids: Vec<&str> = batch
+            .items
+            .iter()
+            .filter(|i| i.notification.state == State::Resolved)
+            .filter_map(|i| i.reference.as_deref())
+            .filter(|r| r.starts_with('<') && r.ends_with('>'))
+            .collect();
+        firing_ids.dedup();
+        if let Some(first) = firing_ids.first() {
+            builder = builder
+                .header(InReplyTo::from(first.to_string()))
+                .header(References::from(firing_ids.join(" ")));
+        }
         builder
             .multipart(MultiPart::alternative_plain_html(text(batch), html(batch)))
             .map_err(|e| format!("could not build the message: {e}"))
     }
 
-    /// The Message-ID of an alert's firing email. Its resolution refers to it (`In-Reply-To`,
-    /// `References`), so mail clients show the resolution in the alert's thread; a retried
-    /// firing email keeps its ID, so clients show it once.
-    fn thread_id(&self, n: &Notification) -> String {
-        let seed = format!("{}|{}", n.alert.key, n.alert.first_seen);
+    /// A new Message-ID in the sender's domain.
+    fn new_message_id(&self) -> String {
         format!(
-            "<kpulse.{:016x}@{}>",
-            fnv1a(seed.as_bytes()),
+            "<kpulse.{:032x}@{}>",
+            rand::random::<u128>(),
             self.from.email.domain()
         )
     }
@@ -149,14 +152,6 @@ impl EmailSink {
     }
 }
 
-/// FNV-1a, 64 bit: stable across releases and restarts, unlike `DefaultHasher`, so a
-/// resolution sent by a later kpulse still finds its firing email's ID.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 fn tls_parameters(host: &str, ca_file: Option<&str>) -> Result<TlsParameters, String> {
     let mut builder = TlsParameters::builder(host.to_string());
     if let Some(path) = ca_file {
@@ -177,7 +172,8 @@ impl Notifier for EmailSink {
 
     fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
         Box::pin(async move {
-            let message = self.message(batch).map_err(AttemptError::permanent)?;
+            let id = self.new_message_id();
+            let message = self.message(batch, &id).map_err(AttemptError::permanent)?;
             let response = self
                 .transport()
                 .await
@@ -185,8 +181,15 @@ impl Notifier for EmailSink {
                 .await
                 .map_err(|e| self.classify(e))?;
             let reply = response.message().next().unwrap_or_default();
+            // Kept by the engine so the resolution can reply to this email.
+            let references = batch
+                .items
+                .iter()
+                .filter(|i| i.notification.state == State::Firing)
+                .map(|i| (i.notification.alert.key.clone(), id.clone()))
+                .collect();
             Ok(Delivered {
-                references: Vec::new(),
+                references,
                 response: format!("{} {reply} ({})", response.code(), self.channel),
             })
         })
