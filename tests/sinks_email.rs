@@ -493,7 +493,8 @@ async fn an_untrusted_certificate_is_refused() {
     let err = report.result.unwrap_err().to_string();
     assert!(err.starts_with("channel \"mail\" (email): "), "{err}");
     assert!(
-        err.contains("invalid peer certificate") && err.contains("smtp.ca_file"),
+        err.contains(": Connection error: invalid peer certificate")
+            && err.contains("smtp.ca_file"),
         "{err}"
     );
     assert!(!err.contains(PASSWORD), "{err}");

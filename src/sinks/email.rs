@@ -131,7 +131,15 @@ impl EmailSink {
     /// (a rejected login, an unknown recipient) and an untrusted certificate do not. The password
     /// never appears.
     fn classify(&self, e: lettre::transport::smtp::Error) -> AttemptError {
-        let mut text = e.to_string();
+        // lettre nests errors of one kind ("Connection error: Connection error: ..."): say it once.
+        let mut parts: Vec<&str> = Vec::new();
+        let full = e.to_string();
+        for part in full.split(": ") {
+            if parts.last() != Some(&part) {
+                parts.push(part);
+            }
+        }
+        let mut text = parts.join(": ");
         if let Some(password) = &self.settings.smtp.password
             && !password.is_empty()
         {
