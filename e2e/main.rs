@@ -5,6 +5,7 @@
 
 mod ha;
 mod harness;
+mod hpa;
 
 mod nodes_events;
 mod pod_crashes;
