@@ -2,9 +2,6 @@
 //! 127.0.0.1: the exact request each sends for a firing alert, its resolution and a digest, and
 //! how a rejected key is reported.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
@@ -13,87 +10,15 @@ use kpulse::config::{self, Config, SecretMap};
 use kpulse::engine::{Dispatch, DispatchItem, DispatchKind};
 use kpulse::sinks::{Batch, Registry, Report};
 use serde_json::{Value, json};
-use warp::Filter;
+
+#[path = "support/receiver.rs"]
+mod receiver;
+use receiver::Receiver;
 
 const ROUTING_KEY: &str = "R0UT1NG-k3y-5ecret";
 const GENIE_KEY: &str = "g3nie-5ecret-api-key";
 const AM_TOKEN: &str = "Bearer am-5ecret-t0ken";
 
-/// One request as the receiver saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    /// Path and query, as sent.
-    target: String,
-    headers: BTreeMap<String, String>,
-    body: Value,
-}
-
-/// A scripted answer: status, body and an optional `Retry-After`.
-type Reply = (u16, &'static str, Option<&'static str>);
-
-/// An HTTP receiver that records every request and answers from a script, then with `default`.
-struct Receiver {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-}
-
-impl Receiver {
-    async fn start(default: Reply) -> Receiver {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let script: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
-        let (record, answers) = (seen.clone(), script.clone());
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .map(
-                move |method: warp::http::Method,
-                      path: warp::path::FullPath,
-                      query: String,
-                      headers: warp::http::HeaderMap,
-                      body: bytes::Bytes| {
-                    let target = if query.is_empty() {
-                        path.as_str().to_string()
-                    } else {
-                        format!("{}?{query}", path.as_str())
-                    };
-                    record.lock().unwrap().push(Seen {
-                        method: method.to_string(),
-                        target,
-                        headers: headers
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                            .collect(),
-                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    });
-                    let (status, text, retry_after) =
-                        answers.lock().unwrap().pop_front().unwrap_or(default);
-                    let mut reply = warp::http::Response::builder().status(status);
-                    if let Some(r) = retry_after {
-                        reply = reply.header("retry-after", r);
-                    }
-                    reply.body(text.to_string()).unwrap()
-                },
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(warp::serve(route).incoming(listener).run());
-        Receiver { addr, seen, script }
-    }
-
-    fn script(&self, replies: &[Reply]) {
-        self.script.lock().unwrap().extend(replies.iter().copied());
-    }
-
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-/// A configuration with one channel (YAML of its settings) named `pager`.
 fn setup(channel: &str) -> (Config, Registry) {
     kpulse::install_crypto_provider();
     let mut secrets = SecretMap::new();
