@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Resource};
@@ -96,22 +96,15 @@ async fn workloads_deployment_past_its_deadline_fires_rollout_stuck_and_resolves
     ns.delete().await;
 }
 
-#[tokio::test]
-async fn workloads_job_over_its_backoff_limit_fires_job_failed() {
-    let client = client().await;
-    let ns = TestNamespace::new(&client, "job").await;
-    let kpulse = start(&ns, "").await;
-    let jobs: Api<Job> = create(&ns, json!({
-        "metadata": {"name": "backup"},
-        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}
-    }))
-    .await;
+/// The name of the Job's pod, once the scheduler has placed it.
+async fn job_pod(ns: &TestNamespace, job: &str) -> String {
     let pods: Api<Pod> = ns.pods();
+    let selector = format!("job-name={job}");
     let pod = eventually(
-        "the Job's pod, scheduled",
+        &format!("the pod of Job {job}, scheduled"),
         Duration::from_secs(30),
         || async {
-            pods.list(&ListParams::default().labels("job-name=backup"))
+            pods.list(&ListParams::default().labels(&selector))
                 .await
                 .ok()?
                 .items
@@ -120,14 +113,43 @@ async fn workloads_job_over_its_backoff_limit_fires_job_failed() {
         },
     )
     .await;
+    pod.metadata.name.unwrap()
+}
+
+/// The pod's container exits with `exit_code`, as a kubelet would report it.
+async fn exit_pod(ns: &TestNamespace, pod: &str, exit_code: i32) {
     let now = jiff::Timestamp::now().to_string();
-    // The container exits 1, as a kubelet would report it.
-    ns.patch_pod_status(pod.metadata.name.as_deref().unwrap(), json!({
-        "phase": "Failed",
+    let (phase, reason) = if exit_code == 0 {
+        ("Succeeded", "Completed")
+    } else {
+        ("Failed", "Error")
+    };
+    ns.patch_pod_status(pod, json!({
+        "phase": phase,
         "containerStatuses": [{"name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"reason": "Error", "exitCode": 1, "startedAt": now, "finishedAt": now}}}]
+            "state": {"terminated": {"reason": reason, "exitCode": exit_code, "startedAt": now, "finishedAt": now}}}]
     }))
     .await;
+}
+
+fn job(name: &str, owner: Option<&CronJob>) -> Value {
+    let owners: Vec<Value> = owner
+        .map(|c| json!({"apiVersion": "batch/v1", "kind": "CronJob", "name": c.metadata.name, "uid": c.metadata.uid, "controller": true}))
+        .into_iter()
+        .collect();
+    json!({
+        "metadata": {"name": name, "ownerReferences": owners},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}
+    })
+}
+
+#[tokio::test]
+async fn workloads_job_over_its_backoff_limit_fires_job_failed() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "job").await;
+    let kpulse = start(&ns, "").await;
+    let jobs: Api<Job> = create(&ns, job("backup", None)).await;
+    exit_pod(&ns, &job_pod(&ns, "backup").await, 1).await;
     let key = format!("job_failed/{}/Job/backup/BackoffLimitExceeded", ns.name);
     let n = wait_state(&kpulse, &key, "firing").await;
     assert_eq!(
@@ -137,6 +159,33 @@ async fn workloads_job_over_its_backoff_limit_fires_job_failed() {
     jobs.delete("backup", &DeleteParams::background())
         .await
         .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn workloads_failed_cronjob_run_resolves_when_a_newer_run_succeeds() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "jobnext").await;
+    let kpulse = start(&ns, "monitors: {cronjob_missed: {enabled: false}}\n").await;
+    // Suspended, so the CronJob controller starts no runs of its own; the test starts them.
+    let cronjobs: Api<CronJob> = create(&ns, json!({
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 0 1 1 *", "suspend": true,
+                 "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}}}
+    }))
+    .await;
+    let cj = cronjobs.get("nightly").await.unwrap();
+    create::<Job>(&ns, job("nightly-1", Some(&cj))).await;
+    exit_pod(&ns, &job_pod(&ns, "nightly-1").await, 1).await;
+    let key = format!("job_failed/{}/Job/nightly-1/BackoffLimitExceeded", ns.name);
+    let n = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(n["alert"]["owner"], "CronJob/nightly");
+
+    create::<Job>(&ns, job("nightly-2", Some(&cj))).await;
+    exit_pod(&ns, &job_pod(&ns, "nightly-2").await, 0).await;
+    // The failed Job is still there; the newer successful run ends the incident.
     wait_state(&kpulse, &key, "resolved").await;
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
@@ -209,7 +258,6 @@ async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_on_delete(
 
 #[tokio::test]
 async fn workloads_cronjob_blocked_by_a_hung_run_fires_cronjob_missed() {
-    use k8s_openapi::api::batch::v1::CronJob;
     let client = client().await;
     let ns = TestNamespace::new(&client, "cron").await;
     let kpulse = start(

@@ -95,7 +95,7 @@ pub fn start(
         api: Api::<Job>::all(client.clone()),
         config: watcher::Config::default(),
         trim: trim_job,
-        monitors: vec![Arc::new(JobFailed)],
+        monitors: vec![Arc::new(JobFailed::default())],
     };
     let cronjobs = WatchSpec {
         resource: "cronjobs",
