@@ -100,7 +100,7 @@ monitors=(pod_crashes pod_restarts warning_events pvc_usage node_disk node_condi
   rollout_stuck hpa_at_max daemonset_unscheduled cronjob_missed job_failed pod_unschedulable
   container_waiting pod_not_ready replicas_unavailable pod_evicted hpa_unhealthy pvc_pending
   node_resources canary startup_latency)
-opt_in=" pvc_usage node_disk tls_cert_expiry node_resources canary "
+opt_in=" pvc_usage node_disk tls_cert_expiry node_resources canary startup_latency "
 
 # check_rules CASE "enabled monitors..." [helm flags...]
 check_rules() {

@@ -68,7 +68,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Monitors kpulse leaves off unless `enabled: true` (src/config/monitors.rs; a unit test keeps
 this list in step with the code). Every other monitor is on unless `enabled: false`. */}}
-{{- define "kpulse.optInMonitors" -}}pvc_usage node_disk tls_cert_expiry node_resources canary{{- end -}}
+{{- define "kpulse.optInMonitors" -}}pvc_usage node_disk tls_cert_expiry node_resources canary startup_latency{{- end -}}
 
 {{/* "true" when the monitor named by the argument's `name` is enabled in `root.Values.config`,
 with kpulse's own default when the values do not say; "" otherwise.
