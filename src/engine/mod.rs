@@ -231,12 +231,27 @@ impl Engine {
         let key = alert.key.clone();
         if alert.resolvable {
             if let Some(active) = self.active.get_mut(&key) {
+                let escalated = alert.severity > active.alert.severity && active.notified;
                 // Keep the newest detail for the resolution message, keep the original start.
                 let first_seen = active.alert.first_seen.min(alert.first_seen);
                 active.alert = alert;
                 active.alert.first_seen = first_seen;
-                // Still firing: nothing to send, and not a duplicate worth counting.
-                return Outcome::default();
+                if !escalated {
+                    // Still firing: nothing to send, and not a duplicate worth counting.
+                    return Outcome::default();
+                }
+                // Worse than what was sent (warning → critical): notify again, routed for the
+                // new severity; the resolution later goes to every channel told so far.
+                let alert = active.alert.clone();
+                let (outcome, channels) = self.fire(&alert, now);
+                if let Some(active) = self.active.get_mut(&key) {
+                    for c in channels {
+                        if !active.channels.contains(&c) {
+                            active.channels.push(c);
+                        }
+                    }
+                }
+                return outcome;
             }
             // Without resolutions the user never heard this ended, so a re-fire inside the
             // window would be a repeat; with resolutions on, it is news and is sent.

@@ -96,6 +96,43 @@ fn resolvable_fires_once_while_active_then_resolves_to_the_same_channels() {
 }
 
 #[test]
+fn an_escalation_notifies_again_and_the_resolution_reaches_every_channel_told() {
+    let mut e = engine("");
+    let warn = firing("a", Severity::Warning);
+    assert_eq!(
+        sent(&e.submit(warn.clone(), t(0))),
+        vec![("ops".into(), State::Firing, "a".into())]
+    );
+    assert!(
+        e.submit(warn.clone(), t(1)).dispatches.is_empty(),
+        "same severity: silent"
+    );
+    let crit = firing("a", Severity::Critical);
+    assert_eq!(
+        sent(&e.submit(crit.clone(), t(2))),
+        vec![
+            ("oncall".into(), State::Firing, "a".into()),
+            ("ops".into(), State::Firing, "a".into())
+        ]
+    );
+    assert!(
+        e.submit(crit, t(3)).dispatches.is_empty(),
+        "still critical: silent"
+    );
+    assert!(
+        e.submit(warn, t(4)).dispatches.is_empty(),
+        "easing back is not news"
+    );
+    assert_eq!(
+        sent(&e.resolve(&key("a"), t(5))),
+        vec![
+            ("ops".into(), State::Resolved, "a".into()),
+            ("oncall".into(), State::Resolved, "a".into())
+        ]
+    );
+}
+
+#[test]
 fn resolve_of_an_unknown_key_is_a_no_op() {
     let mut e = engine("");
     let o = e.resolve(&key("never"), t(0));
