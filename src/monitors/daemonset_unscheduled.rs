@@ -50,7 +50,7 @@ impl ObjectMonitor<DaemonSet> for DaemonsetUnscheduled {
         ];
         let mut out = Vec::new();
         for (reason, count, what) in checks {
-            let key = format!("{ns}/{name}/{reason}");
+            let key = format!("{}/{reason}", d.uid().unwrap_or_default());
             let Some(since) = self.since.track(key, count > 0, now) else {
                 continue;
             };

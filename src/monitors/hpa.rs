@@ -61,7 +61,7 @@ impl ObjectMonitor<HorizontalPodAutoscaler> for HpaAtMax {
             .and_then(|s| s.current_replicas)
             .unwrap_or(0);
         let holds = min != max && current >= max;
-        let key = format!("{}/{}", h.namespace().unwrap_or_default(), h.name_any());
+        let key = h.uid().unwrap_or_default();
         match self.since.track(key, holds, now) {
             Some(since) if since + config.monitors.hpa_at_max.r#for.signed() <= now => {
                 let (ns, name) = (h.namespace().unwrap_or_default(), h.name_any());
@@ -157,6 +157,31 @@ mod tests {
         assert!(
             m.firing(&config(), &hpa(4, json!([])), t("2026-11-22T12:16:00Z"))
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_recreated_hpa_starts_a_new_window() {
+        let m = HpaAtMax::default();
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let with_uid = |uid: &str| {
+            let mut h = hpa(5, json!([]));
+            h.metadata.uid = Some(uid.into());
+            h
+        };
+        assert!(
+            m.firing(&config(), &with_uid("old"), t("2026-11-22T12:00:00Z"))
+                .is_empty()
+        );
+        // Deleted and created again under the same name: the old one's window does not count.
+        assert!(
+            m.firing(&config(), &with_uid("new"), t("2026-11-22T12:15:00Z"))
+                .is_empty()
+        );
+        assert_eq!(
+            m.firing(&config(), &with_uid("new"), t("2026-11-22T12:30:00Z"))
+                .len(),
+            1
         );
     }
 

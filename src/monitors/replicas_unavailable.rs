@@ -26,6 +26,7 @@ impl ReplicasUnavailable {
         kind: &str,
         ns: &str,
         name: &str,
+        uid: &str,
         desired: i32,
         available: i32,
         cond_since: Option<Timestamp>,
@@ -33,7 +34,7 @@ impl ReplicasUnavailable {
     ) -> Vec<Finding> {
         let s = &config.monitors.replicas_unavailable;
         let holds = desired > 0 && available < desired;
-        let tracked = self.since.track(format!("{kind}/{ns}/{name}"), holds, now);
+        let tracked = self.since.track(uid.to_string(), holds, now);
         let Some(since) = cond_since.filter(|_| holds).or(tracked) else {
             return Vec::new();
         };
@@ -81,6 +82,7 @@ impl ObjectMonitor<Deployment> for ReplicasUnavailable {
             "Deployment",
             &d.namespace().unwrap_or_default(),
             &d.name_any(),
+            &d.uid().unwrap_or_default(),
             desired,
             available,
             cond_since,
@@ -108,6 +110,7 @@ impl ObjectMonitor<StatefulSet> for ReplicasUnavailable {
             "StatefulSet",
             &s.namespace().unwrap_or_default(),
             &s.name_any(),
+            &s.uid().unwrap_or_default(),
             desired,
             ready,
             None,

@@ -93,7 +93,11 @@ impl ObjectMonitor<StatefulSet> for RolloutStuck {
             s.update_revision.is_some() && s.update_revision != s.current_revision
         });
         let holds = desired > 0 && (lag || (revision_pending && updated < desired));
-        let key = format!("sts/{ns}/{name}/{}", s.metadata.generation.unwrap_or(0));
+        let key = format!(
+            "sts/{}/{}",
+            s.uid().unwrap_or_default(),
+            s.metadata.generation.unwrap_or(0)
+        );
         match self.since.track(key, holds, now) {
             Some(since) if since + config.monitors.rollout_stuck.stalled_for.signed() <= now => {
                 vec![Finding::firing(alert(
@@ -127,7 +131,11 @@ impl ObjectMonitor<DaemonSet> for RolloutStuck {
         let desired = st.desired_number_scheduled;
         let lag = st.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0);
         let holds = desired > 0 && (lag || updated < desired);
-        let key = format!("ds/{ns}/{name}/{}", d.metadata.generation.unwrap_or(0));
+        let key = format!(
+            "ds/{}/{}",
+            d.uid().unwrap_or_default(),
+            d.metadata.generation.unwrap_or(0)
+        );
         match self.since.track(key, holds, now) {
             Some(since) if since + config.monitors.rollout_stuck.stalled_for.signed() <= now => {
                 vec![Finding::firing(alert(
