@@ -13,4 +13,5 @@ mod pods;
 mod reload;
 mod smoke;
 mod state;
+mod tls;
 mod workloads;

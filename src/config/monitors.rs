@@ -102,9 +102,10 @@ monitor_settings! {
 monitor_settings! {
     /// Expiring certificates in `kubernetes.io/tls` Secrets. Needs read access to Secrets.
     TlsCertExpiry (enabled = false) {
+        /// Fewer days left than this warns.
         warn_days: u32 = 28,
+        /// Fewer days left than this (or expired) is critical.
         crit_days: u32 = 14,
-        interval: HumanDuration = HumanDuration::hours(1),
     }
 }
 

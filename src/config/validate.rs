@@ -297,7 +297,6 @@ fn monitor_checks(m: &Monitors, errors: &mut Vec<ConfigError>) {
     for (name, interval) in [
         ("pvc_usage", m.pvc_usage.interval),
         ("node_disk", m.node_disk.interval),
-        ("tls_cert_expiry", m.tls_cert_expiry.interval),
         ("node_resources", m.node_resources.interval),
         ("canary", m.canary.interval),
     ] {

@@ -28,6 +28,7 @@ pub mod pvc_pending;
 pub mod replicas_unavailable;
 pub mod rollout_stuck;
 pub mod since;
+pub mod tls_cert_expiry;
 pub mod warning_events;
 pub mod watch;
 pub mod workloads;
@@ -108,6 +109,19 @@ pub fn start(
         &tx,
         namespaces_listed.clone(),
     );
+    {
+        let (spec, p, guard, t, listed) = (
+            tls_cert_expiry::spec(client.clone()),
+            pipeline.clone(),
+            Ready::guard(&tx),
+            token.clone(),
+            namespaces_listed.clone(),
+        );
+        tasks.spawn(async move {
+            cluster::after_namespaces(listed).await;
+            watch::run(spec, p, guard, t).await;
+        });
+    }
     // Pods in a namespace marked kpulse.io/ignore must not fire at start-up: wait for the list.
     let (spec, p, guard, t) = (
         pods::spec(client.clone()),

@@ -1,0 +1,186 @@
+//! `tls_cert_expiry`: certificates in `kubernetes.io/tls` Secrets that expire soon. The leaf
+//! certificate of `tls.crt` is read; fewer than `warn_days` left warns, fewer than `crit_days` (or
+//! expired) is critical, and an unreadable `tls.crt` warns. Resolvable: when the certificate is
+//! renewed (or the Secret deleted). The private key is dropped as the Secret enters kpulse: only
+//! `tls.crt` is ever kept.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use super::watch::{Finding, ObjectMonitor, WatchSpec, trim_meta};
+use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::Config;
+
+pub const NAME: &str = "tls_cert_expiry";
+
+pub struct TlsCertExpiry;
+
+/// Only TLS Secrets, and of them only the certificate.
+pub fn spec(client: kube::Client) -> WatchSpec<Secret> {
+    WatchSpec {
+        resource: "secrets",
+        kind: "Secret",
+        api: Api::all(client),
+        config: watcher::Config::default().fields("type=kubernetes.io/tls"),
+        trim,
+        monitors: vec![Arc::new(TlsCertExpiry)],
+    }
+}
+
+/// Keeps `tls.crt` and nothing else of the data: never the private key.
+pub fn trim(secret: &mut Secret) {
+    trim_meta(secret);
+    secret.string_data = None;
+    if let Some(data) = secret.data.as_mut() {
+        data.retain(|k, _| k == "tls.crt");
+    }
+}
+
+/// The leaf certificate's expiry and subject.
+pub fn leaf_expiry(pem: &[u8]) -> Result<(Timestamp, String), String> {
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("tls.crt is not PEM: {e}"))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| format!("tls.crt is not an X.509 certificate: {e}"))?;
+    let not_after =
+        Timestamp::from_second(cert.validity().not_after.timestamp()).map_err(|e| e.to_string())?;
+    Ok((not_after, cert.subject().to_string()))
+}
+
+impl ObjectMonitor<Secret> for TlsCertExpiry {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled(&self, config: &Config) -> bool {
+        config.monitors.tls_cert_expiry.enabled
+    }
+    fn firing(&self, config: &Config, secret: &Secret, now: Timestamp) -> Vec<Finding> {
+        let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+        let Some(crt) = secret.data.as_ref().and_then(|d| d.get("tls.crt")) else {
+            return Vec::new();
+        };
+        let key = |reason: &str| AlertKey::new(NAME, &ns, "Secret", &name, reason);
+        let (not_after, subject) = match leaf_expiry(&crt.0) {
+            Ok(v) => v,
+            Err(why) => {
+                let a = Alert::new(
+                    key("Unreadable"),
+                    Severity::Warning,
+                    format!("Secret {name}: certificate unreadable"),
+                    now,
+                )
+                .message(format!(
+                    "Secret {ns}/{name} is of type kubernetes.io/tls but {why}."
+                ));
+                return vec![Finding::firing(a)];
+            }
+        };
+        let s = &config.monitors.tls_cert_expiry;
+        let left = not_after.duration_since(now);
+        let days = |d: u32| SignedDuration::from_hours(24 * i64::from(d));
+        let severity = if left < days(s.crit_days) {
+            Severity::Critical
+        } else if left < days(s.warn_days) {
+            Severity::Warning
+        } else {
+            return Vec::new();
+        };
+        let (title, message) = if left <= SignedDuration::ZERO {
+            (
+                format!("certificate in {name} has expired"),
+                format!(
+                    "The certificate in Secret {ns}/{name} ({subject}) expired at {not_after}. Clients will refuse it."
+                ),
+            )
+        } else {
+            let d = left.as_secs() / 86_400;
+            (
+                format!("certificate in {name} expires in {d} days"),
+                format!(
+                    "The certificate in Secret {ns}/{name} ({subject}) expires at {not_after}, in {d} days. Renew it, or check why its issuer has not."
+                ),
+            )
+        };
+        let a = Alert::new(key("Expiring"), severity, title, now)
+            .message(message)
+            .field("Not after", not_after.to_string())
+            .labels(secret.labels().clone());
+        vec![Finding::firing(a)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `CN=test.example` (made with openssl for this test).
+    const CERT: &str = include_str!("../../tests/support/test-cert.pem");
+
+    fn secret(crt: &[u8]) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some("web-tls".into());
+        s.metadata.namespace = Some("shop".into());
+        s.data = Some(
+            [
+                ("tls.crt".to_string(), k8s_openapi::ByteString(crt.to_vec())),
+                (
+                    "tls.key".to_string(),
+                    k8s_openapi::ByteString(b"PRIVATE".to_vec()),
+                ),
+            ]
+            .into(),
+        );
+        s
+    }
+
+    fn config() -> Config {
+        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {tls_cert_expiry: {enabled: true, warn_days: 28, crit_days: 14}}\n", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn reads_the_leaf_expiry() {
+        let (not_after, subject) = leaf_expiry(CERT.as_bytes()).unwrap();
+        assert!(not_after > "2030-01-01T00:00:00Z".parse().unwrap());
+        assert!(subject.contains("test.example"), "{subject}");
+    }
+
+    #[test]
+    fn decision_table() {
+        let s = secret(CERT.as_bytes());
+        let (not_after, _) = leaf_expiry(CERT.as_bytes()).unwrap();
+        let before = |days: i64| not_after - SignedDuration::from_hours(24 * days);
+        let cases = [
+            (before(40), None),
+            (before(20), Some(Severity::Warning)),
+            (before(5), Some(Severity::Critical)),
+            (before(-3), Some(Severity::Critical)),
+        ];
+        for (now, want) in cases {
+            let got = TlsCertExpiry
+                .firing(&config(), &s, now)
+                .first()
+                .map(|f| f.alert.severity);
+            assert_eq!(got, want, "{now}");
+        }
+        let soon = &TlsCertExpiry.firing(&config(), &s, before(20))[0].alert;
+        assert_eq!(soon.title, "certificate in web-tls expires in 20 days");
+        assert_eq!(soon.key.reason, "Expiring");
+        let expired = &TlsCertExpiry.firing(&config(), &s, before(-3))[0].alert;
+        assert_eq!(expired.title, "certificate in web-tls has expired");
+        let bad = TlsCertExpiry.firing(&config(), &secret(b"garbage"), before(40));
+        assert_eq!(bad[0].alert.key.reason, "Unreadable");
+    }
+
+    #[test]
+    fn the_private_key_never_enters_kpulse() {
+        let mut s = secret(CERT.as_bytes());
+        trim(&mut s);
+        let keys: Vec<&String> = s.data.as_ref().unwrap().keys().collect();
+        assert_eq!(keys, vec!["tls.crt"]);
+    }
+}
