@@ -26,6 +26,12 @@ fn alert(key: AlertKey, title: String, message: String, since: Timestamp, now: T
     a
 }
 
+/// The ReplicaSet named in the controller's message (`ReplicaSet "api-7d9f" has timed out progressing.`).
+fn replica_set(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("ReplicaSet \"")?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
 impl ObjectMonitor<Deployment> for RolloutStuck {
     fn name(&self) -> &'static str {
         NAME
@@ -55,8 +61,11 @@ impl ObjectMonitor<Deployment> for RolloutStuck {
                 && c.status == "False"
                 && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
             {
+                let rs = replica_set(&detail)
+                    .map(|rs| format!("ReplicaSet {rs}: "))
+                    .unwrap_or_default();
                 out.push(Finding::firing(alert(AlertKey::new(NAME, &ns, "Deployment", &name, "ProgressDeadlineExceeded"),
-                    format!("Deployment {name} is stuck: progress deadline exceeded"),
+                    format!("Deployment {name} is stuck: progress deadline exceeded ({rs}{available}/{desired} available)"),
                     format!("Deployment {ns}/{name} has not made progress within its deadline ({available}/{desired} replicas available). {detail}"),
                     since, now,
                 )));
@@ -204,10 +213,10 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{name}");
         }
-        let a = &RolloutStuck::default().firing(&config(), &deploy(false, json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "lastTransitionTime": "2026-11-22T11:50:00Z"}])), now)[0].alert;
+        let a = &RolloutStuck::default().firing(&config(), &deploy(false, json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"api-7d9f\" has timed out progressing.", "lastTransitionTime": "2026-11-22T11:50:00Z"}])), now)[0].alert;
         assert_eq!(
             a.title,
-            "Deployment api is stuck: progress deadline exceeded"
+            "Deployment api is stuck: progress deadline exceeded (ReplicaSet api-7d9f: 1/3 available)"
         );
         assert!(
             a.message.contains("1/3 replicas available"),
