@@ -171,6 +171,35 @@ mod tests {
     }
 
     #[test]
+    fn macros_and_the_forbid_message() {
+        let after: Timestamp = "2026-11-22T10:20:00Z".parse().unwrap();
+        assert_eq!(
+            next_slot("@hourly", None, after).unwrap(),
+            "2026-11-22T11:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            next_slot("@daily", None, after).unwrap(),
+            "2026-11-23T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let mut hung = cj(
+            json!({"schedule": "*/1 * * * *", "concurrencyPolicy": "Forbid"}),
+            Some("2026-11-22T12:20:00Z"),
+        );
+        hung.status.as_mut().unwrap().active = Some(vec![Default::default()]);
+        let f = CronjobMissed.firing(&config(), &hung, "2026-11-22T12:30:00Z".parse().unwrap());
+        let a = &f[0].alert;
+        assert_eq!(a.title, "CronJob backup missed its scheduled run");
+        assert_eq!(
+            a.message,
+            "CronJob ops/backup (schedule \"*/1 * * * *\" UTC) should have started a run at 2026-11-22T12:21:00Z and has not. A previous run is still active and concurrencyPolicy is Forbid (1 active Job(s))."
+        );
+        assert_eq!(
+            a.first_seen,
+            "2026-11-22T12:21:00Z".parse::<Timestamp>().unwrap()
+        );
+    }
+
+    #[test]
     fn time_zones_and_dst() {
         // 02:30 local does not exist on 2026-03-08 in New York; the next 02:30 slot is a day later.
         let after: Timestamp = "2026-03-08T06:00:00Z".parse().unwrap(); // 01:00 EST
