@@ -295,3 +295,43 @@ async fn workloads_cronjob_blocked_by_a_hung_run_fires_cronjob_missed() {
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn workloads_statefulset_without_ready_replicas_fires_and_resolves_when_ready() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sts").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {replicas_unavailable: {for: 1s, none_available_for: 1s}, rollout_stuck: {enabled: false}}\n",
+    )
+    .await;
+    create::<StatefulSet>(&ns, json!({
+        "metadata": {"name": "db"},
+        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": template("db", json!({}))}
+    }))
+    .await;
+    let key = format!(
+        "replicas_unavailable/{}/StatefulSet/db/ReplicasUnavailable",
+        ns.name
+    );
+    let n = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        n["alert"]["title"],
+        "StatefulSet db: 0/1 replicas available"
+    );
+    assert_eq!(n["severity"], "critical", "no replica ready at all");
+    // The pod starts and turns Ready, as a kubelet would report it.
+    let pods: Api<Pod> = ns.pods();
+    eventually("pod db-0, scheduled", Duration::from_secs(30), || async {
+        let p = pods.get("db-0").await.ok()?;
+        p.spec.as_ref()?.node_name.as_ref()?;
+        Some(())
+    })
+    .await;
+    ns.patch_pod_status("db-0", crate::harness::status_running(0, None))
+        .await;
+    wait_state(&kpulse, &key, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
