@@ -335,3 +335,64 @@ async fn workloads_statefulset_without_ready_replicas_fires_and_resolves_when_re
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn workloads_stuck_rollout_resolves_when_fixed() {
+    use kube::api::{Patch, PatchParams};
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "rollfix").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {replicas_unavailable: {for: 1s, none_available_for: 1s}}\n",
+    )
+    .await;
+    let api: Api<Deployment> = create(&ns, json!({
+        "metadata": {"name": "api"},
+        "spec": {"replicas": 1, "progressDeadlineSeconds": 10, "selector": {"matchLabels": {"app": "api"}},
+                 "template": template("api", json!({"kpulse.io/no-such-node": "true"}))}
+    }))
+    .await;
+    let stuck = format!(
+        "rollout_stuck/{}/Deployment/api/ProgressDeadlineExceeded",
+        ns.name
+    );
+    let unavailable = format!(
+        "replicas_unavailable/{}/Deployment/api/ReplicasUnavailable",
+        ns.name
+    );
+    wait_state(&kpulse, &stuck, "firing").await;
+    wait_state(&kpulse, &unavailable, "firing").await;
+
+    // The fix: drop the impossible nodeSelector. The new ReplicaSet makes progress at once.
+    api.patch(
+        "api",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"spec": {"nodeSelector": null}}}})),
+    )
+    .await
+    .unwrap();
+    wait_state(&kpulse, &stuck, "resolved").await;
+    // Its pod lands on a node and turns Ready: replicas are available again.
+    let pods: Api<Pod> = ns.pods();
+    let pod = eventually(
+        "the new pod, scheduled",
+        Duration::from_secs(30),
+        || async {
+            pods.list(&ListParams::default().labels("app=api"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+        },
+    )
+    .await;
+    ns.patch_pod_status(
+        pod.metadata.name.as_deref().unwrap(),
+        crate::harness::status_running(0, None),
+    )
+    .await;
+    wait_state(&kpulse, &unavailable, "resolved").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
