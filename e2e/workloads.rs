@@ -259,7 +259,7 @@ async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_on_delete(
 }
 
 #[tokio::test]
-async fn workloads_cronjob_blocked_by_a_hung_run_fires_cronjob_missed() {
+async fn workloads_cronjob_blocked_by_a_hung_run_fires_cronjob_missed_and_resolves_when_it_runs() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "cron").await;
     let kpulse = start(
@@ -288,10 +288,16 @@ async fn workloads_cronjob_blocked_by_a_hung_run_fires_cronjob_missed() {
             .contains("concurrencyPolicy is Forbid"),
         "{n}"
     );
-    api.delete("report", &DeleteParams::background())
+    // Clear the hung run: the controller starts the most recent slot at once, lastScheduleTime
+    // moves past the missed slot, and the alert resolves while the CronJob is still there.
+    let jobs: Api<Job> = Api::namespaced(ns.client().clone(), &ns.name);
+    jobs.delete_collection(&DeleteParams::background(), &ListParams::default())
         .await
         .unwrap();
     wait_state(&kpulse, &key, "resolved").await;
+    api.delete("report", &DeleteParams::background())
+        .await
+        .unwrap();
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
