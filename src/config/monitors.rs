@@ -120,6 +120,7 @@ monitor_settings! {
 monitor_settings! {
     /// HorizontalPodAutoscalers pinned at maxReplicas.
     HpaAtMax (enabled = true) {
+        /// How long currentReplicas must stay at maxReplicas.
         r#for: HumanDuration = HumanDuration::mins(15),
     }
 }
@@ -127,6 +128,7 @@ monitor_settings! {
 monitor_settings! {
     /// DaemonSet pods that are unscheduled, misscheduled or unavailable.
     DaemonsetUnscheduled (enabled = true) {
+        /// How long pods must stay unscheduled, misscheduled or unavailable (each counted apart).
         r#for: HumanDuration = HumanDuration::mins(10),
     }
 }
@@ -142,7 +144,7 @@ monitor_settings! {
 monitor_settings! {
     /// Jobs that failed (BackoffLimitExceeded, DeadlineExceeded, ...) or run far too long.
     JobFailed (enabled = true) {
-        /// A Job still active after this long is reported.
+        /// A Job still active after this long is reported (resolves when it finishes).
         long_running: HumanDuration = HumanDuration::hours(12),
     }
 }
@@ -176,6 +178,7 @@ monitor_settings! {
 monitor_settings! {
     /// Deployments and StatefulSets with fewer available replicas than desired.
     ReplicasUnavailable (enabled = true) {
+        /// How long fewer replicas than desired may be available.
         r#for: HumanDuration = HumanDuration::mins(15),
         /// No replica available at all is critical after this long.
         none_available_for: HumanDuration = HumanDuration::mins(5),
@@ -193,6 +196,7 @@ monitor_settings! {
 monitor_settings! {
     /// HPAs that cannot scale (ScalingActive=False, AbleToScale=False).
     HpaUnhealthy (enabled = true) {
+        /// How long ScalingActive or AbleToScale must stay False.
         r#for: HumanDuration = HumanDuration::mins(10),
     }
 }
