@@ -101,7 +101,17 @@ impl ObjectMonitor<StatefulSet> for RolloutStuck {
         let revision_pending = st.is_some_and(|s| {
             s.update_revision.is_some() && s.update_revision != s.current_revision
         });
-        let holds = desired > 0 && (lag || (revision_pending && updated < desired));
+        // OnDelete updates pods only when someone deletes them; a partition keeps the pods below
+        // it on the old revision on purpose.
+        let strategy = s.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
+        let on_delete = strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete");
+        let partition = strategy
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.partition)
+            .unwrap_or(0)
+            .clamp(0, desired);
+        let holds = desired > 0
+            && (lag || (!on_delete && revision_pending && updated < desired - partition));
         let key = format!(
             "sts/{}/{}",
             s.uid().unwrap_or_default(),
@@ -139,7 +149,14 @@ impl ObjectMonitor<DaemonSet> for RolloutStuck {
         let updated = st.updated_number_scheduled.unwrap_or(0);
         let desired = st.desired_number_scheduled;
         let lag = st.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0);
-        let holds = desired > 0 && (lag || updated < desired);
+        // OnDelete updates pods only when someone deletes them.
+        let on_delete = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        let holds = desired > 0 && (lag || (!on_delete && updated < desired));
         let key = format!(
             "ds/{}/{}",
             d.uid().unwrap_or_default(),
@@ -228,6 +245,47 @@ mod tests {
             at("2026-11-22T11:50:00Z"),
             "first seen comes from the condition, not from kpulse"
         );
+    }
+
+    #[test]
+    fn on_delete_and_partitions_are_not_stalls() {
+        let sts = |strategy: serde_json::Value, updated: i32| -> StatefulSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "db", "namespace": "shop", "generation": 2, "uid": "u1"},
+                "spec": {"replicas": 3, "selector": {}, "serviceName": "db", "template": {}, "updateStrategy": strategy},
+                "status": {"replicas": 3, "observedGeneration": 2, "updatedReplicas": updated, "currentRevision": "db-1", "updateRevision": "db-2"}
+            }))
+            .unwrap()
+        };
+        let ds = |strategy: &str| -> DaemonSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "agent", "namespace": "mon", "generation": 2, "uid": "u2"},
+                "spec": {"selector": {}, "template": {}, "updateStrategy": {"type": strategy}},
+                "status": {"observedGeneration": 2, "desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": 1}
+            }))
+            .unwrap()
+        };
+        let (t0, t1) = (at("2026-11-22T12:00:00Z"), at("2026-11-22T12:30:00Z"));
+        let fires_sts = |s: StatefulSet| {
+            let m = RolloutStuck::default();
+            m.firing(&config(), &s, t0);
+            !m.firing(&config(), &s, t1).is_empty()
+        };
+        let fires_ds = |d: DaemonSet| {
+            let m = RolloutStuck::default();
+            m.firing(&config(), &d, t0);
+            !m.firing(&config(), &d, t1).is_empty()
+        };
+        assert!(!fires_sts(sts(json!({"type": "OnDelete"}), 0)), "OnDelete");
+        let partitioned = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}});
+        assert!(!fires_sts(sts(partitioned.clone(), 1)), "partition reached");
+        assert!(fires_sts(sts(partitioned, 0)), "partition not reached");
+        assert!(
+            fires_sts(sts(json!({"type": "RollingUpdate"}), 1)),
+            "rolling update stalled"
+        );
+        assert!(!fires_ds(ds("OnDelete")), "OnDelete");
+        assert!(fires_ds(ds("RollingUpdate")), "rolling update stalled");
     }
 
     #[test]
