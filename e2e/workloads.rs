@@ -272,7 +272,7 @@ async fn workloads_hpa_without_metrics_fires_hpa_unhealthy() {
 }
 
 #[tokio::test]
-async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_on_delete() {
+async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_when_they_are_ready() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "ds").await;
     let kpulse = start(
@@ -291,8 +291,31 @@ async fn workloads_daemonset_with_unavailable_pods_fires_and_resolves_on_delete(
         ns.name
     );
     wait_state(&kpulse, &key, "firing").await;
-    api.delete("agent", &DeleteParams::default()).await.unwrap();
+    // Every pod starts and turns Ready, as the kubelets would report it.
+    let pods: Api<Pod> = ns.pods();
+    let names = eventually(
+        "a scheduled pod on each of the 3 nodes",
+        Duration::from_secs(30),
+        || async {
+            let names: Vec<String> = pods
+                .list(&ListParams::default().labels("app=agent"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            (names.len() == 3).then_some(names)
+        },
+    )
+    .await;
+    for name in &names {
+        ns.patch_pod_status(name, crate::harness::status_running(0, None))
+            .await;
+    }
     wait_state(&kpulse, &key, "resolved").await;
+    api.delete("agent", &DeleteParams::default()).await.unwrap();
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
