@@ -24,9 +24,22 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub config: Arc<Config>,
+    /// `config.namespaces`, compiled once.
+    pub namespaces: Arc<crate::monitors::filter::Filter>,
     pub registry: Registry,
     /// Increases by one with every applied configuration.
     pub generation: u64,
+}
+
+impl Runtime {
+    fn new(config: Config, registry: Registry, generation: u64) -> Self {
+        Runtime {
+            namespaces: Arc::new(crate::monitors::filter::Filter::new(&config.namespaces)),
+            config: Arc::new(config),
+            registry,
+            generation,
+        }
+    }
 }
 
 struct Inner {
@@ -39,6 +52,8 @@ struct Inner {
     leader: std::sync::atomic::AtomicBool,
     /// Signalled when an alert fired or resolved, so the state is written soon after.
     changed: tokio::sync::Notify,
+    /// Namespaces labelled or annotated `kpulse.io/ignore=true` (the Namespace watch keeps it).
+    ignored_namespaces: RwLock<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// A cheap, cloneable handle to the pipeline.
@@ -68,16 +83,13 @@ impl Pipeline {
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 engine: Mutex::new(Engine::new(settings)),
-                runtime: RwLock::new(Arc::new(Runtime {
-                    config: Arc::new(config),
-                    registry,
-                    generation: 1,
-                })),
+                runtime: RwLock::new(Arc::new(Runtime::new(config, registry, 1))),
                 clock,
                 metrics,
                 deliveries: TaskTracker::new(),
                 leader: std::sync::atomic::AtomicBool::new(true),
                 changed: tokio::sync::Notify::new(),
+                ignored_namespaces: RwLock::default(),
             }),
         })
     }
@@ -96,11 +108,7 @@ impl Pipeline {
             .write()
             .expect("runtime lock is never poisoned");
         let generation = rt.generation + 1;
-        *rt = Arc::new(Runtime {
-            config: Arc::new(config),
-            registry,
-            generation,
-        });
+        *rt = Arc::new(Runtime::new(config, registry, generation));
         engine.reconfigure(settings);
         self.inner.metrics.config_generation.set(generation as i64);
         Ok(generation)
@@ -215,6 +223,28 @@ impl Pipeline {
             gauge
                 .get_or_create(&crate::metrics::MonitorLabels { monitor })
                 .set(n as i64);
+        }
+    }
+
+    /// Replaces the set of namespaces carrying the ignore switch.
+    pub fn set_ignored_namespaces(&self, namespaces: std::collections::BTreeSet<String>) {
+        *self
+            .inner
+            .ignored_namespaces
+            .write()
+            .expect("ignored-namespaces lock is never poisoned") = Arc::new(namespaces);
+    }
+
+    /// What monitors may look at now: the configured filter and the ignored namespaces.
+    pub fn namespaces(&self) -> crate::monitors::filter::Namespaces {
+        crate::monitors::filter::Namespaces {
+            filter: self.runtime().namespaces.clone(),
+            ignored: self
+                .inner
+                .ignored_namespaces
+                .read()
+                .expect("ignored-namespaces lock is never poisoned")
+                .clone(),
         }
     }
 

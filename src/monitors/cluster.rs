@@ -17,7 +17,7 @@ use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::filter::{ignored, set_ignored_namespaces};
+use super::filter::ignored;
 use super::node_conditions::{self, NodeConditions};
 use super::pvc_pending::{self, PvcPending};
 use super::warning_events::{self, WarningEvents};
@@ -100,6 +100,7 @@ async fn storage_classes(
 /// of Namespaces (labels and annotations are all it reads).
 async fn namespaces(
     client: kube::Client,
+    pipeline: Pipeline,
     mut guard: SyncGuard,
     listed: signal::Sender<bool>,
     token: CancellationToken,
@@ -113,7 +114,7 @@ async fn namespaces(
     let mut quiet: BTreeMap<String, bool> = BTreeMap::new();
     let mut listing: Option<BTreeMap<String, bool>> = None;
     let publish = |m: &BTreeMap<String, bool>| {
-        set_ignored_namespaces(
+        pipeline.set_ignored_namespaces(
             m.iter()
                 .filter(|(_, q)| **q)
                 .map(|(n, _)| n.clone())
@@ -176,6 +177,7 @@ pub fn start(
     let (listed_tx, listed) = signal::channel(false);
     tasks.spawn(namespaces(
         client.clone(),
+        pipeline.clone(),
         Ready::guard(ready),
         listed_tx,
         token.clone(),

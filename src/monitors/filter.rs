@@ -2,7 +2,7 @@
 //! `kpulse.io/ignore=true` label or annotation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -10,25 +10,12 @@ use crate::config::NamespaceFilter;
 
 use super::IGNORE;
 
-/// A compiled namespace filter.
+/// `namespaces.include/exclude`, compiled once per configuration (see
+/// [`crate::pipeline::Runtime`]).
 #[derive(Debug, Clone)]
 pub struct Filter {
     include: Option<GlobSet>,
     exclude: GlobSet,
-    /// Namespaces carrying the ignore switch, as last published by the Namespace watch.
-    ignored: Arc<BTreeSet<String>>,
-}
-
-/// Namespaces labelled or annotated `kpulse.io/ignore=true`, kept current by the Namespace
-/// watch (`cluster.rs`); every [`Filter`] takes a snapshot.
-static IGNORED_NAMESPACES: LazyLock<RwLock<Arc<BTreeSet<String>>>> =
-    LazyLock::new(Default::default);
-
-/// Replaces the set of namespaces with the ignore switch.
-pub fn set_ignored_namespaces(namespaces: BTreeSet<String>) {
-    *IGNORED_NAMESPACES
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = Arc::new(namespaces);
 }
 
 fn globs(patterns: &[String]) -> GlobSet {
@@ -47,18 +34,27 @@ impl Filter {
         Filter {
             include: (!f.include.is_empty()).then(|| globs(&f.include)),
             exclude: globs(&f.exclude),
-            ignored: IGNORED_NAMESPACES
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
         }
     }
 
-    /// Whether objects in this namespace are watched.
+    /// Whether the configuration lets kpulse look at this namespace.
     pub fn namespace(&self, ns: &str) -> bool {
-        self.include.as_ref().is_none_or(|g| g.is_match(ns))
-            && !self.exclude.is_match(ns)
-            && !self.ignored.contains(ns)
+        self.include.as_ref().is_none_or(|g| g.is_match(ns)) && !self.exclude.is_match(ns)
+    }
+}
+
+/// What monitors may look at right now: the configured filter plus the namespaces that carry
+/// the ignore switch (kept current by the Namespace watch). Two cheap `Arc` clones to take.
+#[derive(Debug, Clone)]
+pub struct Namespaces {
+    pub filter: Arc<Filter>,
+    pub ignored: Arc<BTreeSet<String>>,
+}
+
+impl Namespaces {
+    /// Whether objects in this namespace are watched.
+    pub fn watched(&self, ns: &str) -> bool {
+        self.filter.namespace(ns) && !self.ignored.contains(ns)
     }
 }
 
@@ -98,11 +94,12 @@ mod tests {
 
     #[test]
     fn namespaces_with_the_ignore_switch_are_filtered_out() {
-        // The set is process-wide: use a name no other test filters on.
-        set_ignored_namespaces(["filter-test-quiet".to_string()].into());
-        let f = Filter::new(&NamespaceFilter::default());
-        assert!(!f.namespace("filter-test-quiet"));
-        assert!(f.namespace("filter-test-loud"));
+        let scope = Namespaces {
+            filter: Arc::new(Filter::new(&NamespaceFilter::default())),
+            ignored: Arc::new(["quiet".to_string()].into()),
+        };
+        assert!(!scope.watched("quiet"));
+        assert!(scope.watched("loud"));
     }
 
     #[test]

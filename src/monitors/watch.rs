@@ -20,7 +20,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use super::filter::{Filter, ignored};
+use super::filter::{Namespaces, ignored};
 use super::{SyncGuard, TICK};
 use crate::alert::Alert;
 use crate::config::Config;
@@ -81,10 +81,10 @@ pub struct WatchSpec<K> {
 }
 
 /// Whether an object is out of scope: filtered namespace, ignore switch, or being deleted.
-pub fn skipped<K: Resource>(filter: &Filter, obj: &K) -> bool {
+pub fn skipped<K: Resource>(namespaces: &Namespaces, obj: &K) -> bool {
     let meta = obj.meta();
     let ns = meta.namespace.as_deref().unwrap_or("");
-    (!ns.is_empty() && !filter.namespace(ns))
+    (!ns.is_empty() && !namespaces.watched(ns))
         || ignored(meta.labels.as_ref(), meta.annotations.as_ref())
         || meta.deletion_timestamp.is_some()
 }
@@ -216,10 +216,10 @@ fn evaluate<K: Resource>(
 ) {
     let rt = pipeline.runtime();
     let config = &rt.config;
-    let filter = Filter::new(&config.namespaces);
+    let namespaces = pipeline.namespaces();
     let now = pipeline.now();
     let scope = Scope::object(obj.namespace().unwrap_or_default(), kind, obj.name_any());
-    let skip = skipped(&filter, obj);
+    let skip = skipped(&namespaces, obj);
     for m in monitors {
         if !m.enabled(config) {
             continue;
@@ -250,7 +250,7 @@ fn full_reconcile<K: Resource>(
 ) {
     let rt = pipeline.runtime();
     let config = &rt.config;
-    let filter = Filter::new(&config.namespaces);
+    let namespaces = pipeline.namespaces();
     let now = pipeline.now();
     for m in monitors {
         if !m.enabled(config) {
@@ -258,7 +258,7 @@ fn full_reconcile<K: Resource>(
         }
         let findings: Vec<Finding> = objects
             .values()
-            .filter(|o| !skipped(&filter, *o))
+            .filter(|o| !skipped(&namespaces, *o))
             .flat_map(|o| m.firing(config, o, now))
             .collect();
         pipeline.reconcile(m.name(), &Scope::All, keep(pipeline, findings));
