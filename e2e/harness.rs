@@ -288,15 +288,6 @@ impl Receiver {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The kpulse binary, running on the host against the test cluster.
 pub struct Kpulse {
     /// Host mode: the process. In-cluster mode: `None`, and `pod` is set.
@@ -304,9 +295,6 @@ pub struct Kpulse {
     pod: Option<InClusterPod>,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
-    pub http: SocketAddr,
-    /// The metrics port (`/metrics`).
-    pub metrics: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -362,18 +350,15 @@ impl Kpulse {
     }
 
     async fn spawn(namespace: &str, extra: &[String], dir: tempfile::TempDir) -> Self {
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // Port 0: the kernel picks free ports and kpulse logs them, so parallel tests never race
+        // for a port that was free a moment ago.
         let mut cmd = Command::new(binary());
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig())
             .arg("--namespace")
             .arg(namespace)
-            .arg("--http-addr")
-            .arg(http.to_string())
-            .arg("--metrics-addr")
-            .arg(metrics.to_string())
+            .args(["--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info,kpulse=debug")
             .stdin(Stdio::null())
@@ -390,8 +375,6 @@ impl Kpulse {
             pod: None,
             stdout,
             stderr,
-            http,
-            metrics,
             _dir: dir,
         }
     }
@@ -407,6 +390,30 @@ impl Kpulse {
                 .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)),
             (None, None) => unreachable!("a Kpulse is a process or a pod"),
         }
+    }
+
+    /// The body of `GET /metrics`, or `None` while it is not served yet. A host process is asked
+    /// on the address it logged; a pod through the API server's pod proxy.
+    pub async fn metrics(&self) -> Option<String> {
+        if let Some(pod) = &self.pod {
+            let path = format!(
+                "/api/v1/namespaces/{}/pods/{}:9090/proxy/metrics",
+                release_namespace(),
+                pod.name
+            );
+            let request = http::Request::get(path).body(Vec::new()).ok()?;
+            return client().await.request_text(request).await.ok();
+        }
+        let addr = self
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == "HTTP servers listening")
+            .and_then(|v| v["metrics"].as_str()?.parse::<SocketAddr>().ok())?;
+        let url = format!("http://{addr}/metrics");
+        reqwest::get(url).await.ok()?.text().await.ok()
     }
 
     /// Log lines (stderr) so far, joined, for assertion messages.
@@ -568,8 +575,6 @@ impl Kpulse {
             pod: Some(InClusterPod { pods, name, uid }),
             stdout: lines.clone(),
             stderr: lines,
-            http: "127.0.0.1:0".parse().unwrap(),
-            metrics: "127.0.0.1:0".parse().unwrap(),
             _dir: tempfile::tempdir().unwrap(),
         }
     }

@@ -19,12 +19,11 @@ async fn kpulse_starts_syncs_and_exits_cleanly_on_sigterm() {
         .await;
     // Watch events are counted per resource.
     ns.create_pod("counted", Default::default()).await;
-    let url = format!("http://{}/metrics", kpulse.metrics);
     eventually(
         "pod watch events in /metrics",
         Duration::from_secs(10),
         || async {
-            let body = reqwest::get(&url).await.ok()?.text().await.ok()?;
+            let body = kpulse.metrics().await?;
             body.lines()
                 .find(|l| l.starts_with("kpulse_watch_events_total{resource=\"pods\"}"))
                 .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -50,6 +50,7 @@ start() { # name, then the command
   local name="$1"; shift
   setsid "$@" >"$dir/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$dir/pids/$name"
+  disown $!
 }
 
 cert() { # name, subject, [extfile]
@@ -109,36 +110,51 @@ up() {
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
-  local etcd_port peer_port
-  etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
-  start etcd "$bin/etcd" --name=e2e --data-dir="$dir/etcd" \
-    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-cluster="e2e=http://127.0.0.1:$peer_port" --unsafe-no-fsync=true --log-level=warn
-  start kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --secure-port="$api_port" \
-    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
-    --cert-dir="$dir/apiserver" \
-    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-    --client-ca-file="$pki/ca.crt" \
-    --authorization-mode=Node,RBAC \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$pki/sa.pub" \
-    --service-account-signing-key-file="$pki/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 \
-    --allow-privileged=true --profiling=false --v=1
-
-  kubeconfig "$dir/admin.kubeconfig" admin
-  kubeconfig "$dir/kcm.kubeconfig" kcm
-  kubeconfig "$dir/scheduler.kubeconfig" scheduler
   local k=("$bin/kubectl" --kubeconfig="$dir/admin.kubeconfig")
 
-  local ready=0
-  for _ in $(seq 1 240); do
-    if "${k[@]}" get --raw /readyz >/dev/null 2>&1; then ready=1; break; fi
-    kill -0 "$(cat "$dir/pids/kube-apiserver")" 2>/dev/null || break
-    sleep 0.5
+  # Ports are picked free and then bound by another process: if something took one in between,
+  # start etcd and the apiserver again on new ports.
+  local etcd_port peer_port ready=0
+  for attempt in 1 2 3; do
+    etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
+    rm -rf "$dir/etcd"
+    start etcd "$bin/etcd" --name=e2e --data-dir="$dir/etcd" \
+      --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+      --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+      --initial-cluster="e2e=http://127.0.0.1:$peer_port" --unsafe-no-fsync=true --log-level=warn
+    start kube-apiserver "$bin/kube-apiserver" \
+      --etcd-servers="http://127.0.0.1:$etcd_port" \
+      --bind-address=127.0.0.1 --secure-port="$api_port" \
+      --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+      --cert-dir="$dir/apiserver" \
+      --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+      --client-ca-file="$pki/ca.crt" \
+      --authorization-mode=Node,RBAC \
+      --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+      --service-account-key-file="$pki/sa.pub" \
+      --service-account-signing-key-file="$pki/sa.key" \
+      --service-cluster-ip-range=10.96.0.0/16 \
+      --allow-privileged=true --profiling=false --v=1
+    kubeconfig "$dir/admin.kubeconfig" admin
+    kubeconfig "$dir/kcm.kubeconfig" kcm
+    kubeconfig "$dir/scheduler.kubeconfig" scheduler
+
+    for _ in $(seq 1 240); do
+      if "${k[@]}" get --raw /readyz >/dev/null 2>&1; then ready=1; break; fi
+      kill -0 "$(cat "$dir/pids/kube-apiserver")" 2>/dev/null || break
+      kill -0 "$(cat "$dir/pids/etcd")" 2>/dev/null || break
+      sleep 0.5
+    done
+    [[ $ready == 1 ]] && break
+    if grep -qi "address already in use" "$dir/logs/etcd.log" "$dir/logs/kube-apiserver.log"; then
+      log "a port was taken before etcd or kube-apiserver bound it (attempt $attempt); retrying"
+      for name in kube-apiserver etcd; do
+        kill -KILL -- "-$(cat "$dir/pids/$name")" 2>/dev/null || true
+      done
+      sleep 0.5
+      continue
+    fi
+    break
   done
   [[ $ready == 1 ]] || { log "kube-apiserver did not become ready"; false; }
 
@@ -153,7 +169,7 @@ up() {
   start kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig="$dir/scheduler.kubeconfig" --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
     --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port="$(free_port)" --leader-elect=false --v=1
+    --secure-port=0 --leader-elect=false --v=1
 
   # The serviceaccount controller creates `default` in each namespace; pods need it.
   for _ in $(seq 1 120); do

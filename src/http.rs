@@ -74,9 +74,13 @@ impl Listeners {
 
     /// Serves both ports until the token is cancelled, then lets requests under way finish.
     pub async fn serve(self, app: App, token: CancellationToken) {
+        let (http, metrics) = self
+            .local_addrs()
+            .map(|(h, m)| (h.to_string(), m.to_string()))
+            .unwrap_or_default();
         tracing::info!(
-            http = ?self.http.local_addr().ok(),
-            metrics = ?self.metrics.local_addr().ok(),
+            http,
+            metrics,
             test_channel = app.test_channel_enabled(),
             "HTTP servers listening"
         );

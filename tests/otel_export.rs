@@ -264,10 +264,10 @@ async fn without_an_endpoint_or_when_disabled_nothing_is_exported_or_logged() {
 #[tokio::test]
 async fn a_dead_collector_neither_blocks_nor_stops_kpulse() {
     kpulse::install_crypto_provider();
-    // A port that refuses connections.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A port that refuses connections: bound but not listening, so nothing else can take it.
+    let dead = tokio::net::TcpSocket::new_v4().unwrap();
+    dead.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = dead.local_addr().unwrap();
-    drop(dead);
     let (sub, telemetry, warnings) = subscriber(
         &settings(Export::Otlp(Some(format!("http://{addr}/v1/traces")))),
         std::io::sink,

@@ -140,15 +140,9 @@ impl SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = certificates(dir.path());
         let inbox = dir.path().join("inbox");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
         let mut child = Command::new(&python)
             .arg(script)
-            .arg(port.to_string())
             .arg(&cert)
             .arg(&key)
             .args([USER, PASSWORD])
@@ -164,15 +158,15 @@ impl SmtpServer {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.trim() == "READY" {
-                    let _ = tx.send(());
+                if let Some(port) = line.trim().strip_prefix("READY ") {
+                    let _ = tx.send(port.parse::<u16>().expect("READY <port>"));
                 }
             }
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let Ok(port) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             panic!("the SMTP server did not print READY within 30 s");
-        }
+        };
         SmtpServer {
             child,
             port,

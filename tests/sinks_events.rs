@@ -492,9 +492,10 @@ async fn a_rejected_key_is_not_retried_and_the_error_names_the_channel_not_the_k
 
 #[tokio::test]
 async fn a_receiver_that_is_down_is_retried_and_the_error_hides_the_url() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Bound but not listening: connections are refused, and no other process can take the port.
+    let down = tokio::net::TcpSocket::new_v4().unwrap();
+    down.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = down.local_addr().unwrap();
     let (config, registry) = setup(&format!(
         "{{type: pagerduty, routing_key: $ROUTING_KEY, api_url: 'http://{addr}/v2/enqueue?token=url-5ecret', delivery: {{allow_http: true, retries: 1}}}}"
     ));

@@ -69,6 +69,20 @@ impl Scope {
         }
     }
 
+    /// The smallest key of `monitor` inside this scope.
+    fn first_key(&self, monitor: &str) -> AlertKey {
+        let (namespace, kind, name) = match self {
+            Scope::All => ("", "", ""),
+            Scope::Namespace(ns) => (ns.as_str(), "", ""),
+            Scope::Object {
+                namespace,
+                kind,
+                name,
+            } => (namespace.as_str(), kind.as_str(), name.as_str()),
+        };
+        AlertKey::new(monitor, namespace, kind, name, "")
+    }
+
     fn covers(&self, key: &AlertKey) -> bool {
         match self {
             Scope::All => true,
@@ -308,10 +322,13 @@ impl Engine {
     ) -> Outcome {
         let mut outcome = Outcome::default();
         let keys: BTreeSet<AlertKey> = firing.iter().map(|a| a.key.clone()).collect();
+        // Keys sort by (monitor, namespace, kind, name, reason): a scope is one contiguous range.
         let cleared: Vec<AlertKey> = self
             .active
-            .keys()
-            .filter(|k| k.monitor == monitor && scope.covers(k) && !keys.contains(k))
+            .range(scope.first_key(monitor)..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.monitor == monitor && scope.covers(k))
+            .filter(|k| !keys.contains(*k))
             .cloned()
             .collect();
         for mut alert in firing {

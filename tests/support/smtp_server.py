@@ -1,21 +1,23 @@
 """A real SMTP server for tests/sinks_email.rs (aiosmtpd, from hack/test-deps.sh).
 
-Usage: smtp_server.py PORT CERT KEY USER PASSWORD OUTDIR [starttls|implicit]
+Usage: smtp_server.py CERT KEY USER PASSWORD OUTDIR [starttls|implicit]
 
-Listens on 127.0.0.1:PORT. With `starttls` (the default) it requires STARTTLS before anything
+Listens on a free port of 127.0.0.1 that it picks itself (retrying when another process takes the
+port between the pick and the bind), and prints `READY <port>` once listening. With `starttls` (the default) it requires STARTTLS before anything
 else; with `implicit` it speaks TLS from the first byte (like port 465). Certificate CERT, key
 KEY. It offers AUTH PLAIN and LOGIN only over TLS and accepts exactly USER/PASSWORD. Each accepted
 message is written to OUTDIR/<n>.eml as received, and OUTDIR/<n>.json holds what a mail client
 would show: the envelope, the authenticated user, the decoded headers and each MIME part's type
-and decoded text, so the Rust test needs no MIME parser. Prints READY once listening; stops on
-SIGTERM or when stdin closes.
+and decoded text, so the Rust test needs no MIME parser. Stops on SIGTERM or when stdin closes.
 """
 
 import email
+import errno
 import email.policy
 import json
 import os
 import signal
+import socket
 import ssl
 import sys
 import logging
@@ -29,9 +31,8 @@ def main():
     # aiosmtpd logs a warning about its own use of a deprecated attribute on every login; keep
     # its errors (a failed TLS handshake shows up there).
     logging.getLogger("mail.log").setLevel(logging.ERROR)
-    port, cert, key, user, password, outdir = sys.argv[1:7]
-    mode = sys.argv[7] if len(sys.argv) > 7 else "starttls"
-    port = int(port)
+    cert, key, user, password, outdir = sys.argv[1:6]
+    mode = sys.argv[6] if len(sys.argv) > 6 else "starttls"
     os.makedirs(outdir, exist_ok=True)
     counter = {"n": 0}
     lock = threading.Lock()
@@ -85,27 +86,39 @@ def main():
 
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
-    common = dict(
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=authenticator,
-        auth_exclude_mechanism=["CRAM-MD5"],
-    )
-    if mode == "implicit":
-        # The whole session is TLS; aiosmtpd's auth_require_tls only knows about STARTTLS.
-        controller = Controller(Recorder(), ssl_context=tls, auth_require_tls=False, **common)
-    else:
-        controller = Controller(
+
+    def controller(port):
+        common = dict(
+            hostname="127.0.0.1",
+            port=port,
+            authenticator=authenticator,
+            auth_exclude_mechanism=["CRAM-MD5"],
+        )
+        if mode == "implicit":
+            # The whole session is TLS; aiosmtpd's auth_require_tls only knows about STARTTLS.
+            return Controller(Recorder(), ssl_context=tls, auth_require_tls=False, **common)
+        return Controller(
             Recorder(), tls_context=tls, require_starttls=True, auth_require_tls=True, **common
         )
-    controller.start()
-    print("READY", flush=True)
+
+    for attempt in range(20):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = controller(port)
+        try:
+            server.start()
+            break
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE or attempt == 19:
+                raise
+    print(f"READY {port}", flush=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     stop.wait()
-    controller.stop()
+    server.stop()
 
 
 if __name__ == "__main__":
