@@ -358,7 +358,12 @@ impl Kpulse {
             .arg(kubeconfig())
             .arg("--namespace")
             .arg(namespace)
-            .args(["--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("RUST_LOG", "info,kpulse=debug")
             .stdin(Stdio::null())
