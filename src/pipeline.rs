@@ -176,12 +176,6 @@ impl Pipeline {
         self.dispatch(outcome);
     }
 
-    /// Sends every pending digest (shutdown).
-    pub fn flush_digests(&self) {
-        let outcome = self.engine().flush_digests();
-        self.dispatch(outcome);
-    }
-
     pub fn snapshot(&self) -> Snapshot {
         self.engine().snapshot()
     }

@@ -397,19 +397,6 @@ impl Engine {
         outcome
     }
 
-    /// Sends every pending digest now (on shutdown, when its interval is due anyway).
-    pub fn flush_digests(&mut self) -> Outcome {
-        let mut outcome = Outcome::default();
-        for (channel, q) in std::mem::take(&mut self.digest) {
-            outcome.dispatches.push(Dispatch {
-                channel,
-                kind: DispatchKind::Digest,
-                notifications: q.items,
-            });
-        }
-        outcome
-    }
-
     /// When the next digest is due, if any is pending.
     pub fn next_digest_due(&self) -> Option<Timestamp> {
         self.digest

@@ -286,14 +286,6 @@ fn digest_collects_per_channel_and_flushes_on_interval() {
 }
 
 #[test]
-fn flush_digests_sends_everything_pending() {
-    let mut e = engine("");
-    e.submit(firing("i", Severity::Info), t(0));
-    let o = e.flush_digests();
-    assert_eq!(sent(&o), vec![("ops".into(), State::Firing, "i".into())]);
-}
-
-#[test]
 fn snapshot_restore_does_not_refire_and_keeps_pending_resolutions() {
     let mut e = engine("");
     let a = firing("a", Severity::Critical);

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
-use super::pods::{labels, owner};
+use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
@@ -143,16 +143,13 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
                 "{which} {} in pod {ns}/{pod_name} has been waiting ({reason}) since {since}{detail}.{hint}",
                 c.name
             ))
-            .labels(labels(pod))
             .field("Container", c.name.clone())
             .field("Reason", reason.to_string());
             if !c.image.is_empty() {
                 a = a.field("Image", c.image.clone());
             }
-            a.owner = owner(pod);
-            a.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
             a.first_seen = since;
-            out.push(Finding::firing(a));
+            out.push(Finding::firing(about(a, pod)));
         }
         out
     }

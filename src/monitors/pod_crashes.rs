@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
-use super::pods::{labels, owner};
+use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
@@ -41,12 +41,10 @@ fn base_alert(pod: &Pod, reason: &str, title: String, message: String, now: Time
         pod.name_any(),
         reason,
     );
-    let mut a = Alert::new(key, Severity::Warning, title, now)
-        .message(message)
-        .labels(labels(pod));
-    a.owner = owner(pod);
-    a.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    a
+    about(
+        Alert::new(key, Severity::Warning, title, now).message(message),
+        pod,
+    )
 }
 
 impl ObjectMonitor<Pod> for PodCrashes {

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::pods::{labels, owner};
+use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
@@ -87,12 +87,9 @@ impl ObjectMonitor<Pod> for PodNotReady {
         let mut a = Alert::new(key, Severity::Warning, format!("{name} not ready"), now)
             .message(format!(
                 "Pod {ns}/{name} is running but has not been ready since {since}{detail}.{which} It receives no Service traffic; check its readiness probe."
-            ))
-            .labels(labels(pod));
-        a.owner = owner(pod);
-        a.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            ));
         a.first_seen = since;
-        vec![Finding::firing(a)]
+        vec![Finding::firing(about(a, pod))]
     }
 }
 

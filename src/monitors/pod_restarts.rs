@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::pods::{labels, owner};
+use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
@@ -121,7 +121,7 @@ impl ObjectMonitor<Pod> for PodRestarts {
         let name = new.name_any();
         let ns = new.namespace().unwrap_or_default();
         let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "RestartBurst");
-        let mut a = Alert::new(
+        let a = Alert::new(
             key,
             Severity::Warning,
             format!("{name} restarted {count} times"),
@@ -131,13 +131,10 @@ impl ObjectMonitor<Pod> for PodRestarts {
             "Pod {ns}/{name} restarted {count} times within {}.",
             settings.window
         ))
-        .labels(labels(new))
         .field("Restarts in window", count.to_string())
         .field("Restarts total", restarts(new).to_string())
         .one_shot();
-        a.owner = owner(new);
-        a.node = new.spec.as_ref().and_then(|s| s.node_name.clone());
-        vec![a]
+        vec![about(a, new)]
     }
 }
 

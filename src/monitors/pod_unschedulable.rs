@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::pods::{labels, owner};
+use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
@@ -60,11 +60,9 @@ impl ObjectMonitor<Pod> for PodUnschedulable {
         let mut a = Alert::new(key, Severity::Warning, format!("{name} unschedulable"), now)
             .message(format!(
                 "Pod {ns}/{name} cannot be scheduled on any node since {since}.{why}"
-            ))
-            .labels(labels(pod));
-        a.owner = owner(pod);
+            ));
         a.first_seen = since;
-        vec![Finding::firing(a)]
+        vec![Finding::firing(about(a, pod))]
     }
 }
 

@@ -1,6 +1,5 @@
 //! The one Pod watch, shared by every pod monitor.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -14,6 +13,7 @@ use super::pod_not_ready::PodNotReady;
 use super::pod_restarts::PodRestarts;
 use super::pod_unschedulable::PodUnschedulable;
 use super::watch::{ObjectMonitor, WatchSpec, trim_meta};
+use crate::alert::Alert;
 
 /// A monitor fed by the Pod watch.
 pub type PodMonitor = dyn ObjectMonitor<Pod>;
@@ -81,7 +81,11 @@ pub fn owner(pod: &Pod) -> Option<String> {
     Some(format!("{}/{}", o.kind, o.name))
 }
 
-/// Labels of a pod, for routing rules.
-pub fn labels(pod: &Pod) -> BTreeMap<String, String> {
-    pod.labels().clone()
+/// Completes a pod's alert with what every pod monitor reports: the pod's labels (for routing
+/// rules), its owning workload, and its node.
+pub fn about(alert: Alert, pod: &Pod) -> Alert {
+    let mut a = alert.labels(pod.labels().clone());
+    a.owner = owner(pod);
+    a.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    a
 }
