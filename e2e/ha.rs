@@ -6,17 +6,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    Kpulse, TestNamespace, client, eventually, log_config, status_oom_killed, status_running,
+    Kpulse, TestNamespace, client, count, eventually, log_config, status_oom_killed, status_running,
 };
 
 const HA: [&str; 4] = ["--lease-name", "kpulse-leader", "--lease-duration", "4s"];
-
-fn count(k: &Kpulse, key: &str, state: &str) -> usize {
-    k.notifications()
-        .iter()
-        .filter(|n| n["key"] == key && n["state"] == state)
-        .count()
-}
 
 fn logged(k: &Kpulse, message: &str) -> bool {
     k.stderr

@@ -288,6 +288,42 @@ impl Receiver {
     }
 }
 
+/// How long an end-to-end test waits for one notification.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// A timestamp `secs` seconds ago, so "for" windows have already elapsed.
+pub fn ago(secs: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+}
+
+/// Starts kpulse with the `log` sink watching `ns` (plus `monitors` settings) and waits until
+/// its watches have synced.
+pub async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
+    let kpulse = Kpulse::start(&log_config(&ns.name, monitors), &ns.name).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    kpulse
+}
+
+/// Waits for the `log` sink notification of `key` in `state` (`firing`, `resolved`).
+pub async fn wait_state(kpulse: &Kpulse, key: &str, state: &str) -> Value {
+    kpulse
+        .wait_notification(&format!("{state} {key}"), WAIT, |n| {
+            n["key"] == key && n["state"] == state
+        })
+        .await
+}
+
+/// How many notifications of `key` in `state` the `log` sink wrote.
+pub fn count(kpulse: &Kpulse, key: &str, state: &str) -> usize {
+    kpulse
+        .notifications()
+        .iter()
+        .filter(|n| n["key"] == key && n["state"] == state)
+        .count()
+}
+
 /// The kpulse binary, running on the host against the test cluster.
 pub struct Kpulse {
     /// Host mode: the process. In-cluster mode: `None`, and `pod` is set.

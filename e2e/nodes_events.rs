@@ -9,29 +9,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::harness::{Kpulse, TestNamespace, client, log_config};
-
-const WAIT: Duration = Duration::from_secs(40);
-
-fn ago(secs: i64) -> String {
-    (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
-}
-
-async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
-    let kpulse = Kpulse::start(&log_config(&ns.name, monitors), &ns.name).await;
-    kpulse
-        .wait_log("watches synced", Duration::from_secs(30))
-        .await;
-    kpulse
-}
-
-async fn wait_state(kpulse: &Kpulse, key: &str, state: &str) -> Value {
-    kpulse
-        .wait_notification(&format!("{state} {key}"), WAIT, |n| {
-            n["key"] == key && n["state"] == state
-        })
-        .await
-}
+use crate::harness::{Kpulse, TestNamespace, ago, client, log_config, start, wait_state};
 
 /// A Warning (or Normal) Event about `kind/name`, as a kubelet records it.
 fn event(ns: &str, kind: &str, name: &str, type_: &str, reason: &str, count: i32) -> Event {

@@ -6,40 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::{Kpulse, TestNamespace, client, log_config, status_running};
-
-const WAIT: Duration = Duration::from_secs(40);
-
-/// A timestamp `secs` seconds ago, so "for" windows have already elapsed.
-fn ago(secs: i64) -> String {
-    (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
-}
-
-async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
-    let kpulse = Kpulse::start(&log_config(&ns.name, monitors), &ns.name).await;
-    kpulse
-        .wait_log("watches synced", Duration::from_secs(30))
-        .await;
-    kpulse
-}
-
-async fn wait_state(kpulse: &Kpulse, key: &str, state: &str) -> Value {
-    kpulse
-        .wait_notification(&format!("{state} {key}"), WAIT, |n| {
-            n["key"] == key && n["state"] == state
-        })
-        .await
-}
-
-fn count(kpulse: &Kpulse, key: &str, state: &str) -> usize {
-    kpulse
-        .notifications()
-        .iter()
-        .filter(|n| n["key"] == key && n["state"] == state)
-        .count()
-}
+use crate::harness::{TestNamespace, ago, client, count, start, status_running, wait_state};
 
 #[tokio::test]
 async fn pods_unschedulable_fires_with_the_schedulers_message_and_resolves_on_delete() {

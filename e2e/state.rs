@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    Kpulse, TestNamespace, client, eventually, log_config, status_oom_killed, status_running,
+    Kpulse, TestNamespace, client, count, eventually, log_config, status_oom_killed, status_running,
 };
 
 fn config(ns: &str) -> String {
@@ -13,14 +13,6 @@ fn config(ns: &str) -> String {
         ns,
         "state: {interval: 5s}\nmonitors: {pod_crashes: {resolve_after: 0s}}\n",
     )
-}
-
-fn count(kpulse: &Kpulse, key: &str, state: &str) -> usize {
-    kpulse
-        .notifications()
-        .iter()
-        .filter(|n| n["key"] == key && n["state"] == state)
-        .count()
 }
 
 /// Waits until kpulse has logged a state write that includes `active` active alerts.

@@ -11,9 +11,9 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::harness::{Kpulse, Receiver, TestNamespace, client, eventually, log_config};
-
-const WAIT: Duration = Duration::from_secs(90);
+use crate::harness::{
+    Kpulse, Receiver, TestNamespace, WAIT, client, eventually, start, wait_state,
+};
 
 async fn create<K>(ns: &TestNamespace, object: Value) -> Api<K>
 where
@@ -30,22 +30,6 @@ where
         .await
         .expect("create object");
     api
-}
-
-async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
-    let kpulse = Kpulse::start(&log_config(&ns.name, monitors), &ns.name).await;
-    kpulse
-        .wait_log("watches synced", Duration::from_secs(30))
-        .await;
-    kpulse
-}
-
-async fn wait_state(kpulse: &Kpulse, key: &str, state: &str) -> Value {
-    kpulse
-        .wait_notification(&format!("{state} {key}"), WAIT, |n| {
-            n["key"] == key && n["state"] == state
-        })
-        .await
 }
 
 fn template(app: &str, node_selector: Value) -> Value {

@@ -28,6 +28,7 @@ pub mod pvc_pending;
 pub mod replicas_unavailable;
 pub mod rollout_stuck;
 pub mod since;
+pub mod startup_latency;
 pub mod tls_cert_expiry;
 pub mod warning_events;
 pub mod watch;
@@ -124,7 +125,7 @@ pub fn start(
     }
     // Pods in a namespace marked kpulse.io/ignore must not fire at start-up: wait for the list.
     let (spec, p, guard, t) = (
-        pods::spec(client.clone()),
+        pods::spec(client.clone(), pipeline.metrics()),
         pipeline.clone(),
         Ready::guard(&tx),
         token.clone(),

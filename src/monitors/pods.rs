@@ -12,14 +12,16 @@ use super::pod_evicted::PodEvicted;
 use super::pod_not_ready::PodNotReady;
 use super::pod_restarts::PodRestarts;
 use super::pod_unschedulable::PodUnschedulable;
+use super::startup_latency::StartupLatency;
 use super::watch::{ObjectMonitor, WatchSpec, trim_meta};
 use crate::alert::Alert;
+use crate::metrics::Metrics;
 
 /// A monitor fed by the Pod watch.
 pub type PodMonitor = dyn ObjectMonitor<Pod>;
 
-/// Every pod monitor.
-pub fn monitors() -> Vec<Arc<PodMonitor>> {
+/// Every pod monitor; `metrics` receives the start-up latency histogram.
+pub fn monitors(metrics: &Metrics) -> Vec<Arc<PodMonitor>> {
     vec![
         Arc::new(PodCrashes),
         Arc::new(PodRestarts::default()),
@@ -27,18 +29,22 @@ pub fn monitors() -> Vec<Arc<PodMonitor>> {
         Arc::new(PodUnschedulable),
         Arc::new(PodNotReady),
         Arc::new(PodEvicted::shared()),
+        Arc::new(StartupLatency::new(
+            jiff::Timestamp::now(),
+            metrics.pod_startup_duration.clone(),
+        )),
     ]
 }
 
 /// The Pod watch for every pod monitor.
-pub fn spec(client: kube::Client) -> WatchSpec<Pod> {
+pub fn spec(client: kube::Client, metrics: &Metrics) -> WatchSpec<Pod> {
     WatchSpec {
         resource: "pods",
         kind: "Pod",
         api: Api::all(client),
         config: watcher::Config::default(),
         trim,
-        monitors: monitors(),
+        monitors: monitors(metrics),
     }
 }
 

@@ -65,6 +65,8 @@ pub trait ObjectMonitor<K>: Send + Sync {
     fn created(&self, _config: &Config, _obj: &K, _now: Timestamp) -> Vec<Alert> {
         Vec::new()
     }
+    /// The object was deleted: forget what the monitor keeps about it.
+    fn deleted(&self, _obj: &K) {}
 }
 
 /// How one watch is set up.
@@ -188,6 +190,7 @@ pub async fn run<K>(
                     objects.remove(&key(&o));
                     let scope = Scope::object(o.namespace().unwrap_or_default(), kind, o.name_any());
                     for m in &monitors {
+                        m.deleted(&o);
                         pipeline.reconcile(m.name(), &scope, Vec::new());
                     }
                 }
