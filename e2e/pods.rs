@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, ago, client, count, start, status_running, wait_state};
+use crate::harness::{
+    TestNamespace, ago, client, count, eventually, start, status_running, wait_state,
+};
 
 #[tokio::test]
 async fn pods_unschedulable_fires_with_the_schedulers_message_and_resolves_on_delete() {
@@ -212,6 +214,89 @@ async fn pods_evicted_from_one_node_are_reported_in_one_message() {
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count(&kpulse, key, "firing"), 1, "one message per group");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+/// A metric's value in a `/metrics` body, e.g. `kpulse_x_count{stage="ready"}`.
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Marks `name` initialized and ready `initialized` and `ready` seconds after its creation, as a
+/// kubelet would, keeping the scheduler's PodScheduled condition.
+async fn started(ns: &TestNamespace, name: &str, initialized: i64, ready: i64) {
+    let pod = ns.pods().get(name).await.unwrap();
+    let created = pod.metadata.creation_timestamp.unwrap().0;
+    let at = |s: i64| (created + jiff::SignedDuration::from_secs(s)).to_string();
+    let mut conditions: Vec<serde_json::Value> = pod
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ == "PodScheduled")
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
+    conditions.push(
+        json!({"type": "Initialized", "status": "True", "lastTransitionTime": at(initialized)}),
+    );
+    conditions.push(json!({"type": "Ready", "status": "True", "lastTransitionTime": at(ready)}));
+    ns.patch_pod_status(name, json!({"phase": "Running", "conditions": conditions}))
+        .await;
+}
+
+#[tokio::test]
+async fn pods_startup_latency_is_measured_once_per_stage_for_pods_created_after_start() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "startup").await;
+    // A pod from before kpulse started is not measured, even when it turns ready later.
+    ns.create_pod("before", Default::default()).await;
+    // Creation times are whole seconds: let the second pass so `before` is clearly older.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let kpulse = start(&ns, "monitors: {startup_latency: {enabled: true}}\n").await;
+    started(&ns, "before", 1, 7).await;
+
+    ns.create_pod("first", Default::default()).await;
+    started(&ns, "first", 2, 5).await;
+    let series = |stage: &str, what: &str| {
+        format!("kpulse_pod_startup_duration_seconds_{what}{{stage=\"{stage}\"}}")
+    };
+    let body = eventually("first pod measured", Duration::from_secs(30), || async {
+        let body = kpulse.metrics().await?;
+        (metric(&body, &series("ready", "count")) == Some(1.0)).then_some(body)
+    })
+    .await;
+    assert_eq!(metric(&body, &series("ready", "sum")), Some(5.0), "{body}");
+    assert_eq!(metric(&body, &series("initialized", "count")), Some(1.0));
+    assert_eq!(metric(&body, &series("initialized", "sum")), Some(2.0));
+    assert_eq!(metric(&body, &series("scheduled", "count")), Some(1.0));
+
+    // Ready again after a container restart is not a new start-up.
+    ns.patch_pod_status(
+        "first",
+        json!({"conditions": [{"type": "Ready", "status": "False"}]}),
+    )
+    .await;
+    started(&ns, "first", 2, 60).await;
+    ns.create_pod("second", Default::default()).await;
+    started(&ns, "second", 1, 3).await;
+    let body = eventually("second pod measured", Duration::from_secs(30), || async {
+        let body = kpulse.metrics().await?;
+        (metric(&body, &series("ready", "count")) == Some(2.0)).then_some(body)
+    })
+    .await;
+    assert_eq!(
+        metric(&body, &series("ready", "sum")),
+        Some(8.0),
+        "only `first` (5 s) and `second` (3 s): {body}"
+    );
+    assert_eq!(metric(&body, &series("scheduled", "count")), Some(2.0));
+    assert!(
+        kpulse.notifications().is_empty(),
+        "start-up latency sends nothing"
+    );
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
