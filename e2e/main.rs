@@ -3,6 +3,7 @@
 //! `make test` starts a local control plane for them (`hack/cluster.sh`). Each test works in its
 //! own namespace, so tests run in parallel.
 
+mod canary;
 mod ha;
 mod harness;
 mod hpa;

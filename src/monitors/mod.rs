@@ -10,6 +10,7 @@
 //! full reconcile covers every object: conditions that cleared while kpulse was down resolve once,
 //! and ones that still hold do not fire again.
 
+pub mod canary;
 pub mod cluster;
 pub mod container_waiting;
 pub mod cronjob_missed;
@@ -100,6 +101,7 @@ pub fn start(
     tasks: &mut JoinSet<()>,
 ) -> Ready {
     let (ready, tx) = Ready::new();
+    tasks.spawn(canary::run(client.clone(), pipeline.clone(), token.clone()));
     let namespaces_listed =
         cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
     workloads::start(
