@@ -99,11 +99,9 @@ pub struct Metrics {
     pub state_size_bytes: Gauge,
     /// Entries dropped from the state to keep it under the ConfigMap size limit.
     pub state_pruned: Counter,
-    /// Duration of one kubelet stats scan over every node.
-    pub stats_scan_duration: Histogram,
     /// Canary runs by result (`success`, `failure`, `timeout`).
     pub canary_runs: Family<ResultLabels, Counter>,
-    /// Time from creating the canary pod to it running.
+    /// Time from creating the canary pod to it being scheduled (schedule_only) or Running.
     pub canary_duration: Histogram,
     /// Pod start-up latency from creation to each stage.
     pub pod_startup_duration: Family<StageLabels, Histogram>,
@@ -148,7 +146,6 @@ impl Metrics {
             state_writes: Family::default(),
             state_size_bytes: Gauge::default(),
             state_pruned: Counter::default(),
-            stats_scan_duration: slow_buckets(),
             canary_runs: Family::default(),
             canary_duration: slow_buckets(),
             pod_startup_duration: Family::new_with_constructor(slow_buckets),
@@ -257,12 +254,6 @@ impl Metrics {
                 "Entries dropped from the state to keep it under the ConfigMap size limit",
                 m.state_pruned.clone(),
             );
-            r.register_with_unit(
-                "stats_scan_duration",
-                "Duration of one kubelet stats scan over every node",
-                Unit::Seconds,
-                m.stats_scan_duration.clone(),
-            );
             r.register(
                 "canary_runs",
                 "Canary pod runs by result",
@@ -270,7 +261,7 @@ impl Metrics {
             );
             r.register_with_unit(
                 "canary_duration",
-                "Time from creating the canary pod to it running",
+                "Time from creating the canary pod to it being scheduled (schedule_only) or Running",
                 Unit::Seconds,
                 m.canary_duration.clone(),
             );
