@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod kubelet;
 pub mod leader;
 pub mod metrics;
 pub mod monitors;

@@ -105,6 +105,10 @@ pub struct Metrics {
     pub canary_duration: Histogram,
     /// Pod start-up latency from creation to each stage.
     pub pod_startup_duration: Family<StageLabels, Histogram>,
+    /// Time to read the kubelet stats of every node once (pvc_usage, node_disk, node_resources).
+    pub stats_scan_duration: Histogram,
+    /// Kubelet stats reads per node by result (`success`, `failure`).
+    pub stats_fetches: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -149,6 +153,8 @@ impl Metrics {
             canary_runs: Family::default(),
             canary_duration: slow_buckets(),
             pod_startup_duration: Family::new_with_constructor(slow_buckets),
+            stats_scan_duration: slow_buckets(),
+            stats_fetches: Family::default(),
         };
         // A single replica leads until leader election says otherwise.
         m.leader.set(1);
@@ -270,6 +276,17 @@ impl Metrics {
                 "Pod start-up latency from creation to each stage (scheduled, initialized, ready)",
                 Unit::Seconds,
                 m.pod_startup_duration.clone(),
+            );
+            r.register_with_unit(
+                "stats_scan_duration",
+                "Time to read the kubelet stats summary of every node once",
+                Unit::Seconds,
+                m.stats_scan_duration.clone(),
+            );
+            r.register(
+                "stats_fetches",
+                "Kubelet stats summary reads per node by result",
+                m.stats_fetches.clone(),
             );
         }
         m

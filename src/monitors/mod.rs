@@ -19,6 +19,8 @@ pub mod filter;
 pub mod hpa;
 pub mod job_failed;
 pub mod node_conditions;
+pub mod node_disk;
+pub mod node_resources;
 pub mod pod_crashes;
 pub mod pod_evicted;
 pub mod pod_not_ready;
@@ -26,10 +28,12 @@ pub mod pod_restarts;
 pub mod pod_unschedulable;
 pub mod pods;
 pub mod pvc_pending;
+pub mod pvc_usage;
 pub mod replicas_unavailable;
 pub mod rollout_stuck;
 pub mod since;
 pub mod startup_latency;
+pub mod stats;
 pub mod tls_cert_expiry;
 pub mod warning_events;
 pub mod watch;
@@ -102,6 +106,7 @@ pub fn start(
 ) -> Ready {
     let (ready, tx) = Ready::new();
     tasks.spawn(canary::run(client.clone(), pipeline.clone(), token.clone()));
+    tasks.spawn(stats::run(client.clone(), pipeline.clone(), token.clone()));
     let namespaces_listed =
         cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
     workloads::start(

@@ -1,0 +1,433 @@
+//! The kubelet stats scan behind `pvc_usage`, `node_disk` and `node_resources`.
+//!
+//! While any of them is enabled, the leader reads the stats summary of every Ready node (at most
+//! [`PARALLEL`] at a time, each within [`FETCH_TIMEOUT`]) once per the shortest `interval` of the
+//! enabled ones, and reconciles each monitor with what fires. A node whose summary cannot be read
+//! keeps the findings of its last good read, so a kubelet that stops answering neither resolves its
+//! alerts nor fires again (node_conditions reports the kubelet itself). While a Ready node has
+//! never been read, only the objects seen on the other nodes are reconciled, so nothing resolves
+//! that might still hold there. Scans are timed in `kpulse_stats_scan_duration_seconds` and node
+//! reads counted in `kpulse_stats_fetches_total{result}`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use tokio_util::sync::CancellationToken;
+
+use super::pvc_usage::{self, Claims};
+use super::{filter, node_disk, node_resources};
+use crate::alert::{Alert, Severity};
+use crate::config::Config;
+use crate::engine::Scope;
+use crate::kubelet::{ApiProxy, PvcRef, StatsFetcher, Summary};
+use crate::metrics::ResultLabels;
+use crate::pipeline::Pipeline;
+
+/// Nodes read at the same time.
+pub const PARALLEL: usize = 8;
+/// How long one node's summary may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The severity for a percentage used: `crit_at` or more is critical, `warn_at` or more warns.
+pub fn level(used: f64, warn_at: u8, crit_at: u8) -> Option<Severity> {
+    if used >= f64::from(crit_at) {
+        Some(Severity::Critical)
+    } else if used >= f64::from(warn_at) {
+        Some(Severity::Warning)
+    } else {
+        None
+    }
+}
+
+/// A percentage as people read it, rounded down so that "85%" is never below an 85 threshold.
+pub fn percent(used: f64) -> String {
+    format!("{}%", used.floor() as u64)
+}
+
+/// Bytes in binary units: `512 B`, `1.5 KiB`, `9.8 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// What one node's summary fires, per monitor.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFindings {
+    /// Every reported claim mounted on the node, with its alerts (possibly none).
+    pub pvc: BTreeMap<PvcRef, Vec<Alert>>,
+    pub disk: Vec<Alert>,
+    pub resources: Vec<Alert>,
+}
+
+/// The monitors a scan serves, and how often it runs.
+fn due(config: &Config) -> Option<Duration> {
+    let m = &config.monitors;
+    [
+        (m.pvc_usage.enabled, m.pvc_usage.interval),
+        (m.node_disk.enabled, m.node_disk.interval),
+        (m.node_resources.enabled, m.node_resources.interval),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, every)| every.0)
+    .min()
+}
+
+fn ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+fn pod_capacity(node: &Node) -> Option<u64> {
+    let q = node.status.as_ref()?.capacity.as_ref()?.get("pods")?;
+    q.0.parse().ok()
+}
+
+/// Evaluates one summary for every enabled stats monitor.
+pub fn evaluate(
+    config: &Config,
+    node: &Node,
+    summary: &Summary,
+    claims: &Claims,
+    now: jiff::Timestamp,
+) -> NodeFindings {
+    let m = &config.monitors;
+    let name = node.name_any();
+    NodeFindings {
+        pvc: if m.pvc_usage.enabled {
+            pvc_usage::evaluate(&m.pvc_usage, &name, summary, claims, now)
+        } else {
+            BTreeMap::new()
+        },
+        disk: if m.node_disk.enabled {
+            node_disk::evaluate(&m.node_disk, &name, summary, now)
+        } else {
+            Vec::new()
+        },
+        resources: if m.node_resources.enabled {
+            node_resources::evaluate(&m.node_resources, &name, summary, pod_capacity(node), now)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// What a scan tells the engine: per monitor, the scope and the alerts firing in it.
+pub type Decisions = Vec<(&'static str, Scope, Vec<Alert>)>;
+
+/// Turns the findings of every node into reconciles. `fresh` are the nodes read in this scan,
+/// `carried` the ones that kept their last findings; `complete` is false while a Ready node has
+/// never been read, and then only what the fresh nodes showed is reconciled.
+pub fn decide(
+    config: &Config,
+    fresh: &BTreeMap<String, NodeFindings>,
+    carried: &BTreeMap<String, NodeFindings>,
+    complete: bool,
+) -> Decisions {
+    let m = &config.monitors;
+    let mut out: Decisions = Vec::new();
+    let all = || fresh.iter().chain(carried.iter());
+    if m.pvc_usage.enabled {
+        if complete {
+            // One alert per key: a claim mounted on several nodes keeps its worst reading.
+            let mut worst: BTreeMap<_, Alert> = BTreeMap::new();
+            for a in all().flat_map(|(_, f)| f.pvc.values().flatten()) {
+                if worst.get(&a.key).is_none_or(|w| w.severity < a.severity) {
+                    worst.insert(a.key.clone(), a.clone());
+                }
+            }
+            out.push((pvc_usage::NAME, Scope::All, worst.into_values().collect()));
+        } else {
+            for (pvc, alerts) in fresh.values().flat_map(|f| f.pvc.iter()) {
+                let scope = Scope::object(&pvc.namespace, pvc_usage::KIND, &pvc.name);
+                out.push((pvc_usage::NAME, scope, alerts.clone()));
+            }
+        }
+    }
+    type Pick = fn(&NodeFindings) -> &Vec<Alert>;
+    let per_node: [(bool, &'static str, Pick); 2] = [
+        (m.node_disk.enabled, node_disk::NAME, |f| &f.disk),
+        (m.node_resources.enabled, node_resources::NAME, |f| {
+            &f.resources
+        }),
+    ];
+    for (enabled, monitor, pick) in per_node {
+        if !enabled {
+            continue;
+        }
+        if complete {
+            let firing = all().flat_map(|(_, f)| pick(f).iter().cloned()).collect();
+            out.push((monitor, Scope::All, firing));
+        } else {
+            for (node, f) in fresh {
+                out.push((monitor, Scope::object("", "Node", node), pick(f).clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The scan's memory: the last findings of every node, and which nodes are failing.
+#[derive(Default)]
+pub struct Scanner {
+    last: BTreeMap<String, NodeFindings>,
+    failing: BTreeSet<String>,
+}
+
+impl Scanner {
+    /// One scan: list nodes and claims, read every Ready node, reconcile.
+    pub async fn scan(
+        &mut self,
+        client: &kube::Client,
+        fetcher: &Arc<dyn StatsFetcher>,
+        pipeline: &Pipeline,
+    ) {
+        let started = Instant::now();
+        let config = pipeline.runtime().config.clone();
+        let nodes = match Api::<Node>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::warn!(error = %e, "kubelet stats scan skipped: cannot list nodes");
+                return;
+            }
+        };
+        let claims = if config.monitors.pvc_usage.enabled {
+            match Api::<PersistentVolumeClaim>::all(client.clone())
+                .list(&ListParams::default())
+                .await
+            {
+                Ok(list) => Claims::new(&list.items, &pipeline.namespaces()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kubelet stats scan skipped: cannot list PersistentVolumeClaims");
+                    return;
+                }
+            }
+        } else {
+            Claims::default()
+        };
+        let watched: Vec<&Node> = nodes
+            .iter()
+            .filter(|n| {
+                !filter::ignored(n.metadata.labels.as_ref(), n.metadata.annotations.as_ref())
+            })
+            .collect();
+        let to_read: Vec<String> = watched
+            .iter()
+            .filter(|n| ready(n))
+            .map(|n| n.name_any())
+            .collect();
+        let reads: Vec<(String, Result<Summary, String>)> = futures::stream::iter(to_read)
+            .map(|name| {
+                let fetcher = fetcher.clone();
+                async move {
+                    let read =
+                        match tokio::time::timeout(FETCH_TIMEOUT, fetcher.summary(&name)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(format!("no answer within {}s", FETCH_TIMEOUT.as_secs())),
+                        };
+                    (name, read)
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        let now = pipeline.now();
+        let metrics = pipeline.metrics();
+        let mut fresh = BTreeMap::new();
+        let mut complete = true;
+        for (name, read) in reads {
+            match read {
+                Ok(summary) => {
+                    metrics
+                        .stats_fetches
+                        .get_or_create(&ResultLabels::new("success"))
+                        .inc();
+                    if self.failing.remove(&name) {
+                        tracing::info!(node = %name, "kubelet stats readable again");
+                    }
+                    if let Some(node) = watched.iter().find(|n| n.name_any() == name) {
+                        let found = evaluate(&config, node, &summary, &claims, now);
+                        fresh.insert(name, found);
+                    }
+                }
+                Err(why) => {
+                    metrics
+                        .stats_fetches
+                        .get_or_create(&ResultLabels::new("failure"))
+                        .inc();
+                    if self.failing.insert(name.clone()) {
+                        tracing::warn!(node = %name, error = %why, "cannot read kubelet stats; keeping the node's last findings");
+                    } else {
+                        tracing::debug!(node = %name, error = %why, "cannot read kubelet stats");
+                    }
+                    if !self.last.contains_key(&name) {
+                        complete = false;
+                    }
+                }
+            }
+        }
+        // Nodes not read now (not Ready, or failing) keep their last findings while they exist.
+        let carried: BTreeMap<String, NodeFindings> = watched
+            .iter()
+            .map(|n| n.name_any())
+            .filter(|n| !fresh.contains_key(n))
+            .filter_map(|n| self.last.remove(&n).map(|f| (n, f)))
+            .collect();
+        for (monitor, scope, firing) in decide(&config, &fresh, &carried, complete) {
+            pipeline.reconcile(monitor, &scope, firing);
+        }
+        let present: BTreeSet<String> = watched.iter().map(|n| n.name_any()).collect();
+        self.failing.retain(|n| present.contains(n));
+        self.last = fresh;
+        self.last.extend(carried);
+        metrics
+            .stats_scan_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Scans while a stats monitor is enabled and this replica leads.
+pub async fn run(client: kube::Client, pipeline: Pipeline, token: CancellationToken) {
+    let fetcher: Arc<dyn StatsFetcher> = Arc::new(ApiProxy::new(client.clone()));
+    let mut scanner = Scanner::default();
+    let mut last: Option<Instant> = None;
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let Some(interval) = due(&pipeline.runtime().config) else {
+            scanner = Scanner::default();
+            continue;
+        };
+        if !pipeline.is_leader() || last.is_some_and(|t| t.elapsed() < interval) {
+            continue;
+        }
+        last = Some(Instant::now());
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = scanner.scan(&client, &fetcher, &pipeline) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertKey;
+
+    #[test]
+    fn levels_percentages_and_bytes() {
+        assert_eq!(level(84.9, 85, 97), None);
+        assert_eq!(level(85.0, 85, 97), Some(Severity::Warning));
+        assert_eq!(level(97.0, 85, 97), Some(Severity::Critical));
+        assert_eq!(percent(96.99), "96%");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(10 * 1024 * 1024 * 1024), "10.0 GiB");
+    }
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        c.monitors.pvc_usage.enabled = true;
+        c.monitors.node_disk.enabled = true;
+        c
+    }
+
+    fn alert(monitor: &str, ns: &str, kind: &str, name: &str, severity: Severity) -> Alert {
+        let key = AlertKey::new(monitor, ns, kind, name, "SpaceUsage");
+        Alert::new(key, severity, "t", jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    fn findings(pvc: &str, severity: Severity, node: &str) -> NodeFindings {
+        let at = PvcRef {
+            name: pvc.into(),
+            namespace: "shop".into(),
+        };
+        NodeFindings {
+            pvc: [(
+                at,
+                vec![alert(
+                    "pvc_usage",
+                    "shop",
+                    "PersistentVolumeClaim",
+                    pvc,
+                    severity,
+                )],
+            )]
+            .into(),
+            disk: vec![alert("node_disk", "", "Node", node, severity)],
+            resources: vec![],
+        }
+    }
+
+    #[test]
+    fn a_complete_scan_reconciles_everything_with_the_worst_reading_per_claim() {
+        let fresh = [("n1".to_string(), findings("data", Severity::Warning, "n1"))].into();
+        let carried = [("n2".to_string(), findings("data", Severity::Critical, "n2"))].into();
+        let d = decide(&config(), &fresh, &carried, true);
+        let monitors: Vec<_> = d.iter().map(|(m, s, _)| (*m, s.clone())).collect();
+        assert_eq!(
+            monitors,
+            vec![("pvc_usage", Scope::All), ("node_disk", Scope::All)]
+        );
+        assert_eq!(d[0].2.len(), 1);
+        assert_eq!(d[0].2[0].severity, Severity::Critical);
+        assert_eq!(
+            d[1].2.len(),
+            2,
+            "both nodes' disk alerts, the carried one kept"
+        );
+    }
+
+    #[test]
+    fn an_incomplete_scan_only_reconciles_what_it_saw() {
+        let fresh = [("n1".to_string(), findings("data", Severity::Warning, "n1"))].into();
+        let d = decide(&config(), &fresh, &BTreeMap::new(), false);
+        let scopes: Vec<_> = d.iter().map(|(m, s, _)| (*m, s.clone())).collect();
+        assert_eq!(
+            scopes,
+            vec![
+                (
+                    "pvc_usage",
+                    Scope::object("shop", "PersistentVolumeClaim", "data")
+                ),
+                ("node_disk", Scope::object("", "Node", "n1")),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_scan_runs_at_the_shortest_enabled_interval() {
+        let mut c = Config::default();
+        assert_eq!(due(&c), None);
+        c.monitors.node_disk.enabled = true;
+        c.monitors.node_disk.interval = crate::config::types::HumanDuration::secs(30);
+        c.monitors.pvc_usage.enabled = true;
+        assert_eq!(due(&c), Some(Duration::from_secs(30)));
+    }
+}
