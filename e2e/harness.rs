@@ -288,6 +288,36 @@ impl Receiver {
     }
 }
 
+/// A self-signed certificate and key valid for `days` days, PEM, made with the openssl CLI.
+pub fn certificate(days: u32) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=web.e2e.example",
+            "-days",
+        ])
+        .arg(days.to_string())
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command (hack/test-deps.sh installs it)");
+    assert!(status.success());
+    (
+        std::fs::read_to_string(crt).unwrap(),
+        std::fs::read_to_string(key).unwrap(),
+    )
+}
+
 /// How long an end-to-end test waits for one notification.
 pub const WAIT: Duration = Duration::from_secs(90);
 

@@ -14,5 +14,6 @@ mod pods;
 mod reload;
 mod smoke;
 mod state;
+mod stats;
 mod tls;
 mod workloads;

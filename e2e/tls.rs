@@ -8,37 +8,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::harness::{Kpulse, TestNamespace, client, log_config};
-
-/// A self-signed certificate and key valid for `days` days, PEM, made with the openssl CLI.
-fn certificate(days: u32) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=web.e2e.example",
-            "-days",
-        ])
-        .arg(days.to_string())
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("the openssl command (hack/test-deps.sh installs it)");
-    assert!(status.success());
-    (
-        std::fs::read_to_string(crt).unwrap(),
-        std::fs::read_to_string(key).unwrap(),
-    )
-}
+use crate::harness::{Kpulse, TestNamespace, certificate, client, log_config};
 
 async fn apply_tls(api: &Api<Secret>, days: u32) {
     let (crt, key) = certificate(days);

@@ -253,8 +253,34 @@ impl Scanner {
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
-        let now = pipeline.now();
+        let decisions = self.absorb(
+            &config,
+            &watched,
+            reads,
+            &claims,
+            pipeline.now(),
+            pipeline.metrics(),
+        );
+        for (monitor, scope, firing) in decisions {
+            pipeline.reconcile(monitor, &scope, firing);
+        }
         let metrics = pipeline.metrics();
+        metrics
+            .stats_scan_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Takes one scan's reads of the `watched` nodes: evaluates the readable ones, carries the
+    /// last findings of the others, remembers the result, and says what to reconcile.
+    pub fn absorb(
+        &mut self,
+        config: &Config,
+        watched: &[&Node],
+        reads: Vec<(String, Result<Summary, String>)>,
+        claims: &Claims,
+        now: jiff::Timestamp,
+        metrics: &crate::metrics::Metrics,
+    ) -> Decisions {
         let mut fresh = BTreeMap::new();
         let mut complete = true;
         for (name, read) in reads {
@@ -268,7 +294,7 @@ impl Scanner {
                         tracing::info!(node = %name, "kubelet stats readable again");
                     }
                     if let Some(node) = watched.iter().find(|n| n.name_any() == name) {
-                        let found = evaluate(&config, node, &summary, &claims, now);
+                        let found = evaluate(config, node, &summary, claims, now);
                         fresh.insert(name, found);
                     }
                 }
@@ -295,16 +321,12 @@ impl Scanner {
             .filter(|n| !fresh.contains_key(n))
             .filter_map(|n| self.last.remove(&n).map(|f| (n, f)))
             .collect();
-        for (monitor, scope, firing) in decide(&config, &fresh, &carried, complete) {
-            pipeline.reconcile(monitor, &scope, firing);
-        }
+        let decisions = decide(config, &fresh, &carried, complete);
         let present: BTreeSet<String> = watched.iter().map(|n| n.name_any()).collect();
         self.failing.retain(|n| present.contains(n));
         self.last = fresh;
         self.last.extend(carried);
-        metrics
-            .stats_scan_duration
-            .observe(started.elapsed().as_secs_f64());
+        decisions
     }
 }
 
@@ -429,5 +451,101 @@ mod tests {
         c.monitors.node_disk.interval = crate::config::types::HumanDuration::secs(30);
         c.monitors.pvc_usage.enabled = true;
         assert_eq!(due(&c), Some(Duration::from_secs(30)));
+    }
+
+    fn node(name: &str) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap()
+    }
+
+    fn full_disk(node: &str) -> Summary {
+        serde_json::from_value(serde_json::json!({
+            "node": {"nodeName": node, "fs": {"capacityBytes": 100, "availableBytes": 5}},
+        }))
+        .unwrap()
+    }
+
+    fn disk_only() -> Config {
+        let mut c = Config::default();
+        c.monitors.node_disk.enabled = true;
+        c
+    }
+
+    fn firing(d: &Decisions) -> Vec<(Scope, Vec<String>)> {
+        d.iter()
+            .map(|(_, scope, alerts)| {
+                let names = alerts.iter().map(|a| a.key.name.clone()).collect();
+                (scope.clone(), names)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unreadable_node_keeps_its_findings_and_a_deleted_one_drops_them() {
+        let (c, m, t) = (
+            disk_only(),
+            crate::metrics::Metrics::new(),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let (n1, n2) = (node("n1"), node("n2"));
+        let mut s = Scanner::default();
+        let ok = |n: &str| (n.to_string(), Ok(full_disk(n)));
+        let failed = |n: &str| (n.to_string(), Err("connection refused".to_string()));
+
+        let d = s.absorb(
+            &c,
+            &[&n1, &n2],
+            vec![ok("n1"), failed("n2")],
+            &Claims::default(),
+            t,
+            &m,
+        );
+        assert_eq!(
+            firing(&d),
+            vec![(Scope::object("", "Node", "n1"), vec!["n1".to_string()])],
+            "n2 was never read: only n1 is reconciled"
+        );
+
+        let d = s.absorb(
+            &c,
+            &[&n1, &n2],
+            vec![ok("n1"), ok("n2")],
+            &Claims::default(),
+            t,
+            &m,
+        );
+        assert_eq!(
+            firing(&d),
+            vec![(Scope::All, vec!["n1".to_string(), "n2".to_string()])]
+        );
+
+        let d = s.absorb(
+            &c,
+            &[&n1, &n2],
+            vec![ok("n1"), failed("n2")],
+            &Claims::default(),
+            t,
+            &m,
+        );
+        assert_eq!(
+            firing(&d),
+            vec![(Scope::All, vec!["n1".to_string(), "n2".to_string()])],
+            "n2 failing keeps its alert firing"
+        );
+
+        let d = s.absorb(&c, &[&n1], vec![ok("n1")], &Claims::default(), t, &m);
+        assert_eq!(
+            firing(&d),
+            vec![(Scope::All, vec!["n1".to_string()])],
+            "n2 deleted: its alert resolves"
+        );
+        let failures = m
+            .stats_fetches
+            .get_or_create(&ResultLabels::new("failure"))
+            .get();
+        assert_eq!(failures, 2);
     }
 }
