@@ -513,6 +513,17 @@ else
     else
       fail "no InvalidConfig Event from kpulse: $(grep -i 'event' "$work/kpulse.log" | tail -n 3)"
     fi
+    # pvc_usage is on: its scan reads kubelet stats through nodes/proxy (the fake nodes have no
+    # kubelet, so the reads fail, but not with a 403, which stop_kpulse would catch).
+    for _ in $(seq 1 30); do
+      grep -q 'kubelet stats scan' "$work/kpulse.log" && break
+      sleep 0.5
+    done
+    if grep -q 'kubelet stats scan' "$work/kpulse.log"; then
+      pass "pvc_usage scans kubelet stats with the chart's RBAC"
+    else
+      fail "no kubelet stats scan with pvc_usage on: $(tail -n 5 "$work/kpulse.log")"
+    fi
     stop_kpulse "existing Secret, invalid edit"
   fi
   strategy="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.strategy.type}/{.spec.replicas}')"

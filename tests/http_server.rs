@@ -283,6 +283,7 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         "kpulse_state_pruned",
         "kpulse_state_size_bytes",
         "kpulse_canary_duration_seconds",
+        "kpulse_stats_scan_duration_seconds",
     ] {
         assert!(
             families.contains_key(family),
@@ -310,6 +311,10 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
             stage: "ready".into(),
         })
         .observe(3.5);
+    m.stats_fetches
+        .get_or_create(&ResultLabels::new("failure"))
+        .inc();
+    m.stats_scan_duration.observe(0.2);
     m.config_reload(Ok(1));
     p.submit(crash("api-1", &p));
     let oom = Alert::new(
@@ -343,6 +348,8 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         "kpulse_state_pruned_total 0",
         "kpulse_canary_runs_total{result=\"success\"} 1",
         "kpulse_pod_startup_duration_seconds_count{stage=\"ready\"} 1",
+        "kpulse_stats_fetches_total{result=\"failure\"} 1",
+        "kpulse_stats_scan_duration_seconds_count 1",
         "kpulse_leader 1",
         "kpulse_build_info{version=",
     ] {

@@ -69,22 +69,28 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// PVC fill level from kubelet stats. Needs `get nodes/proxy` (see docs/install.md).
+    /// PVC fill level (space and inodes) from kubelet stats. Needs `get nodes/proxy` (see
+    /// docs/install.md).
     PvcUsage (enabled = false) {
-        /// Percent used that warns.
+        /// Percent used (space or inodes) that warns.
         warn_at: u8 = 85,
-        /// Percent used that is critical.
+        /// Percent used (space or inodes) that is critical.
         crit_at: u8 = 97,
-        /// How often the kubelet stats are read.
+        /// How often the kubelet stats are read (one scan serves every stats monitor, at the
+        /// shortest interval of those enabled).
         interval: HumanDuration = HumanDuration::secs(60),
     }
 }
 
 monitor_settings! {
-    /// Node filesystem fill level (nodefs, imagefs) from kubelet stats. Needs `get nodes/proxy`.
+    /// Node filesystem fill level (nodefs, imagefs, containerfs; space and inodes) from kubelet
+    /// stats. Needs `get nodes/proxy`.
     NodeDisk (enabled = false) {
+        /// Percent used that warns (the kubelet evicts at 90% used on nodefs by default).
         warn_at: u8 = 80,
+        /// Percent used that is critical.
         crit_at: u8 = 90,
+        /// How often the kubelet stats are read.
         interval: HumanDuration = HumanDuration::secs(60),
     }
 }
@@ -210,11 +216,16 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// Node PID, memory and pod-count headroom from kubelet stats and status. Needs `get nodes/proxy`.
+    /// Node process-ID and pod-slot headroom from kubelet stats and the node's capacity. Needs
+    /// `get nodes/proxy`.
     NodeResources (enabled = false) {
+        /// Percent of the node's PID limit in use that warns.
         pids_warn_at: u8 = 85,
+        /// Percent of the node's PID limit in use that is critical.
         pids_crit_at: u8 = 95,
+        /// Percent of `status.capacity.pods` running that sends an info notice.
         pods_warn_at: u8 = 95,
+        /// How often the kubelet stats are read.
         interval: HumanDuration = HumanDuration::secs(60),
     }
 }

@@ -191,6 +191,8 @@ pub fn decide(
 pub struct Scanner {
     last: BTreeMap<String, NodeFindings>,
     failing: BTreeSet<String>,
+    /// Nodes read and unreadable in the last scan, logged when they change.
+    counts: Option<(usize, usize)>,
 }
 
 impl Scanner {
@@ -322,6 +324,16 @@ impl Scanner {
             .filter_map(|n| self.last.remove(&n).map(|f| (n, f)))
             .collect();
         let decisions = decide(config, &fresh, &carried, complete);
+        let counts = (fresh.len(), self.failing.len());
+        if self.counts != Some(counts) {
+            self.counts = Some(counts);
+            tracing::info!(
+                read = counts.0,
+                unreadable = counts.1,
+                complete,
+                "kubelet stats scan"
+            );
+        }
         let present: BTreeSet<String> = watched.iter().map(|n| n.name_any()).collect();
         self.failing.retain(|n| present.contains(n));
         self.last = fresh;
