@@ -8,7 +8,9 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, client, count, eventually, in_cluster, start, wait_state};
+use crate::harness::{
+    TestNamespace, client, count, eventually, in_cluster, metric, start, wait_state,
+};
 
 fn canary(ns: &TestNamespace, settings: &str) -> String {
     format!(
@@ -19,13 +21,11 @@ fn canary(ns: &TestNamespace, settings: &str) -> String {
 
 /// `kpulse_canary_runs_total{result=...}`, or 0 before the first such run.
 async fn runs(kpulse: &crate::harness::Kpulse, result: &str) -> Option<f64> {
-    let body = kpulse.metrics().await?;
-    let series = format!("kpulse_canary_runs_total{{result=\"{result}\"}} ");
-    Some(
-        body.lines()
-            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
-            .unwrap_or(0.0),
+    metric(
+        kpulse,
+        &format!("kpulse_canary_runs_total{{result=\"{result}\"}}"),
     )
+    .await
 }
 
 async fn canary_pods(ns: &TestNamespace) -> Vec<Pod> {

@@ -318,6 +318,18 @@ pub fn certificate(days: u32) -> (String, String) {
     )
 }
 
+/// One sample from kpulse's `/metrics` (`series` with its labels), 0 when absent; `None` while
+/// the endpoint cannot be read.
+pub async fn metric(kpulse: &Kpulse, series: &str) -> Option<f64> {
+    let body = kpulse.metrics().await?;
+    let prefix = format!("{series} ");
+    Some(
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or(0.0),
+    )
+}
+
 /// How long an end-to-end test waits for one notification.
 pub const WAIT: Duration = Duration::from_secs(90);
 

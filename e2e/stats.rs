@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{
-    Kpulse, TestNamespace, certificate, client, count, eventually, in_cluster, start, wait_state,
+    TestNamespace, certificate, client, count, eventually, in_cluster, metric, start, wait_state,
 };
 
 /// What the fake kubelet answers: a summary, or an error status.
@@ -138,17 +138,6 @@ async fn kubelet_node(client: &kube::Client, ip: std::net::IpAddr, port: u16) ->
         .await
         .unwrap();
     name
-}
-
-/// A counter or histogram count from `/metrics`, 0 when absent.
-async fn metric(kpulse: &Kpulse, series: &str) -> Option<f64> {
-    let body = kpulse.metrics().await?;
-    let prefix = format!("{series} ");
-    Some(
-        body.lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
-            .unwrap_or(0.0),
-    )
 }
 
 #[tokio::test]

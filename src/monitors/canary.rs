@@ -260,22 +260,12 @@ pub async fn run_once(pods: &Api<Pod>, settings: &Canary) -> Outcome {
 
 /// Runs the canary every `interval` while it is enabled and this replica leads.
 pub async fn run(client: kube::Client, pipeline: Pipeline, token: CancellationToken) {
-    let mut last: Option<Instant> = None;
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    let mut clock = super::Periodic::default();
+    while clock.tick(&token).await {
         let settings = pipeline.runtime().config.monitors.canary.clone();
-        if !settings.enabled || !pipeline.is_leader() {
+        if !settings.enabled || !pipeline.is_leader() || !clock.due(settings.interval.0) {
             continue;
         }
-        if last.is_some_and(|t| t.elapsed() < settings.interval.0) {
-            continue;
-        }
-        last = Some(Instant::now());
         let pods: Api<Pod> = Api::namespaced(client.clone(), &settings.namespace);
         let outcome = tokio::select! {
             _ = token.cancelled() => {

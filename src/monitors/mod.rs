@@ -53,6 +53,41 @@ pub const IGNORE: &str = "kpulse.io/ignore";
 /// How often state monitors are re-evaluated without a new event.
 pub const TICK: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// The clock of a periodic job (the canary, the kubelet stats scan): wakes every second, so a
+/// configuration change of its interval or switch takes effect within one, and says when a run
+/// is due.
+pub struct Periodic {
+    tick: tokio::time::Interval,
+    last: Option<std::time::Instant>,
+}
+
+impl Default for Periodic {
+    fn default() -> Self {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Periodic { tick, last: None }
+    }
+}
+
+impl Periodic {
+    /// Waits for the next second; false once `token` is cancelled.
+    pub async fn tick(&mut self, token: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = token.cancelled() => false,
+            _ = self.tick.tick() => true,
+        }
+    }
+
+    /// Whether a run is due when runs are `interval` apart; a due run starts the next interval.
+    pub fn due(&mut self, interval: std::time::Duration) -> bool {
+        if self.last.is_some_and(|t| t.elapsed() < interval) {
+            return false;
+        }
+        self.last = Some(std::time::Instant::now());
+        true
+    }
+}
+
 /// Readiness of the watches: resolves once every started watch has finished its first list.
 #[derive(Clone)]
 pub struct Ready {

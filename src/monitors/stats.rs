@@ -346,22 +346,15 @@ impl Scanner {
 pub async fn run(client: kube::Client, pipeline: Pipeline, token: CancellationToken) {
     let fetcher: Arc<dyn StatsFetcher> = Arc::new(ApiProxy::new(client.clone()));
     let mut scanner = Scanner::default();
-    let mut last: Option<Instant> = None;
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    let mut clock = super::Periodic::default();
+    while clock.tick(&token).await {
         let Some(interval) = due(&pipeline.runtime().config) else {
             scanner = Scanner::default();
             continue;
         };
-        if !pipeline.is_leader() || last.is_some_and(|t| t.elapsed() < interval) {
+        if !pipeline.is_leader() || !clock.due(interval) {
             continue;
         }
-        last = Some(Instant::now());
         tokio::select! {
             _ = token.cancelled() => return,
             _ = scanner.scan(&client, &fetcher, &pipeline) => {}
@@ -504,56 +497,49 @@ mod tests {
         );
         let (n1, n2) = (node("n1"), node("n2"));
         let mut s = Scanner::default();
-        let ok = |n: &str| (n.to_string(), Ok(full_disk(n)));
-        let failed = |n: &str| (n.to_string(), Err("connection refused".to_string()));
-
-        let d = s.absorb(
-            &c,
-            &[&n1, &n2],
-            vec![ok("n1"), failed("n2")],
-            &Claims::default(),
-            t,
-            &m,
-        );
-        assert_eq!(
-            firing(&d),
-            vec![(Scope::object("", "Node", "n1"), vec!["n1".to_string()])],
-            "n2 was never read: only n1 is reconciled"
-        );
-
-        let d = s.absorb(
-            &c,
-            &[&n1, &n2],
-            vec![ok("n1"), ok("n2")],
-            &Claims::default(),
-            t,
-            &m,
-        );
-        assert_eq!(
-            firing(&d),
-            vec![(Scope::All, vec!["n1".to_string(), "n2".to_string()])]
-        );
-
-        let d = s.absorb(
-            &c,
-            &[&n1, &n2],
-            vec![ok("n1"), failed("n2")],
-            &Claims::default(),
-            t,
-            &m,
-        );
-        assert_eq!(
-            firing(&d),
-            vec![(Scope::All, vec!["n1".to_string(), "n2".to_string()])],
-            "n2 failing keeps its alert firing"
-        );
-
-        let d = s.absorb(&c, &[&n1], vec![ok("n1")], &Claims::default(), t, &m);
-        assert_eq!(
-            firing(&d),
-            vec![(Scope::All, vec!["n1".to_string()])],
-            "n2 deleted: its alert resolves"
-        );
+        let node_scope = Scope::object("", "Node", "n1");
+        // (nodes present, n2 readable, what is reconciled, why)
+        type Round<'a> = (Vec<&'a Node>, bool, (Scope, &'a [&'a str]), &'a str);
+        let rounds: [Round; 4] = [
+            (
+                vec![&n1, &n2],
+                false,
+                (node_scope, &["n1"]),
+                "n2 never read: only n1",
+            ),
+            (
+                vec![&n1, &n2],
+                true,
+                (Scope::All, &["n1", "n2"]),
+                "both read",
+            ),
+            (
+                vec![&n1, &n2],
+                false,
+                (Scope::All, &["n1", "n2"]),
+                "n2 failing keeps its alert",
+            ),
+            (
+                vec![&n1],
+                true,
+                (Scope::All, &["n1"]),
+                "n2 deleted: its alert resolves",
+            ),
+        ];
+        for (nodes, n2_readable, (scope, names), why) in rounds {
+            let mut reads = vec![("n1".to_string(), Ok(full_disk("n1")))];
+            if nodes.len() == 2 {
+                let n2 = if n2_readable {
+                    Ok(full_disk("n2"))
+                } else {
+                    Err("connection refused".to_string())
+                };
+                reads.push(("n2".to_string(), n2));
+            }
+            let d = s.absorb(&c, &nodes, reads, &Claims::default(), t, &m);
+            let names = names.iter().map(|n| n.to_string()).collect();
+            assert_eq!(firing(&d), vec![(scope, names)], "{why}");
+        }
         let failures = m
             .stats_fetches
             .get_or_create(&ResultLabels::new("failure"))
