@@ -226,3 +226,30 @@ async fn stats_full_claim_disk_and_pids_fire_survive_an_unreadable_kubelet_and_r
         .unwrap();
     ns.delete().await;
 }
+
+async fn node_names(nodes: &Api<Node>) -> Vec<String> {
+    let list = nodes.list(&Default::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn stats_node_lists_are_read_page_by_page_completely() {
+    let nodes: Api<Node> = Api::all(client().await);
+    let before = node_names(&nodes).await;
+    let paged = kpulse::monitors::stats::list_pages(&nodes, 1, |n| n.metadata.name.clone())
+        .await
+        .unwrap();
+    let after = node_names(&nodes).await;
+    // Other tests add and remove nodes meanwhile: every node present throughout must be there.
+    let stable: Vec<&String> = before.iter().filter(|n| after.contains(n)).collect();
+    // Locally 3 fake nodes and more make several pages; a one-node kind cluster makes one.
+    assert!(!stable.is_empty(), "nodes to read: {before:?}");
+    for name in stable {
+        assert!(paged.contains(name), "{name} missing from {paged:?}");
+    }
+    let unique: std::collections::BTreeSet<_> = paged.iter().collect();
+    assert_eq!(unique.len(), paged.len(), "no node twice: {paged:?}");
+}

@@ -25,32 +25,37 @@ pub struct Claims(BTreeMap<PvcRef, BTreeMap<String, String>>);
 
 impl Claims {
     pub fn new(claims: &[PersistentVolumeClaim], namespaces: &Namespaces) -> Self {
-        let reported = claims.iter().filter(|c| {
-            let read_only_many = c
-                .spec
-                .as_ref()
-                .and_then(|s| s.access_modes.as_ref())
-                .is_some_and(|m| m.iter().any(|m| m == "ReadOnlyMany"));
-            let excluded = c
-                .labels()
-                .get("excluded_from_alerts")
-                .is_some_and(|v| v == "true");
-            !read_only_many
-                && !excluded
-                && !filter::ignored(c.metadata.labels.as_ref(), c.metadata.annotations.as_ref())
-                && namespaces.watched(&c.namespace().unwrap_or_default())
-        });
-        Claims(
-            reported
-                .map(|c| {
-                    let at = PvcRef {
-                        name: c.name_any(),
-                        namespace: c.namespace().unwrap_or_default(),
-                    };
-                    (at, c.labels().clone())
-                })
-                .collect(),
-        )
+        let mut all = Claims::default();
+        for c in claims {
+            all.add(c, namespaces);
+        }
+        all
+    }
+
+    /// Adds a claim, unless it is not to be reported.
+    pub fn add(&mut self, c: &PersistentVolumeClaim, namespaces: &Namespaces) {
+        let read_only_many = c
+            .spec
+            .as_ref()
+            .and_then(|s| s.access_modes.as_ref())
+            .is_some_and(|m| m.iter().any(|m| m == "ReadOnlyMany"));
+        let excluded = c
+            .labels()
+            .get("excluded_from_alerts")
+            .is_some_and(|v| v == "true");
+        let ns = c.namespace().unwrap_or_default();
+        if read_only_many
+            || excluded
+            || filter::ignored(c.metadata.labels.as_ref(), c.metadata.annotations.as_ref())
+            || !namespaces.watched(&ns)
+        {
+            return;
+        }
+        let at = PvcRef {
+            name: c.name_any(),
+            namespace: ns,
+        };
+        self.0.insert(at, c.labels().clone());
     }
 }
 

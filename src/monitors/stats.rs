@@ -32,6 +32,8 @@ use crate::pipeline::Pipeline;
 pub const PARALLEL: usize = 8;
 /// How long one node's summary may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Objects per page when listing nodes and claims.
+pub const PAGE: u32 = 250;
 
 /// The severity for a percentage used: `crit_at` or more is critical, `warn_at` or more warns.
 pub fn level(used: f64, warn_at: u8, crit_at: u8) -> Option<Severity> {
@@ -88,43 +90,85 @@ fn due(config: &Config) -> Option<Duration> {
     .min()
 }
 
-fn ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
+/// What a scan keeps of a Node: it lists every node each time, one page at a time, and holds
+/// only this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    pub name: String,
+    /// `Ready=True`: only then is its kubelet read.
+    pub ready: bool,
+    /// `status.capacity.pods`.
+    pub pod_capacity: Option<u64>,
 }
 
-fn pod_capacity(node: &Node) -> Option<u64> {
-    let q = node.status.as_ref()?.capacity.as_ref()?.get("pods")?;
-    q.0.parse().ok()
+impl NodeInfo {
+    /// `None` for a node carrying `kpulse.io/ignore`.
+    pub fn of(node: &Node) -> Option<Self> {
+        if filter::ignored(
+            node.metadata.labels.as_ref(),
+            node.metadata.annotations.as_ref(),
+        ) {
+            return None;
+        }
+        let status = node.status.as_ref();
+        Some(NodeInfo {
+            name: node.name_any(),
+            ready: status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            pod_capacity: status
+                .and_then(|s| s.capacity.as_ref()?.get("pods"))
+                .and_then(|q| q.0.parse().ok()),
+        })
+    }
+}
+
+/// Lists every object, `page` at a time, keeping what `keep` makes of each.
+pub async fn list_pages<K, T>(
+    api: &Api<K>,
+    page: u32,
+    mut keep: impl FnMut(&K) -> Option<T>,
+) -> kube::Result<Vec<T>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut params = ListParams::default().limit(page);
+    loop {
+        let page = api.list(&params).await?;
+        out.extend(page.items.iter().filter_map(&mut keep));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Evaluates one summary for every enabled stats monitor.
 pub fn evaluate(
     config: &Config,
-    node: &Node,
+    node: &NodeInfo,
     summary: &Summary,
     claims: &Claims,
     now: jiff::Timestamp,
 ) -> NodeFindings {
     let m = &config.monitors;
-    let name = node.name_any();
+    let name = &node.name;
     NodeFindings {
         pvc: if m.pvc_usage.enabled {
-            pvc_usage::evaluate(&m.pvc_usage, &name, summary, claims, now)
+            pvc_usage::evaluate(&m.pvc_usage, name, summary, claims, now)
         } else {
             BTreeMap::new()
         },
         disk: if m.node_disk.enabled {
-            node_disk::evaluate(&m.node_disk, &name, summary, now)
+            node_disk::evaluate(&m.node_disk, name, summary, now)
         } else {
             Vec::new()
         },
         resources: if m.node_resources.enabled {
-            node_resources::evaluate(&m.node_resources, &name, summary, pod_capacity(node), now)
+            node_resources::evaluate(&m.node_resources, name, summary, node.pod_capacity, now)
         } else {
             Vec::new()
         },
@@ -205,40 +249,32 @@ impl Scanner {
     ) {
         let started = Instant::now();
         let config = pipeline.runtime().config.clone();
-        let nodes = match Api::<Node>::all(client.clone())
-            .list(&ListParams::default())
-            .await
+        let watched = match list_pages(&Api::<Node>::all(client.clone()), PAGE, NodeInfo::of).await
         {
-            Ok(list) => list.items,
+            Ok(nodes) => nodes,
             Err(e) => {
                 tracing::warn!(error = %e, "kubelet stats scan skipped: cannot list nodes");
                 return;
             }
         };
-        let claims = if config.monitors.pvc_usage.enabled {
-            match Api::<PersistentVolumeClaim>::all(client.clone())
-                .list(&ListParams::default())
-                .await
-            {
-                Ok(list) => Claims::new(&list.items, &pipeline.namespaces()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "kubelet stats scan skipped: cannot list PersistentVolumeClaims");
-                    return;
-                }
-            }
-        } else {
-            Claims::default()
-        };
-        let watched: Vec<&Node> = nodes
-            .iter()
-            .filter(|n| {
-                !filter::ignored(n.metadata.labels.as_ref(), n.metadata.annotations.as_ref())
+        let mut claims = Claims::default();
+        if config.monitors.pvc_usage.enabled {
+            let namespaces = pipeline.namespaces();
+            let all = Api::<PersistentVolumeClaim>::all(client.clone());
+            let listed = list_pages(&all, PAGE, |c| {
+                claims.add(c, &namespaces);
+                None::<()>
             })
-            .collect();
+            .await;
+            if let Err(e) = listed {
+                tracing::warn!(error = %e, "kubelet stats scan skipped: cannot list PersistentVolumeClaims");
+                return;
+            }
+        }
         let to_read: Vec<String> = watched
             .iter()
-            .filter(|n| ready(n))
-            .map(|n| n.name_any())
+            .filter(|n| n.ready)
+            .map(|n| n.name.clone())
             .collect();
         let reads: Vec<(String, Result<Summary, String>)> = futures::stream::iter(to_read)
             .map(|name| {
@@ -277,7 +313,7 @@ impl Scanner {
     pub fn absorb(
         &mut self,
         config: &Config,
-        watched: &[&Node],
+        watched: &[NodeInfo],
         reads: Vec<(String, Result<Summary, String>)>,
         claims: &Claims,
         now: jiff::Timestamp,
@@ -295,7 +331,7 @@ impl Scanner {
                     if self.failing.remove(&name) {
                         tracing::info!(node = %name, "kubelet stats readable again");
                     }
-                    if let Some(node) = watched.iter().find(|n| n.name_any() == name) {
+                    if let Some(node) = watched.iter().find(|n| n.name == name) {
                         let found = evaluate(config, node, &summary, claims, now);
                         fresh.insert(name, found);
                     }
@@ -319,7 +355,7 @@ impl Scanner {
         // Nodes not read now (not Ready, or failing) keep their last findings while they exist.
         let carried: BTreeMap<String, NodeFindings> = watched
             .iter()
-            .map(|n| n.name_any())
+            .map(|n| n.name.clone())
             .filter(|n| !fresh.contains_key(n))
             .filter_map(|n| self.last.remove(&n).map(|f| (n, f)))
             .collect();
@@ -334,7 +370,7 @@ impl Scanner {
                 "kubelet stats scan"
             );
         }
-        let present: BTreeSet<String> = watched.iter().map(|n| n.name_any()).collect();
+        let present: BTreeSet<&String> = watched.iter().map(|n| &n.name).collect();
         self.failing.retain(|n| present.contains(n));
         self.last = fresh;
         self.last.extend(carried);
@@ -458,12 +494,37 @@ mod tests {
         assert_eq!(due(&c), Some(Duration::from_secs(30)));
     }
 
-    fn node(name: &str) -> Node {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-        }))
-        .unwrap()
+    fn node(name: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            ready: true,
+            pod_capacity: Some(110),
+        }
+    }
+
+    #[test]
+    fn what_a_scan_keeps_of_a_node() {
+        let node = |labels: serde_json::Value, ready: &str| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "n1", "labels": labels},
+                "status": {"conditions": [{"type": "Ready", "status": ready}],
+                           "capacity": {"pods": "110"}, "images": [{"names": ["big"]}]},
+            }))
+            .unwrap()
+        };
+        let info = NodeInfo::of(&node(serde_json::json!({}), "True"));
+        assert_eq!(
+            info,
+            Some(NodeInfo {
+                name: "n1".into(),
+                ready: true,
+                pod_capacity: Some(110)
+            })
+        );
+        let info = NodeInfo::of(&node(serde_json::json!({}), "Unknown")).unwrap();
+        assert!(!info.ready);
+        let ignored = node(serde_json::json!({"kpulse.io/ignore": "true"}), "True");
+        assert_eq!(NodeInfo::of(&ignored), None);
     }
 
     fn full_disk(node: &str) -> Summary {
@@ -499,28 +560,28 @@ mod tests {
         let mut s = Scanner::default();
         let node_scope = Scope::object("", "Node", "n1");
         // (nodes present, n2 readable, what is reconciled, why)
-        type Round<'a> = (Vec<&'a Node>, bool, (Scope, &'a [&'a str]), &'a str);
+        type Round<'a> = (Vec<NodeInfo>, bool, (Scope, &'a [&'a str]), &'a str);
         let rounds: [Round; 4] = [
             (
-                vec![&n1, &n2],
+                vec![n1.clone(), n2.clone()],
                 false,
                 (node_scope, &["n1"]),
                 "n2 never read: only n1",
             ),
             (
-                vec![&n1, &n2],
+                vec![n1.clone(), n2.clone()],
                 true,
                 (Scope::All, &["n1", "n2"]),
                 "both read",
             ),
             (
-                vec![&n1, &n2],
+                vec![n1.clone(), n2.clone()],
                 false,
                 (Scope::All, &["n1", "n2"]),
                 "n2 failing keeps its alert",
             ),
             (
-                vec![&n1],
+                vec![n1.clone()],
                 true,
                 (Scope::All, &["n1"]),
                 "n2 deleted: its alert resolves",
