@@ -86,13 +86,10 @@ async fn canary_that_cannot_create_its_pod_fires_and_resolves_once_pods_schedule
     )
     .await;
     assert!(runs(&kpulse, "failure").await.unwrap() >= 1.0);
+    let in_namespace = kpulse.notifications_in(&ns.name);
     assert!(
-        kpulse
-            .notifications()
-            .iter()
-            .all(|n| n["key"] == key.as_str()),
-        "no other monitor reports the canary pod: {:#?}",
-        kpulse.notifications()
+        in_namespace.iter().all(|n| n["key"] == key.as_str()),
+        "no other monitor reports the canary pod: {in_namespace:#?}"
     );
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     eventually(

@@ -535,6 +535,17 @@ impl Kpulse {
             .collect()
     }
 
+    /// Notifications about objects in namespace `ns`. The control plane is
+    /// shared, so cluster-scoped alerts raised by other tests (node events,
+    /// node conditions) can reach any kpulse; a test that asserts "nothing
+    /// else was sent" checks its own namespace.
+    pub fn notifications_in(&self, ns: &str) -> Vec<Value> {
+        self.notifications()
+            .into_iter()
+            .filter(|n| n["alert"]["key"]["namespace"] == ns)
+            .collect()
+    }
+
     /// Waits for a `log` sink notification matching `pred`.
     pub async fn wait_notification(
         &self,

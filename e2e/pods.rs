@@ -294,7 +294,7 @@ async fn pods_startup_latency_is_measured_once_per_stage_for_pods_created_after_
     );
     assert_eq!(metric(&body, &series("scheduled", "count")), Some(2.0));
     assert!(
-        kpulse.notifications().is_empty(),
+        kpulse.notifications_in(&ns.name).is_empty(),
         "start-up latency sends nothing"
     );
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
