@@ -1,7 +1,8 @@
 //! The pipeline: the one place where monitors' reports meet the engine and the sinks.
 //!
 //! Monitors call [`Pipeline::submit`], [`Pipeline::reconcile`] and [`Pipeline::resolve`]. The
-//! engine decides under a short lock; every resulting dispatch is delivered on its own task, so a
+//! engine decides under a short lock; every resulting dispatch is delivered on its own task, in
+//! its channel's line (a channel receives notifications in the order they were decided), so a
 //! slow or failing channel never delays another. A configuration reload swaps the engine settings
 //! and the sink registry atomically: deliveries already under way finish on the old sinks.
 
@@ -140,26 +141,19 @@ impl Pipeline {
     /// See [`Engine::submit`].
     #[tracing::instrument(name = "submit", skip_all, fields(alert = %alert.key))]
     pub fn submit(&self, alert: Alert) {
-        let now = self.now();
-        let outcome = tracing::info_span!("engine").in_scope(|| self.engine().submit(alert, now));
-        self.dispatch(outcome);
+        self.decide(|engine, now| engine.submit(alert, now));
     }
 
     /// See [`Engine::reconcile`].
     #[tracing::instrument(name = "reconcile", skip_all, fields(monitor = %monitor, firing = firing.len()))]
     pub fn reconcile(&self, monitor: &str, scope: &Scope, firing: Vec<Alert>) {
-        let now = self.now();
-        let outcome = tracing::info_span!("engine")
-            .in_scope(|| self.engine().reconcile(monitor, scope, firing, now));
-        self.dispatch(outcome);
+        self.decide(|engine, now| engine.reconcile(monitor, scope, firing, now));
     }
 
     /// See [`Engine::resolve`].
     #[tracing::instrument(name = "resolve", skip_all, fields(alert = %key))]
     pub fn resolve(&self, key: &AlertKey) {
-        let now = self.now();
-        let outcome = tracing::info_span!("engine").in_scope(|| self.engine().resolve(key, now));
-        self.dispatch(outcome);
+        self.decide(|engine, now| engine.resolve(key, now));
     }
 
     /// See [`Engine::drop_monitor`].
@@ -171,9 +165,7 @@ impl Pipeline {
 
     /// Sends due digests.
     pub fn tick(&self) {
-        let now = self.now();
-        let outcome = self.engine().tick(now);
-        self.dispatch(outcome);
+        self.decide(|engine, now| engine.tick(now));
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -259,10 +251,35 @@ impl Pipeline {
         self.inner.changed.notified().await;
     }
 
-    fn dispatch(&self, outcome: Outcome) {
+    /// Runs one engine call and sends what it decided. The batches join their channels' lines
+    /// before the engine lock is released, so every channel receives notifications in the order
+    /// the engine made its decisions, whichever thread made them.
+    fn decide(&self, call: impl FnOnce(&mut Engine, Timestamp) -> Outcome) {
+        let now = self.now();
+        let mut engine = self.engine();
+        let outcome = tracing::info_span!("engine").in_scope(|| call(&mut engine, now));
         if !self.is_leader() {
             return;
         }
+        let rt = self.runtime();
+        let deliveries: Vec<_> = outcome
+            .dispatches
+            .iter()
+            .map(|dispatch| {
+                let batch = Batch::from_dispatch(&rt.config, dispatch);
+                let firing: Vec<AlertKey> = batch
+                    .items
+                    .iter()
+                    .filter(|i| i.notification.state == State::Firing)
+                    .map(|i| i.notification.alert.key.clone())
+                    .collect();
+                // A child of the submit/reconcile span: detection → engine → dispatch in one trace.
+                let span = tracing::info_span!("deliver", channel = %batch.channel, items = batch.items.len());
+                (rt.registry.queue(batch), firing, span)
+            })
+            .collect();
+        drop(engine);
+
         if outcome
             .decisions
             .iter()
@@ -284,26 +301,11 @@ impl Pipeline {
         }) {
             self.update_active_gauge();
         }
-        if outcome.dispatches.is_empty() {
-            return;
-        }
-        let rt = self.runtime();
-        for dispatch in outcome.dispatches {
-            let batch = Batch::from_dispatch(&rt.config, &dispatch);
-            let firing: Vec<AlertKey> = batch
-                .items
-                .iter()
-                .filter(|i| i.notification.state == State::Firing)
-                .map(|i| i.notification.alert.key.clone())
-                .collect();
-            let registry = rt.registry.clone();
+        for (delivery, firing, span) in deliveries {
             let this = self.clone();
-            // A child of the submit/reconcile span: detection → engine → dispatch in one trace.
-            let span =
-                tracing::info_span!("deliver", channel = %batch.channel, items = batch.items.len());
             self.inner.deliveries.spawn(tracing::Instrument::instrument(
                 async move {
-                    let report = registry.deliver(batch).await;
+                    let report = delivery.await;
                     this.after_delivery(&report, &firing);
                 },
                 span,

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
+use tokio::sync::oneshot;
 
 use crate::alert::{Alert, AlertKey, Notification, Severity, State};
 use crate::config::{Channel, Config, Delivery};
@@ -153,6 +154,18 @@ pub struct Report {
 struct Entry {
     notifier: Arc<dyn Notifier>,
     delivery: Delivery,
+    /// Finishes when the last delivery queued on this channel has (see [`Registry::queue`]).
+    tail: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Entry {
+    fn new(notifier: Arc<dyn Notifier>, delivery: Delivery) -> Self {
+        Entry {
+            notifier,
+            delivery,
+            tail: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// The channels of one configuration, built and ready to send.
@@ -177,10 +190,7 @@ impl Registry {
                 Ok(notifier) => {
                     channels.insert(
                         name.clone(),
-                        Entry {
-                            notifier,
-                            delivery: channel.delivery().clone(),
-                        },
+                        Entry::new(notifier, channel.delivery().clone()),
                     );
                 }
                 Err(message) => errors.push(BuildError {
@@ -202,7 +212,7 @@ impl Registry {
     pub fn from_notifiers(notifiers: Vec<(String, Arc<dyn Notifier>, Delivery)>) -> Self {
         let channels = notifiers
             .into_iter()
-            .map(|(name, notifier, delivery)| (name, Entry { notifier, delivery }))
+            .map(|(name, notifier, delivery)| (name, Entry::new(notifier, delivery)))
             .collect();
         Registry {
             channels: Arc::new(channels),
@@ -217,7 +227,32 @@ impl Registry {
         self.channels.contains_key(channel)
     }
 
-    /// Delivers one batch to its channel: per-attempt timeout, retries with exponential backoff
+    /// Puts `batch` in its channel's line now and returns its delivery, which starts once every
+    /// batch queued before it on that channel has finished (delivered, failed for good, or
+    /// dropped). A firing and its resolution thus reach a channel in the order they happened,
+    /// even when the firing needed retries; channels do not wait for each other.
+    pub fn queue(&self, batch: Batch) -> impl Future<Output = Report> + Send + 'static {
+        let (done, turn) = oneshot::channel::<()>();
+        let before = self.channels.get(&batch.channel).and_then(|e| {
+            e.tail
+                .lock()
+                .expect("channel queue lock is never poisoned")
+                .replace(turn)
+        });
+        let this = self.clone();
+        async move {
+            if let Some(before) = before {
+                // Err: the batch before finished and dropped its sender, as intended.
+                let _ = before.await;
+            }
+            let report = this.deliver(batch).await;
+            drop(done);
+            report
+        }
+    }
+
+    /// Delivers one batch to its channel at once, outside the channel's line (`/test-channel`
+    /// and tests; the pipeline uses [`Registry::queue`]): per-attempt timeout, retries with exponential backoff
     /// and jitter for errors that may heal, `Retry-After` honoured, resolutions skipped where
     /// `send_resolved` is off.
     pub async fn deliver(&self, mut batch: Batch) -> Report {
@@ -395,6 +430,77 @@ mod tests {
         let report = r.deliver(batch()).await;
         assert_eq!(report.result.unwrap_err().attempts, 3);
         assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// Records the order attempts start in; an attempt on a batch titled "hold" waits for
+    /// `release`.
+    #[derive(Default)]
+    struct Gate {
+        started: Mutex<Vec<String>>,
+        release: tokio::sync::Notify,
+    }
+
+    impl Notifier for Gate {
+        fn kind(&self) -> &'static str {
+            "gate"
+        }
+        fn attempt<'a>(&'a self, b: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+            let name = b.items[0].notification.alert.key.name.clone();
+            self.started.lock().unwrap().push(name.clone());
+            Box::pin(async move {
+                if name == "hold" {
+                    self.release.notified().await;
+                    return Err(AttemptError::permanent("held, then failed"));
+                }
+                Ok(Delivered::default())
+            })
+        }
+    }
+
+    fn named(channel: &str, name: &str) -> Batch {
+        let mut b = Batch::test("c", channel, Timestamp::UNIX_EPOCH);
+        b.items[0].notification.alert.key.name = name.into();
+        b
+    }
+
+    #[tokio::test]
+    async fn a_channel_delivers_in_queue_order_and_others_do_not_wait() {
+        let gate = Arc::new(Gate::default());
+        let other = Arc::new(Gate::default());
+        let r = Registry::from_notifiers(vec![
+            ("ops".into(), gate.clone(), Delivery::default()),
+            ("other".into(), other.clone(), Delivery::default()),
+        ]);
+        let first = tokio::spawn(r.queue(named("ops", "hold")));
+        // Queued after `hold`, spawned before it has run: still waits its turn.
+        let second = tokio::spawn(r.queue(named("ops", "after")));
+        let elsewhere = r.queue(named("other", "elsewhere")).await;
+        assert!(elsewhere.result.is_ok(), "another channel is not held up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(*gate.started.lock().unwrap(), ["hold"]);
+
+        gate.release.notify_one();
+        assert!(first.await.unwrap().result.is_err());
+        assert!(second.await.unwrap().result.is_ok());
+        assert_eq!(*gate.started.lock().unwrap(), ["hold", "after"]);
+    }
+
+    #[tokio::test]
+    async fn a_queued_delivery_that_is_dropped_does_not_block_the_line() {
+        let gate = Arc::new(Gate::default());
+        let r = Registry::from_notifiers(vec![("ops".into(), gate.clone(), Delivery::default())]);
+        let held = tokio::spawn(r.queue(named("ops", "hold")));
+        let dropped = r.queue(named("ops", "dropped"));
+        let last = tokio::spawn(r.queue(named("ops", "last")));
+        drop(dropped);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        held.abort();
+        let report = tokio::time::timeout(Duration::from_secs(5), last)
+            .await
+            .expect("the line moves on")
+            .unwrap();
+        assert!(report.result.is_ok());
+        assert_eq!(*gate.started.lock().unwrap(), ["hold", "last"]);
     }
 
     #[test]
