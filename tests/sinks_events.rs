@@ -362,6 +362,7 @@ async fn alertmanager_posts_alerts_and_sets_ends_at_on_resolution() {
         rx.addr
     ));
 
+    let before = Timestamp::now();
     let report = deliver(
         &config,
         &registry,
@@ -377,7 +378,16 @@ async fn alertmanager_posts_alerts_and_sets_ends_at_on_resolution() {
     );
     assert_eq!(seen[0].headers["authorization"], AM_TOKEN);
     assert_eq!(seen[0].headers["x-scope-orgid"], "tenant-1");
-    let firing = json!({
+    // A firing alert stays open for four resend intervals (1m by default) from the post.
+    let ends_at =
+        |alert: &Value| -> Timestamp { alert["endsAt"].as_str().unwrap().parse().unwrap() };
+    let valid = ends_at(&seen[0].body[0]) - SignedDuration::from_mins(4);
+    assert!(
+        valid >= before && valid <= Timestamp::now(),
+        "{}",
+        seen[0].body
+    );
+    let mut firing = json!({
         "labels": {
             "alertname": "pod_crashes",
             "severity": "critical",
@@ -394,6 +404,7 @@ async fn alertmanager_posts_alerts_and_sets_ends_at_on_resolution() {
         "startsAt": FIRST_SEEN,
         "generatorURL": "https://runbooks.example/pod_crashes#OOMKilled",
     });
+    firing["endsAt"] = seen[0].body[0]["endsAt"].clone();
     assert_eq!(seen[0].body, json!([firing]));
 
     let report = deliver(
@@ -425,6 +436,7 @@ async fn alertmanager_posts_alerts_and_sets_ends_at_on_resolution() {
     assert_eq!(seen.len(), 1);
     let alerts = seen[0].body.as_array().unwrap();
     assert_eq!(alerts.len(), 2);
+    firing["endsAt"] = alerts[0]["endsAt"].clone();
     assert_eq!(alerts[0], firing);
     assert_eq!(
         alerts[1]["labels"],
@@ -437,7 +449,83 @@ async fn alertmanager_posts_alerts_and_sets_ends_at_on_resolution() {
             "cluster": "prod-eks-1",
         })
     );
-    assert!(alerts[1].get("endsAt").is_none());
+    assert!(
+        ends_at(&alerts[1]) > Timestamp::now(),
+        "firing: endsAt ahead"
+    );
+}
+
+/// The whole path — engine, pipeline, ticker, sink — against a real receiver: a firing alert is
+/// posted again every `resend_interval` while it fires, and once with `endsAt` when it clears;
+/// the PagerDuty channel beside it is never sent a resend.
+#[tokio::test]
+async fn alertmanager_is_sent_firing_alerts_again_until_they_resolve() {
+    kpulse::install_crypto_provider();
+    let am = Receiver::start((200, "", None)).await;
+    let pd = Receiver::start((202, r#"{"status":"success"}"#, None)).await;
+    let mut secrets = SecretMap::new();
+    secrets.insert("ROUTING_KEY".into(), ROUTING_KEY.into());
+    let yaml = format!(
+        "channels:\n\
+         \x20 am: {{type: alertmanager, url: 'http://{}', resend_interval: 1s, delivery: {{allow_http: true}}}}\n\
+         \x20 pager: {{type: pagerduty, routing_key: $ROUTING_KEY, api_url: 'http://{}/v2/enqueue', delivery: {{allow_http: true}}}}\n\
+         routing: {{default: [am, pager]}}\n",
+        am.addr, pd.addr
+    );
+    let config = config::load(&yaml, &secrets).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let registry = Registry::build(&config).unwrap();
+    let pipeline = kpulse::pipeline::Pipeline::new(
+        config,
+        registry,
+        std::sync::Arc::new(kpulse::metrics::Metrics::default()),
+    )
+    .unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let ticker = tokio::spawn(pipeline.clone().run_ticker(token.clone()));
+
+    let alert = oom(State::Firing).notification.alert;
+    pipeline.submit(alert.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while am.count() < 3 {
+        assert!(Instant::now() < deadline, "resends: {}", am.count());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pipeline.resolve(&alert.key);
+    pipeline.drain().await;
+    token.cancel();
+    ticker.await.unwrap();
+
+    let posts = am.take();
+    let (last, firing) = posts.split_last().unwrap();
+    assert!(firing.len() >= 3, "{}", firing.len());
+    for post in firing {
+        let alerts = post.body.as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "{}", post.body);
+        assert_eq!(alerts[0]["labels"]["name"], "api-7d9f");
+        assert_eq!(alerts[0]["startsAt"], FIRST_SEEN, "the start never moves");
+        let ends: Timestamp = alerts[0]["endsAt"].as_str().unwrap().parse().unwrap();
+        assert!(
+            ends > Timestamp::now(),
+            "a firing post keeps the alert open"
+        );
+    }
+    // The resolution comes last, after every resend, with the time it cleared.
+    let ends: Timestamp = last.body[0]["endsAt"].as_str().unwrap().parse().unwrap();
+    assert!(ends <= Timestamp::now(), "{}", last.body);
+    assert!(
+        last.body[0]["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cleared after"),
+        "{}",
+        last.body
+    );
+    let paged: Vec<Value> = pd
+        .take()
+        .into_iter()
+        .map(|s| s.body["event_action"].clone())
+        .collect();
+    assert_eq!(paged, [json!("trigger"), json!("resolve")]);
 }
 
 #[tokio::test]

@@ -238,6 +238,15 @@ impl Channel {
         }
     }
 
+    /// How often a channel is sent its active alerts again; only Alertmanager, which closes an
+    /// alert that is not re-sent, has one.
+    pub fn resend_interval(&self) -> Option<HumanDuration> {
+        match self {
+            Channel::Alertmanager(c) => Some(c.resend_interval),
+            _ => None,
+        }
+    }
+
     /// The URLs this channel sends to, with the field each comes from (for validation).
     pub fn urls(&self) -> Vec<(&'static str, &SecretString)> {
         let mut out = Vec::new();
@@ -442,15 +451,24 @@ pub struct GoogleChatChannel {
     pub delivery: Delivery,
 }
 
-/// Prometheus Alertmanager v2 API (`POST {url}/api/v2/alerts`); `endsAt` is set on resolution.
+/// Prometheus Alertmanager v2 API (`POST {url}/api/v2/alerts`); firing alerts are posted again
+/// every `resend_interval`, and `endsAt` is set on resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerChannel {
     pub url: SecretString,
     #[serde(default)]
     pub headers: BTreeMap<String, SecretString>,
+    /// How often alerts that are still firing are posted again. Alertmanager closes an alert
+    /// that is not re-sent; each post is valid for four intervals.
+    #[serde(default = "default_resend_interval")]
+    pub resend_interval: HumanDuration,
     #[serde(default)]
     pub delivery: Delivery,
+}
+
+fn default_resend_interval() -> HumanDuration {
+    HumanDuration::mins(1)
 }
 
 /// JSON lines on standard output.

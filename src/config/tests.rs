@@ -117,6 +117,30 @@ monitors:
 }
 
 #[test]
+fn alertmanager_resend_interval_defaults_to_a_minute_and_is_bounded() {
+    let yaml = |extra: &str| {
+        format!(
+            "channels: {{am: {{type: alertmanager, url: https://am.example{extra}}}}}\nrouting: {{default: [am]}}\n"
+        )
+    };
+    let c = load(&yaml(""), &secrets()).expect("valid config");
+    assert_eq!(
+        c.channels["am"].resend_interval(),
+        Some(HumanDuration::mins(1))
+    );
+    assert_eq!(c.channels.len(), 1);
+    for bad in ["0s", "25h"] {
+        let text = load(&yaml(&format!(", resend_interval: {bad}")), &secrets())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("channels.am.resend_interval: must be between 1s and 24h"),
+            "{bad}: {text}"
+        );
+    }
+}
+
+#[test]
 fn structural_errors_are_all_reported_with_paths() {
     let yaml = r#"
 channels:

@@ -156,7 +156,18 @@ fn channel_checks(name: &str, channel: &Channel, errors: &mut Vec<ConfigError>) 
             }
         }
         Channel::Webhook(c) => header_checks(c.headers.keys(), &base, errors),
-        Channel::Alertmanager(c) => header_checks(c.headers.keys(), &base, errors),
+        Channel::Alertmanager(c) => {
+            header_checks(c.headers.keys(), &base, errors);
+            let every = c.resend_interval.get();
+            if every < std::time::Duration::from_secs(1)
+                || every > std::time::Duration::from_secs(86_400)
+            {
+                errors.push(ConfigError::new(
+                    format!("{base}.resend_interval"),
+                    "must be between 1s and 24h",
+                ));
+            }
+        }
         _ => {}
     }
 }

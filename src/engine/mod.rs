@@ -23,6 +23,9 @@ pub struct Settings {
     pub digest_severities: Vec<Severity>,
     pub digest_interval: SignedDuration,
     pub router: Router,
+    /// Channels whose receiver forgets a firing alert that is not sent again (Alertmanager), and
+    /// how often their active alerts are re-sent.
+    pub resend: BTreeMap<String, SignedDuration>,
 }
 
 impl Settings {
@@ -33,6 +36,11 @@ impl Settings {
             digest_severities: config.dedupe.digest.severities.clone(),
             digest_interval: config.dedupe.digest.interval.signed(),
             router: Router::new(&config.routing)?,
+            resend: config
+                .channels
+                .iter()
+                .filter_map(|(name, c)| Some((name.clone(), c.resend_interval()?.signed())))
+                .collect(),
         })
     }
 
@@ -104,6 +112,9 @@ pub enum DispatchKind {
     Immediate,
     /// Several alerts collected over `dedupe.digest.interval`, sent as one message.
     Digest,
+    /// Alerts still firing, sent again to a channel with a resend interval (Alertmanager) so the
+    /// receiver keeps them open. Nothing new for a person to read.
+    Resend,
 }
 
 /// Notifications for one channel, ready for its sink to render.
@@ -218,6 +229,10 @@ pub struct Engine {
     dedupe: HashMap<AlertKey, Timestamp>,
     active: BTreeMap<AlertKey, ActiveAlert>,
     digest: BTreeMap<String, DigestQueue>,
+    /// When each resending channel last had its active alerts sent again. Not persisted: after a
+    /// restart or a leader change the first tick re-sends at once, which is what a receiver that
+    /// may have expired them needs.
+    resent: BTreeMap<String, Timestamp>,
 }
 
 impl Engine {
@@ -227,6 +242,7 @@ impl Engine {
             dedupe: HashMap::new(),
             active: BTreeMap::new(),
             digest: BTreeMap::new(),
+            resent: BTreeMap::new(),
         }
     }
 
@@ -373,8 +389,50 @@ impl Engine {
         outcome
     }
 
-    /// Sends digests whose interval has passed and forgets dedupe entries older than the window.
+    /// Sends digests whose interval has passed, re-sends active alerts to channels whose resend
+    /// interval has passed, and forgets dedupe entries older than the window.
     pub fn tick(&mut self, now: Timestamp) -> Outcome {
+        // Resends first: a digest about to go out now is not also resent.
+        let mut outcome = Outcome::default();
+        for (channel, every) in &self.settings.resend {
+            if self
+                .resent
+                .get(channel)
+                .is_some_and(|at| *at + *every > now)
+            {
+                continue;
+            }
+            self.resent.insert(channel.clone(), now);
+            // Alerts told to this channel, except those whose firing still waits in its digest.
+            let queued: BTreeSet<&AlertKey> = self
+                .digest
+                .get(channel)
+                .into_iter()
+                .flat_map(|q| &q.items)
+                .map(|i| &i.notification.alert.key)
+                .collect();
+            let items: Vec<DispatchItem> = self
+                .active
+                .values()
+                .filter(|a| a.notified && a.channels.contains(channel))
+                .filter(|a| !queued.contains(&a.alert.key))
+                .map(|a| DispatchItem {
+                    notification: Notification {
+                        state: State::Firing,
+                        alert: a.alert.clone(),
+                        at: now,
+                    },
+                    reference: a.refs.get(channel).cloned(),
+                })
+                .collect();
+            if !items.is_empty() {
+                outcome.dispatches.push(Dispatch {
+                    channel: channel.clone(),
+                    kind: DispatchKind::Resend,
+                    notifications: items,
+                });
+            }
+        }
         let interval = self.settings.digest_interval;
         let due: Vec<String> = self
             .digest
@@ -382,7 +440,6 @@ impl Engine {
             .filter(|(_, q)| q.opened_at + interval <= now)
             .map(|(c, _)| c.clone())
             .collect();
-        let mut outcome = Outcome::default();
         for channel in due {
             if let Some(q) = self.digest.remove(&channel) {
                 outcome.dispatches.push(Dispatch {

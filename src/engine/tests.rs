@@ -331,6 +331,81 @@ fn snapshot_restore_does_not_refire_and_keeps_pending_resolutions() {
     assert_eq!(sent(&o), vec![("ops".into(), State::Firing, "i".into())]);
 }
 
+/// Alerts still firing are sent again to a channel with a resend interval, and only to it.
+#[test]
+fn active_alerts_are_resent_to_alertmanager_channels_until_they_resolve() {
+    let yaml = r#"
+channels:
+  ops: {type: log}
+  am: {type: alertmanager, url: "https://am.example", resend_interval: 1m}
+routing: {default: [ops, am]}
+dedupe: {window: 30m, digest: {severities: [info], interval: 15m}}
+"#;
+    let c = load(yaml, &SecretMap::new()).expect("valid config");
+    let mut e = Engine::new(Settings::from_config(&c).unwrap());
+    let at = |secs: i64| t(0) + SignedDuration::from_secs(secs);
+    // The first tick of a fresh engine (or of a new leader) resends at once: nothing yet.
+    assert!(e.tick(at(0)).dispatches.is_empty());
+    e.submit(firing("a", Severity::Critical), at(1));
+    e.submit(firing("b", Severity::Warning), at(2));
+    // Info is digested: its firing waits in the digest and is not resent before it is sent.
+    e.submit(firing("quiet", Severity::Info), at(3));
+    assert!(e.tick(at(59)).dispatches.is_empty(), "not due yet");
+
+    let resend = e.tick(at(60));
+    assert_eq!(resend.dispatches.len(), 1);
+    let d = &resend.dispatches[0];
+    assert_eq!((d.channel.as_str(), d.kind), ("am", DispatchKind::Resend));
+    assert_eq!(
+        sent(&resend),
+        vec![
+            ("am".into(), State::Firing, "a".into()),
+            ("am".into(), State::Firing, "b".into())
+        ]
+    );
+    assert!(d.notifications.iter().all(|n| n.notification.at == at(60)));
+    assert!(
+        resend.decisions.is_empty(),
+        "a resend is not a new decision"
+    );
+    assert!(e.tick(at(61)).dispatches.is_empty());
+
+    e.resolve(&key("a"), at(90));
+    assert_eq!(
+        sent(&e.tick(at(120))),
+        vec![("am".into(), State::Firing, "b".into())]
+    );
+    // The digest goes out at 15m (not resent in the same tick); from then on the info alert is
+    // resent too.
+    let flushed = e.tick(at(15 * 60 + 3));
+    assert_eq!(
+        sent(&flushed),
+        vec![
+            ("am".into(), State::Firing, "b".into()),
+            ("am".into(), State::Firing, "quiet".into()),
+            ("ops".into(), State::Firing, "quiet".into()),
+        ]
+    );
+    assert_eq!(
+        sent(&e.tick(at(15 * 60 + 63))),
+        vec![
+            ("am".into(), State::Firing, "b".into()),
+            ("am".into(), State::Firing, "quiet".into()),
+        ]
+    );
+
+    // Restored on another replica: its first tick resends what is active.
+    let mut standby = Engine::new(Settings::from_config(&c).unwrap());
+    standby.restore(e.snapshot());
+    assert_eq!(
+        sent(&standby.tick(at(15 * 60 + 4))),
+        vec![
+            ("am".into(), State::Firing, "b".into()),
+            ("am".into(), State::Firing, "quiet".into()),
+        ]
+    );
+}
+
 #[test]
 fn explain_says_rule_and_digest() {
     let e = engine("");

@@ -1,8 +1,14 @@
 //! The `alertmanager` sink: posts alerts to a Prometheus Alertmanager (`POST {url}/api/v2/alerts`)
 //! so kpulse alerts join Alertmanager's grouping, silences and receivers. A resolution is the
 //! same alert with `endsAt` set to the time it cleared.
+//!
+//! Alertmanager closes an alert that is not posted again before its `endsAt`. Like Prometheus,
+//! kpulse re-posts alerts that are still firing every `resend_interval` (the engine's resend
+//! dispatches) and sends each firing alert with `endsAt` four intervals ahead: an alert stays
+//! open while kpulse keeps it firing, and closes on its own if kpulse is gone for good.
 
 use futures::future::BoxFuture;
+use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
@@ -42,20 +48,31 @@ impl AlertmanagerSink {
     }
 }
 
-/// The JSON array for a batch: one Alertmanager alert per notification.
-pub fn alerts(batch: &Batch) -> Value {
+/// How long a firing post keeps an alert open, in resend intervals.
+pub const VALID_FOR_INTERVALS: i32 = 4;
+
+impl AlertmanagerSink {
+    /// The `endsAt` of a firing alert posted at `now`.
+    pub fn firing_until(&self, now: Timestamp) -> Timestamp {
+        now + self.settings.resend_interval.signed() * VALID_FOR_INTERVALS
+    }
+}
+
+/// The JSON array for a batch: one Alertmanager alert per notification. Firing alerts end at
+/// `firing_until` unless posted again.
+pub fn alerts(batch: &Batch, firing_until: Timestamp) -> Value {
     Value::Array(
         batch
             .items
             .iter()
-            .map(|i| alert(batch, &i.notification))
+            .map(|i| alert(batch, &i.notification, firing_until))
             .collect(),
     )
 }
 
 /// One alert. Labels identify it (the same on both sides, like the alert key); empty values are
 /// left out because Alertmanager treats an empty label as absent.
-pub fn alert(batch: &Batch, n: &Notification) -> Value {
+pub fn alert(batch: &Batch, n: &Notification, firing_until: Timestamp) -> Value {
     let key = &n.alert.key;
     let mut labels = Map::new();
     for (name, value) in [
@@ -79,9 +96,10 @@ pub fn alert(batch: &Batch, n: &Notification) -> Value {
         },
         "startsAt": n.alert.first_seen.to_string(),
     });
-    if n.state == State::Resolved {
-        out["endsAt"] = Value::String(n.at.to_string());
-    }
+    out["endsAt"] = Value::String(match n.state {
+        State::Resolved => n.at.to_string(),
+        State::Firing => firing_until.to_string(),
+    });
     // The first link (by name) is where a responder goes from Alertmanager's UI.
     if let Some((_, url)) = render::links(&batch.links, &batch.cluster, n)
         .into_iter()
@@ -103,7 +121,7 @@ impl Notifier for AlertmanagerSink {
                 .client
                 .post(&self.url)
                 .headers(self.headers.clone())
-                .json(&alerts(batch));
+                .json(&alerts(batch, self.firing_until(Timestamp::now())));
             let answer = http::deliver(request).await.map_err(|mut e| {
                 // A receiver that echoes a header value must not put it in our logs.
                 for value in self.settings.headers.values().filter(|v| !v.is_empty()) {

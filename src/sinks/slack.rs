@@ -68,7 +68,8 @@ impl SlackSink {
     /// items whose firing reference its `ts` becomes.
     pub fn messages(&self, batch: &Batch) -> Vec<Message> {
         match batch.kind {
-            DispatchKind::Digest => vec![Message {
+            // Slack channels have no resend interval; a resend would read as a digest.
+            DispatchKind::Digest | DispatchKind::Resend => vec![Message {
                 body: self.digest(batch),
                 thread_ts: None,
                 firing: batch

@@ -30,7 +30,8 @@ impl TeamsSink {
         let mut body = Vec::new();
         let mut actions = Vec::new();
         match batch.kind {
-            DispatchKind::Digest => {
+            // Teams channels have no resend interval; a resend would read as a digest.
+            DispatchKind::Digest | DispatchKind::Resend => {
                 let state = render::batch_state(&batch.items);
                 body.push(json!({
                     "type": "TextBlock",

@@ -53,7 +53,8 @@ impl WebhookSink {
             "channel": batch.channel,
             "kind": match batch.kind {
                 DispatchKind::Immediate => "immediate",
-                DispatchKind::Digest => "digest",
+                // Webhook channels have no resend interval; a resend would read as a digest.
+                DispatchKind::Digest | DispatchKind::Resend => "digest",
             },
             "alerts": batch.items.iter().map(|i| alert(batch, i)).collect::<Vec<_>>(),
         })
