@@ -97,6 +97,8 @@ up() {
   chmod 700 "$dir/etcd"
   pki="$dir/pki"
   trap 'log "start failed; logs in $dir/logs"; tail -n 20 "$dir"/logs/*.log >&2 || true; stop_dir "$dir"' ERR
+  # Interrupted while starting: stop what was started rather than leave etcd and the apiserver behind.
+  trap 'log "interrupted; stopping $dir"; stop_dir "$dir"; exit 130' INT TERM
   local started=$SECONDS
 
   openssl genrsa -out "$pki/ca.key" 2048 2>/dev/null
@@ -203,7 +205,7 @@ EOF
       \"nodeInfo\":{\"kubeletVersion\":\"v1.35.4\",\"architecture\":\"amd64\",\"operatingSystem\":\"linux\",\"containerRuntimeVersion\":\"fake://1\",\"kernelVersion\":\"\",\"osImage\":\"fake\",\"kubeProxyVersion\":\"\",\"machineID\":\"\",\"systemUUID\":\"\",\"bootID\":\"\"}}}" >/dev/null
   done
 
-  trap - ERR
+  trap - ERR INT TERM
   ln -sfn "$dir" "$clusters/current"
   echo "$bin" > "$dir/bin"
   log "ready in $((SECONDS - started))s: $dir (apiserver https://127.0.0.1:$api_port)"
