@@ -1,4 +1,5 @@
-//! Engine throughput: submit → route → dispatch, reconcile of a large firing set, and digest.
+//! Engine throughput: submit → route → dispatch, reconcile of a large firing set, and digest;
+//! and the pvc_usage fill prediction.
 //! Run with `make bench`; figures go to docs/benchmarks.md.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -6,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use kpulse::alert::{Alert, AlertKey, Severity};
 use kpulse::config::{SecretMap, load};
 use kpulse::engine::{Engine, Scope, Settings};
+use kpulse::monitors::trend::Series;
 
 const CONFIG: &str = r#"
 channels: {ops: {type: log}, oncall: {type: log}, team: {type: log}}
@@ -96,6 +98,36 @@ fn bench(c: &mut Criterion) {
                 t0,
             );
             b.iter(|| serde_json::to_vec(&e.snapshot()).unwrap().len())
+        });
+    }
+    g.finish();
+
+    // pvc_usage's fill prediction: one reading recorded and one prediction made per claim and
+    // scan, with a full 6h window (64 readings) per series.
+    let mut g = c.benchmark_group("trend");
+    let window = std::time::Duration::from_secs(6 * 3600);
+    for n in [1_000usize, 10_000] {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("record_and_predict", n), &n, |b, &n| {
+            let mut series: Vec<Series> = vec![Series::default(); n];
+            let mut minute = 0i64;
+            let read = |series: &mut Vec<Series>, minute: i64| {
+                let at = t0 + SignedDuration::from_mins(minute);
+                let mut fills = 0;
+                for (i, s) in series.iter_mut().enumerate() {
+                    s.record(at, 1e12 - (minute as f64) * 1e6 - i as f64, window);
+                    fills += usize::from(s.time_to_empty(at, window).is_some());
+                }
+                fills
+            };
+            for _ in 0..6 * 60 {
+                minute += 1;
+                read(&mut series, minute);
+            }
+            b.iter(|| {
+                minute += 1;
+                read(&mut series, minute)
+            })
         });
     }
     g.finish();

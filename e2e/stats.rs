@@ -2,6 +2,7 @@
 //! address) serves `/stats/summary` for a Node of the test's own, and kpulse reads it through the
 //! real API server's node proxy. A full claim, a full node filesystem and a node short of process
 //! IDs fire; an unreadable kubelet keeps them without resolving or re-firing; emptied, they resolve.
+//! A claim filling up warns from its fill rate before it reaches the static threshold.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -219,6 +220,80 @@ async fn stats_full_claim_disk_and_pids_fire_survive_an_unreadable_kubelet_and_r
     let read = metric(&kpulse, r#"kpulse_stats_fetches_total{result="success"}"#).await;
     assert!(read.unwrap() >= 2.0, "node reads are counted: {read:?}");
 
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    Api::<Node>::all(client.clone())
+        .delete(&node, &DeleteParams::default())
+        .await
+        .unwrap();
+    ns.delete().await;
+}
+
+/// A node summary whose claim `data` has `used` bytes of 100 GiB in use.
+fn filling_summary(node: &str, ns: &str, used: u64) -> Value {
+    let gib = 1u64 << 30;
+    json!({
+        "node": {"nodeName": node, "fs": fs(10)},
+        "pods": [{"podRef": {"name": "db-0", "namespace": ns, "uid": "u"}, "volume": [
+            {"name": "data", "pvcRef": {"name": "data", "namespace": ns},
+             "capacityBytes": 100 * gib, "availableBytes": 100 * gib - used, "usedBytes": used}
+        ]}]
+    })
+}
+
+#[tokio::test]
+async fn stats_a_claim_filling_up_warns_before_its_threshold_and_resolves_when_it_stops() {
+    if in_cluster() {
+        eprintln!("skipped in-cluster: the fake kubelet runs on the test machine");
+        return;
+    }
+    let Some(ip) = host_address() else {
+        eprintln!("skipped: no non-loopback address (the API server does not proxy to loopback)");
+        return;
+    };
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "filling").await;
+    claim(&ns, "data", "ReadWriteOnce").await;
+    let answer: Answer = Arc::new(Mutex::new(Err(503)));
+    let port = fake_kubelet(ip, answer.clone()).await;
+    let node = kubelet_node(&client, ip, port).await;
+    // From 78% used, a quarter of a percent more every second, up to 87%: below the static 90%.
+    let gib = (1u64 << 30) as f64;
+    let (name, space) = (ns.name.clone(), answer.clone());
+    let node_name = node.clone();
+    let growth = tokio::spawn(async move {
+        for step in 0..=36u32 {
+            let used = ((78.0 + f64::from(step) * 0.25) / 100.0 * 100.0 * gib) as u64;
+            *space.lock().unwrap() = Ok(filling_summary(&node_name, &name, used));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+
+    let kpulse = start(
+        &ns,
+        "monitors: {pvc_usage: {enabled: true, interval: 5s, trend_window: 20s, fill_within: 1h}}\n",
+    )
+    .await;
+    let key = format!(
+        "pvc_usage/{}/PersistentVolumeClaim/data/SpaceUsage",
+        ns.name
+    );
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(fired["alert"]["severity"], "warning");
+    let title = fired["alert"]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("volume data is 8") && title.ends_with("% full and filling up"),
+        "{title}"
+    );
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("At the rate of the last 20s it is full in about "),
+        "{message}"
+    );
+
+    // Growth stops at 87%: once the window holds only flat readings, nothing is filling.
+    growth.await.unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     Api::<Node>::all(client.clone())
         .delete(&node, &DeleteParams::default())

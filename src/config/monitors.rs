@@ -73,9 +73,18 @@ monitor_settings! {
     /// docs/install.md).
     PvcUsage (enabled = false) {
         /// Percent used (space or inodes) that warns.
-        warn_at: u8 = 85,
+        warn_at: u8 = 90,
         /// Percent used (space or inodes) that is critical.
         crit_at: u8 = 97,
+        /// Also warn, from `trend_from` percent used, when at the rate of the last
+        /// `trend_window` the volume fills within this long (the kubernetes-mixin's
+        /// KubePersistentVolumeFillingUp). `0s` turns the prediction off.
+        fill_within: HumanDuration = HumanDuration::hours(96),
+        /// The history the fill rate is fitted over (least squares, like `predict_linear`); a
+        /// prediction needs samples covering half of it.
+        trend_window: HumanDuration = HumanDuration::hours(6),
+        /// Percent used (space or inodes) from which the prediction warns.
+        trend_from: u8 = 85,
         /// How often the kubelet stats are read (one scan serves every stats monitor, at the
         /// shortest interval of those enabled).
         interval: HumanDuration = HumanDuration::secs(60),

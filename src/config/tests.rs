@@ -141,6 +141,38 @@ fn alertmanager_resend_interval_defaults_to_a_minute_and_is_bounded() {
 }
 
 #[test]
+fn pvc_fill_prediction_settings_are_checked() {
+    let yaml = |pvc: &str| {
+        format!(
+            "channels: {{log: {{type: log}}}}\nrouting: {{default: [log]}}\nmonitors: {{pvc_usage: {{{pvc}}}}}\n"
+        )
+    };
+    let c = load(&yaml("enabled: true"), &secrets()).expect("defaults are valid");
+    assert_eq!(c.monitors.pvc_usage.fill_within, HumanDuration::hours(96));
+    assert_eq!(c.monitors.pvc_usage.warn_at, 90);
+    let text = load(
+        &yaml("trend_from: 101, trend_window: 1m, interval: 1m"),
+        &secrets(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("monitors.pvc_usage.trend_from: must be a percentage from 0 to 100, got 101"),
+        "{text}"
+    );
+    assert!(
+        text.contains("monitors.pvc_usage.trend_window: must be at least twice interval"),
+        "{text}"
+    );
+    // With the prediction off the window does not matter.
+    load(
+        &yaml("fill_within: 0s, trend_window: 1m, interval: 1m"),
+        &secrets(),
+    )
+    .expect("valid");
+}
+
+#[test]
 fn structural_errors_are_all_reported_with_paths() {
     let yaml = r#"
 channels:

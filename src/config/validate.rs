@@ -278,6 +278,19 @@ fn monitor_checks(m: &Monitors, errors: &mut Vec<ConfigError>) {
         "monitors.pvc_usage",
         errors,
     );
+    let pvc = &m.pvc_usage;
+    if pvc.trend_from > 100 {
+        errors.push(ConfigError::new(
+            "monitors.pvc_usage.trend_from",
+            format!("must be a percentage from 0 to 100, got {}", pvc.trend_from),
+        ));
+    }
+    if !pvc.fill_within.is_zero() && pvc.trend_window.get() < pvc.interval.get() * 2 {
+        errors.push(ConfigError::new(
+            "monitors.pvc_usage.trend_window",
+            "must be at least twice interval, to hold enough readings for a prediction",
+        ));
+    }
     percent_pair(
         m.node_disk.warn_at,
         m.node_disk.crit_at,

@@ -35,6 +35,7 @@ pub mod since;
 pub mod startup_latency;
 pub mod stats;
 pub mod tls_cert_expiry;
+pub mod trend;
 pub mod warning_events;
 pub mod watch;
 pub mod workloads;

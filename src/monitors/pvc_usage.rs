@@ -1,10 +1,13 @@
 //! `pvc_usage`: PersistentVolumeClaims filling up, from the volume stats of kubelet summaries
 //! (`pods[].volume[]` with a `pvcRef`). Space or inodes used at `warn_at` percent warns, at
-//! `crit_at` is critical. Claims with access mode `ReadOnlyMany`, the label
-//! `excluded_from_alerts=true` or `kpulse.io/ignore` are skipped. Resolvable: when usage drops
-//! below `warn_at`, the claim is no longer mounted, or it is deleted.
+//! `crit_at` is critical; from `trend_from` percent, a volume that at the rate of the last
+//! `trend_window` fills within `fill_within` warns too (the kubernetes-mixin's
+//! KubePersistentVolumeFillingUp). Claims with access mode `ReadOnlyMany`, the label
+//! `excluded_from_alerts=true` or `kpulse.io/ignore` are skipped. Resolvable: when neither rule
+//! holds any more, the claim is no longer mounted, or it is deleted.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -12,12 +15,16 @@ use kube::ResourceExt;
 
 use super::filter::{self, Namespaces};
 use super::stats::{bytes, level, percent};
-use crate::alert::{Alert, AlertKey};
+use super::trend::{Series, roughly};
+use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::monitors::PvcUsage;
 use crate::kubelet::{PvcRef, Summary};
 
 pub const NAME: &str = "pvc_usage";
 pub const KIND: &str = "PersistentVolumeClaim";
+
+/// The free-space and free-inode history of each claim (`SpaceUsage` / `InodeUsage`).
+pub type Trends = BTreeMap<(PvcRef, &'static str), Series>;
 
 /// The claims that may be reported, with their labels. Built from one list of every claim.
 #[derive(Debug, Default, Clone)]
@@ -57,16 +64,58 @@ impl Claims {
         };
         self.0.insert(at, c.labels().clone());
     }
+
+    pub fn contains(&self, pvc: &PvcRef) -> bool {
+        self.0.contains_key(pvc)
+    }
+}
+
+/// Records a reading of `free` and says how soon the claim fills, when the prediction is on, the
+/// claim is `used` percent full, at least `trend_from`, and it fills within `fill_within`.
+fn fills_in(
+    settings: &PvcUsage,
+    series: &mut Series,
+    used: f64,
+    free: Option<u64>,
+    now: Timestamp,
+) -> Option<Duration> {
+    if settings.fill_within.is_zero() {
+        return None;
+    }
+    let window = settings.trend_window.get();
+    series.record(now, free? as f64, window);
+    if used < f64::from(settings.trend_from) {
+        return None;
+    }
+    series
+        .time_to_empty(now, window)
+        .filter(|left| *left <= settings.fill_within.get())
+}
+
+/// The worse of the static level and a fill prediction (which warns).
+fn severity(settings: &PvcUsage, used: f64, fills_in: Option<Duration>) -> Option<Severity> {
+    let trend = fills_in.map(|_| Severity::Warning);
+    level(used, settings.warn_at, settings.crit_at).max(trend)
 }
 
 /// Every reported claim mounted on this node, with what fires about it (nothing when it is fine).
+/// Records each claim's free space and inodes in `trends`.
 pub fn evaluate(
     settings: &PvcUsage,
     node: &str,
     summary: &Summary,
     claims: &Claims,
+    trends: &mut Trends,
     now: Timestamp,
 ) -> BTreeMap<PvcRef, Vec<Alert>> {
+    let window = humantime::format_duration(settings.trend_window.get()).to_string();
+    let rate = |left: Option<Duration>| match left {
+        Some(left) => format!(
+            " At the rate of the last {window} it is full in about {}.",
+            roughly(left)
+        ),
+        None => String::new(),
+    };
     let mut out: BTreeMap<PvcRef, Vec<Alert>> = BTreeMap::new();
     for pod in &summary.pods {
         for volume in &pod.volume {
@@ -83,43 +132,68 @@ pub fn evaluate(
             let (ns, name) = (&pvc.namespace, &pvc.name);
             let key = |reason: &str| AlertKey::new(NAME, ns, KIND, name, reason);
             let mounted = format!("mounted by pod {} on node {node}", pod.pod_ref.name);
+            let filling = |pct: f64, left: Option<Duration>, what: String| match left {
+                Some(_) if pct < f64::from(settings.warn_at) => format!("{what} and filling up"),
+                _ => what,
+            };
             let fs = &volume.fs;
-            if let Some(pct) = fs.space_used_percent()
-                && let Some(severity) = level(pct, settings.warn_at, settings.crit_at)
-            {
-                let (cap, free) = (
-                    fs.capacity_bytes.unwrap_or(0),
-                    fs.available_bytes.unwrap_or(0),
-                );
-                let a = Alert::new(key("SpaceUsage"), severity, format!("volume {name} is {} full", percent(pct)), now)
-                    .message(format!(
-                        "PersistentVolumeClaim {ns}/{name} ({mounted}) is {} full: {} free of {}. Writes fail when it is full: free space, or expand the claim if its StorageClass allows it.",
-                        percent(pct),
-                        bytes(free),
-                        bytes(cap)
-                    ))
-                    .field("Used", format!("{pct:.1}%"))
-                    .field("Free", bytes(free))
-                    .field("Capacity", bytes(cap))
-                    .field("Pod", format!("{ns}/{}", pod.pod_ref.name))
-                    .node(node)
-                    .labels(labels.clone());
-                alerts.push(a);
+            if let Some(pct) = fs.space_used_percent() {
+                let series = trends.entry((pvc.clone(), "SpaceUsage")).or_default();
+                let left = fills_in(settings, series, pct, fs.available_bytes, now);
+                if let Some(severity) = severity(settings, pct, left) {
+                    let (cap, free) = (
+                        fs.capacity_bytes.unwrap_or(0),
+                        fs.available_bytes.unwrap_or(0),
+                    );
+                    let title =
+                        filling(pct, left, format!("volume {name} is {} full", percent(pct)));
+                    let mut a = Alert::new(key("SpaceUsage"), severity, title, now)
+                        .message(format!(
+                            "PersistentVolumeClaim {ns}/{name} ({mounted}) is {} full: {} free of {}.{} Writes fail when it is full: free space, or expand the claim if its StorageClass allows it.",
+                            percent(pct),
+                            bytes(free),
+                            bytes(cap),
+                            rate(left)
+                        ))
+                        .field("Used", format!("{pct:.1}%"))
+                        .field("Free", bytes(free))
+                        .field("Capacity", bytes(cap));
+                    if let Some(left) = left {
+                        a = a.field("Full in", format!("about {}", roughly(left)));
+                    }
+                    alerts.push(
+                        a.field("Pod", format!("{ns}/{}", pod.pod_ref.name))
+                            .node(node)
+                            .labels(labels.clone()),
+                    );
+                }
             }
-            if let Some(pct) = fs.inodes_used_percent()
-                && let Some(severity) = level(pct, settings.warn_at, settings.crit_at)
-            {
-                let free = fs.inodes_free.unwrap_or(0);
-                let a = Alert::new(key("InodeUsage"), severity, format!("volume {name} has used {} of its inodes", percent(pct)), now)
-                    .message(format!(
-                        "PersistentVolumeClaim {ns}/{name} ({mounted}) has used {} of its inodes ({free} left). New files cannot be created when none are left, even with free space: remove small files or move to a larger volume.",
-                        percent(pct)
-                    ))
-                    .field("Inodes used", format!("{pct:.1}%"))
-                    .field("Pod", format!("{ns}/{}", pod.pod_ref.name))
-                    .node(node)
-                    .labels(labels.clone());
-                alerts.push(a);
+            if let Some(pct) = fs.inodes_used_percent() {
+                let series = trends.entry((pvc.clone(), "InodeUsage")).or_default();
+                let left = fills_in(settings, series, pct, fs.inodes_free, now);
+                if let Some(severity) = severity(settings, pct, left) {
+                    let free = fs.inodes_free.unwrap_or(0);
+                    let title = filling(
+                        pct,
+                        left,
+                        format!("volume {name} has used {} of its inodes", percent(pct)),
+                    );
+                    let mut a = Alert::new(key("InodeUsage"), severity, title, now)
+                        .message(format!(
+                            "PersistentVolumeClaim {ns}/{name} ({mounted}) has used {} of its inodes ({free} left).{} New files cannot be created when none are left, even with free space: remove small files or move to a larger volume.",
+                            percent(pct),
+                            rate(left)
+                        ))
+                        .field("Inodes used", format!("{pct:.1}%"));
+                    if let Some(left) = left {
+                        a = a.field("Full in", format!("about {}", roughly(left)));
+                    }
+                    alerts.push(
+                        a.field("Pod", format!("{ns}/{}", pod.pod_ref.name))
+                            .node(node)
+                            .labels(labels.clone()),
+                    );
+                }
             }
         }
     }
@@ -190,7 +264,7 @@ mod tests {
         let settings = PvcUsage {
             enabled: true,
             ..PvcUsage::default()
-        }; // 85 / 97
+        }; // 90 / 97
         let list = [
             claim("shop", "a", &["ReadWriteOnce"], json!({})),
             claim("shop", "b", &["ReadWriteOnce"], json!({})),
@@ -199,11 +273,18 @@ mod tests {
         ];
         let s = summary(json!([
             vol("a", 50, 900),
-            vol("b", 15, 900),
+            vol("b", 10, 900),
             vol("c", 2, 900),
             vol("d", 50, 20)
         ]));
-        let out = evaluate(&settings, "n1", &s, &claims(&list), Timestamp::UNIX_EPOCH);
+        let out = evaluate(
+            &settings,
+            "n1",
+            &s,
+            &claims(&list),
+            &mut Trends::default(),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(
             reasons(&out, "a"),
             vec![],
@@ -225,13 +306,91 @@ mod tests {
             name: "b".into(),
             namespace: "shop".into(),
         }][0];
-        assert_eq!(b.title, "volume b is 85% full");
+        assert_eq!(b.title, "volume b is 90% full");
         assert!(
             b.message.contains("mounted by pod db-0 on node n1"),
             "{}",
             b.message
         );
         assert_eq!(b.node.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn a_claim_filling_up_warns_before_the_static_threshold() {
+        let settings = PvcUsage {
+            enabled: true,
+            ..PvcUsage::default()
+        }; // warn 90, from 85% filling within 4d over 6h
+        let list = [
+            claim("shop", "fast", &["ReadWriteOnce"], json!({})),
+            claim("shop", "steady", &["ReadWriteOnce"], json!({})),
+            claim("shop", "low", &["ReadWriteOnce"], json!({})),
+        ];
+        let claims = claims(&list);
+        let mut trends = Trends::default();
+        let at = |mins: i64| Timestamp::from_second(1_800_000_000 + mins * 60).unwrap();
+        // Capacity 10000 bytes. `fast` goes from 80% to 86% used over 3h (2% an hour: full in
+        // about 7 hours); `steady` sits at 86%; `low` falls as fast as `fast` but from 50%.
+        let mut last = BTreeMap::new();
+        for step in 0..=18 {
+            let used_fast = 8000 + step * 600 / 18;
+            let s = summary(json!([
+                {"name": "v", "pvcRef": {"name": "fast", "namespace": "shop"},
+                 "capacityBytes": 10000, "availableBytes": 10000 - used_fast},
+                {"name": "v", "pvcRef": {"name": "steady", "namespace": "shop"},
+                 "capacityBytes": 10000, "availableBytes": 1400},
+                {"name": "v", "pvcRef": {"name": "low", "namespace": "shop"},
+                 "capacityBytes": 10000, "availableBytes": 5000 - step * 600 / 18},
+            ]));
+            last = evaluate(
+                &settings,
+                "n1",
+                &s,
+                &claims,
+                &mut trends,
+                at(step as i64 * 10),
+            );
+            if step < 9 {
+                assert!(
+                    last.values().all(Vec::is_empty),
+                    "under half of the window: no prediction yet ({step})"
+                );
+            }
+        }
+        assert_eq!(
+            reasons(&last, "fast"),
+            vec![("SpaceUsage".into(), Severity::Warning)]
+        );
+        assert_eq!(reasons(&last, "steady"), vec![], "86% but not filling");
+        assert_eq!(
+            reasons(&last, "low"),
+            vec![],
+            "filling, but below trend_from"
+        );
+        let fast = &last[&PvcRef {
+            name: "fast".into(),
+            namespace: "shop".into(),
+        }][0];
+        assert_eq!(fast.title, "volume fast is 86% full and filling up");
+        assert!(
+            fast.message
+                .contains("At the rate of the last 6h it is full in about 7h 0m."),
+            "{}",
+            fast.message
+        );
+        assert_eq!(trends.len(), 3, "space series only: no inode stats given");
+
+        // With the prediction off, 86% is fine.
+        let off = PvcUsage {
+            fill_within: crate::config::HumanDuration::secs(0),
+            ..settings.clone()
+        };
+        let s = summary(
+            json!([{"name": "v", "pvcRef": {"name": "fast", "namespace": "shop"},
+                                "capacityBytes": 10000, "availableBytes": 1400}]),
+        );
+        let out = evaluate(&off, "n1", &s, &claims, &mut Trends::default(), at(190));
+        assert_eq!(reasons(&out, "fast"), vec![]);
     }
 
     #[test]
@@ -263,7 +422,14 @@ mod tests {
             vol("unknown", 1, 900)
         ]));
         s.pods[0].volume.push(serde_json::from_value(json!({"name": "v", "pvcRef": {"name": "sys", "namespace": "kube-system"}, "capacityBytes": 100, "availableBytes": 1})).unwrap());
-        let out = evaluate(&settings, "n1", &s, &claims(&list), Timestamp::UNIX_EPOCH);
+        let out = evaluate(
+            &settings,
+            "n1",
+            &s,
+            &claims(&list),
+            &mut Trends::default(),
+            Timestamp::UNIX_EPOCH,
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -275,7 +441,14 @@ mod tests {
         };
         let list = [claim("shop", "shared", &["ReadWriteMany"], json!({}))];
         let s = summary(json!([vol("shared", 10, 900), vol("shared", 10, 900)]));
-        let out = evaluate(&settings, "n1", &s, &claims(&list), Timestamp::UNIX_EPOCH);
+        let out = evaluate(
+            &settings,
+            "n1",
+            &s,
+            &claims(&list),
+            &mut Trends::default(),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(reasons(&out, "shared").len(), 1);
     }
 }

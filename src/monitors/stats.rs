@@ -152,13 +152,14 @@ pub fn evaluate(
     node: &NodeInfo,
     summary: &Summary,
     claims: &Claims,
+    trends: &mut pvc_usage::Trends,
     now: jiff::Timestamp,
 ) -> NodeFindings {
     let m = &config.monitors;
     let name = &node.name;
     NodeFindings {
         pvc: if m.pvc_usage.enabled {
-            pvc_usage::evaluate(&m.pvc_usage, name, summary, claims, now)
+            pvc_usage::evaluate(&m.pvc_usage, name, summary, claims, trends, now)
         } else {
             BTreeMap::new()
         },
@@ -230,10 +231,12 @@ pub fn decide(
     out
 }
 
-/// The scan's memory: the last findings of every node, and which nodes are failing.
+/// The scan's memory: the last findings of every node, which nodes are failing, and the fill
+/// history of every claim.
 #[derive(Default)]
 pub struct Scanner {
     last: BTreeMap<String, NodeFindings>,
+    pvc_trends: pvc_usage::Trends,
     failing: BTreeSet<String>,
     /// Nodes read and unreadable in the last scan, logged when they change.
     counts: Option<(usize, usize)>,
@@ -332,7 +335,8 @@ impl Scanner {
                         tracing::info!(node = %name, "kubelet stats readable again");
                     }
                     if let Some(node) = watched.iter().find(|n| n.name == name) {
-                        let found = evaluate(config, node, &summary, claims, now);
+                        let found =
+                            evaluate(config, node, &summary, claims, &mut self.pvc_trends, now);
                         fresh.insert(name, found);
                     }
                 }
@@ -370,6 +374,8 @@ impl Scanner {
                 "kubelet stats scan"
             );
         }
+        // History is kept for claims that still exist and are reported, read or not this time.
+        self.pvc_trends.retain(|(pvc, _), _| claims.contains(pvc));
         let present: BTreeSet<&String> = watched.iter().map(|n| &n.name).collect();
         self.failing.retain(|n| present.contains(n));
         self.last = fresh;
