@@ -22,11 +22,12 @@ pub struct Series {
 
 impl Series {
     /// Adds a reading taken at `at`, and drops what fell out of `window`. A reading closer than
-    /// `window / MAX_SAMPLES` to the last one kept is skipped.
+    /// `window / (MAX_SAMPLES - 1)` to the last one kept is skipped, so at most `MAX_SAMPLES`
+    /// are held (1 KiB).
     pub fn record(&mut self, at: Timestamp, free: f64, window: Duration) {
         let now = seconds(at);
         let window = window.as_secs_f64();
-        let spacing = window / f64::from(MAX_SAMPLES);
+        let spacing = window / f64::from(MAX_SAMPLES - 1);
         if self.samples.back().is_none_or(|(t, _)| now - t >= spacing) {
             self.samples.push_back((now, free));
         }
@@ -131,7 +132,7 @@ mod tests {
     #[test]
     fn samples_are_spaced_and_old_ones_dropped() {
         let mut s = Series::default();
-        // One reading a second for 7 hours: at most one per 6h/64 is kept, none older than 6h.
+        // One reading a second for 7 hours: one per 6h/63 is kept, none older than 6h.
         for i in 0..7 * 3600 {
             s.record(
                 Timestamp::from_second(1_800_000_000 + i).unwrap(),
@@ -139,11 +140,12 @@ mod tests {
                 SIX_HOURS,
             );
         }
+        let kept = s.samples.len();
         assert!(
-            s.samples.len() <= MAX_SAMPLES as usize + 1,
-            "{}",
-            s.samples.len()
+            (MAX_SAMPLES as usize - 2..=MAX_SAMPLES as usize).contains(&kept),
+            "{kept}"
         );
+        assert!(s.samples.capacity() <= 2 * MAX_SAMPLES as usize);
         let oldest = s.samples.front().unwrap().0;
         assert!(oldest >= (1_800_000_000 + 3600) as f64 - 1.0);
     }
