@@ -28,6 +28,20 @@ fn host_address() -> Option<std::net::IpAddr> {
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
+/// Where a fake kubelet can listen, or `None` (with the reason printed) when these tests cannot
+/// run here.
+fn fake_kubelet_address() -> Option<std::net::IpAddr> {
+    if in_cluster() {
+        eprintln!("skipped in-cluster: the fake kubelet runs on the test machine");
+        return None;
+    }
+    let ip = host_address();
+    if ip.is_none() {
+        eprintln!("skipped: no non-loopback address (the API server does not proxy to loopback)");
+    }
+    ip
+}
+
 /// Serves `answer` over HTTPS on `ip`, one HTTP/1.1 request per connection; returns the port.
 async fn fake_kubelet(ip: std::net::IpAddr, answer: Answer) -> u16 {
     use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
@@ -143,12 +157,7 @@ async fn kubelet_node(client: &kube::Client, ip: std::net::IpAddr, port: u16) ->
 
 #[tokio::test]
 async fn stats_full_claim_disk_and_pids_fire_survive_an_unreadable_kubelet_and_resolve() {
-    if in_cluster() {
-        eprintln!("skipped in-cluster: the fake kubelet runs on the test machine");
-        return;
-    }
-    let Some(ip) = host_address() else {
-        eprintln!("skipped: no non-loopback address (the API server does not proxy to loopback)");
+    let Some(ip) = fake_kubelet_address() else {
         return;
     };
     let client = client().await;
@@ -242,12 +251,7 @@ fn filling_summary(node: &str, ns: &str, used: u64) -> Value {
 
 #[tokio::test]
 async fn stats_a_claim_filling_up_warns_before_its_threshold_and_resolves_when_it_stops() {
-    if in_cluster() {
-        eprintln!("skipped in-cluster: the fake kubelet runs on the test machine");
-        return;
-    }
-    let Some(ip) = host_address() else {
-        eprintln!("skipped: no non-loopback address (the API server does not proxy to loopback)");
+    let Some(ip) = fake_kubelet_address() else {
         return;
     };
     let client = client().await;

@@ -136,6 +136,15 @@ pub fn evaluate(
                 Some(_) if pct < f64::from(settings.warn_at) => format!("{what} and filling up"),
                 _ => what,
             };
+            // What both alerts end with: how soon it fills, the pod, node and claim labels.
+            let finish = |mut a: Alert, left: Option<Duration>| {
+                if let Some(left) = left {
+                    a = a.field("Full in", format!("about {}", roughly(left)));
+                }
+                a.field("Pod", format!("{ns}/{}", pod.pod_ref.name))
+                    .node(node)
+                    .labels(labels.clone())
+            };
             let fs = &volume.fs;
             if let Some(pct) = fs.space_used_percent() {
                 let series = trends.entry((pvc.clone(), "SpaceUsage")).or_default();
@@ -147,7 +156,7 @@ pub fn evaluate(
                     );
                     let title =
                         filling(pct, left, format!("volume {name} is {} full", percent(pct)));
-                    let mut a = Alert::new(key("SpaceUsage"), severity, title, now)
+                    let a = Alert::new(key("SpaceUsage"), severity, title, now)
                         .message(format!(
                             "PersistentVolumeClaim {ns}/{name} ({mounted}) is {} full: {} free of {}.{} Writes fail when it is full: free space, or expand the claim if its StorageClass allows it.",
                             percent(pct),
@@ -158,14 +167,7 @@ pub fn evaluate(
                         .field("Used", format!("{pct:.1}%"))
                         .field("Free", bytes(free))
                         .field("Capacity", bytes(cap));
-                    if let Some(left) = left {
-                        a = a.field("Full in", format!("about {}", roughly(left)));
-                    }
-                    alerts.push(
-                        a.field("Pod", format!("{ns}/{}", pod.pod_ref.name))
-                            .node(node)
-                            .labels(labels.clone()),
-                    );
+                    alerts.push(finish(a, left));
                 }
             }
             if let Some(pct) = fs.inodes_used_percent() {
@@ -178,21 +180,14 @@ pub fn evaluate(
                         left,
                         format!("volume {name} has used {} of its inodes", percent(pct)),
                     );
-                    let mut a = Alert::new(key("InodeUsage"), severity, title, now)
+                    let a = Alert::new(key("InodeUsage"), severity, title, now)
                         .message(format!(
                             "PersistentVolumeClaim {ns}/{name} ({mounted}) has used {} of its inodes ({free} left).{} New files cannot be created when none are left, even with free space: remove small files or move to a larger volume.",
                             percent(pct),
                             rate(left)
                         ))
                         .field("Inodes used", format!("{pct:.1}%"));
-                    if let Some(left) = left {
-                        a = a.field("Full in", format!("about {}", roughly(left)));
-                    }
-                    alerts.push(
-                        a.field("Pod", format!("{ns}/{}", pod.pod_ref.name))
-                            .node(node)
-                            .labels(labels.clone()),
-                    );
+                    alerts.push(finish(a, left));
                 }
             }
         }
@@ -248,6 +243,23 @@ mod tests {
         Claims::new(list, &namespaces)
     }
 
+    /// One evaluation without history.
+    fn once(
+        settings: &PvcUsage,
+        s: &Summary,
+        list: &[PersistentVolumeClaim],
+    ) -> BTreeMap<PvcRef, Vec<Alert>> {
+        let mut trends = Trends::default();
+        evaluate(
+            settings,
+            "n1",
+            s,
+            &claims(list),
+            &mut trends,
+            Timestamp::UNIX_EPOCH,
+        )
+    }
+
     fn reasons(out: &BTreeMap<PvcRef, Vec<Alert>>, pvc: &str) -> Vec<(String, Severity)> {
         let at = PvcRef {
             name: pvc.into(),
@@ -277,14 +289,7 @@ mod tests {
             vol("c", 2, 900),
             vol("d", 50, 20)
         ]));
-        let out = evaluate(
-            &settings,
-            "n1",
-            &s,
-            &claims(&list),
-            &mut Trends::default(),
-            Timestamp::UNIX_EPOCH,
-        );
+        let out = once(&settings, &s, &list);
         assert_eq!(
             reasons(&out, "a"),
             vec![],
@@ -389,7 +394,7 @@ mod tests {
             json!([{"name": "v", "pvcRef": {"name": "fast", "namespace": "shop"},
                                 "capacityBytes": 10000, "availableBytes": 1400}]),
         );
-        let out = evaluate(&off, "n1", &s, &claims, &mut Trends::default(), at(190));
+        let out = once(&off, &s, &list);
         assert_eq!(reasons(&out, "fast"), vec![]);
     }
 
@@ -422,14 +427,7 @@ mod tests {
             vol("unknown", 1, 900)
         ]));
         s.pods[0].volume.push(serde_json::from_value(json!({"name": "v", "pvcRef": {"name": "sys", "namespace": "kube-system"}, "capacityBytes": 100, "availableBytes": 1})).unwrap());
-        let out = evaluate(
-            &settings,
-            "n1",
-            &s,
-            &claims(&list),
-            &mut Trends::default(),
-            Timestamp::UNIX_EPOCH,
-        );
+        let out = once(&settings, &s, &list);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -441,14 +439,7 @@ mod tests {
         };
         let list = [claim("shop", "shared", &["ReadWriteMany"], json!({}))];
         let s = summary(json!([vol("shared", 10, 900), vol("shared", 10, 900)]));
-        let out = evaluate(
-            &settings,
-            "n1",
-            &s,
-            &claims(&list),
-            &mut Trends::default(),
-            Timestamp::UNIX_EPOCH,
-        );
+        let out = once(&settings, &s, &list);
         assert_eq!(reasons(&out, "shared").len(), 1);
     }
 }
