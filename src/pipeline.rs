@@ -240,9 +240,13 @@ impl Pipeline {
     }
 
     pub fn set_leader(&self, leader: bool) {
-        self.inner
+        let was = self
+            .inner
             .leader
-            .store(leader, std::sync::atomic::Ordering::SeqCst);
+            .swap(leader, std::sync::atomic::Ordering::SeqCst);
+        if leader && !was {
+            self.engine().resend_now();
+        }
         self.inner.metrics.set_leader(leader);
     }
 

@@ -470,6 +470,12 @@ impl Engine {
         before - self.active.len()
     }
 
+    /// Makes every resending channel due at the next tick (this replica just became leader: what
+    /// it decided as a standby was never sent).
+    pub fn resend_now(&mut self) {
+        self.resent.clear();
+    }
+
     /// Records the provider reference a sink returned for the firing message of `key`.
     pub fn set_reference(&mut self, key: &AlertKey, channel: &str, reference: String) {
         if let Some(a) = self.active.get_mut(key) {

@@ -394,6 +394,10 @@ dedupe: {window: 30m, digest: {severities: [info], interval: 15m}}
         ]
     );
 
+    // A standby's ticks are dropped by the pipeline; once it leads, the next tick resends.
+    e.resend_now();
+    assert_eq!(sent(&e.tick(at(15 * 60 + 64))).len(), 2);
+
     // Restored on another replica: its first tick resends what is active.
     let mut standby = Engine::new(Settings::from_config(&c).unwrap());
     standby.restore(e.snapshot());
