@@ -441,4 +441,54 @@ mod tests {
             "{text}"
         );
     }
+
+    /// A standby sends no resends; the tick after it becomes leader does, without waiting out
+    /// the interval its standby ticks started.
+    #[tokio::test]
+    async fn a_new_leader_resends_at_its_next_tick() {
+        let config = load(
+            "channels: {am: {type: alertmanager, url: 'https://am.example', resend_interval: 1m}}\nrouting: {default: [am]}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let am = Arc::new(Recorder {
+            seen: Default::default(),
+            stall: false,
+        });
+        let registry =
+            Registry::from_notifiers(vec![("am".into(), am.clone(), Delivery::default())]);
+        let now = Arc::new(StdMutex::new(
+            Timestamp::from_second(1_800_000_000).unwrap(),
+        ));
+        let clock = now.clone();
+        let p = Pipeline::with_clock(
+            config,
+            registry,
+            Arc::new(Metrics::new()),
+            Arc::new(move || *clock.lock().unwrap()),
+        )
+        .unwrap();
+        let advance = |secs: i64| {
+            let mut t = now.lock().unwrap();
+            *t += jiff::SignedDuration::from_secs(secs);
+        };
+        let key = AlertKey::new("pod_crashes", "ns", "Pod", "a", "CrashLoopBackOff");
+        p.submit(Alert::new(key, Severity::Warning, "t", p.now()));
+        p.tick(); // a fresh engine's first tick resends at once
+        p.drain().await;
+        assert_eq!(am.seen.lock().unwrap().len(), 2);
+
+        p.set_leader(false);
+        advance(60);
+        p.tick(); // due, decided by the standby, not sent
+        advance(1);
+        p.set_leader(true);
+        p.tick();
+        p.drain().await;
+        assert_eq!(
+            *am.seen.lock().unwrap(),
+            ["firing a", "firing a", "firing a"],
+            "the new leader resent 59s before the standby's interval ran out"
+        );
+    }
 }

@@ -46,17 +46,15 @@ impl AlertmanagerSink {
             client: http::client(&settings.delivery)?,
         })
     }
-}
 
-/// How long a firing post keeps an alert open, in resend intervals.
-pub const VALID_FOR_INTERVALS: i32 = 4;
-
-impl AlertmanagerSink {
     /// The `endsAt` of a firing alert posted at `now`.
     pub fn firing_until(&self, now: Timestamp) -> Timestamp {
         now + self.settings.resend_interval.signed() * VALID_FOR_INTERVALS
     }
 }
+
+/// How long a firing post keeps an alert open, in resend intervals.
+pub const VALID_FOR_INTERVALS: i32 = 4;
 
 /// The JSON array for a batch: one Alertmanager alert per notification. Firing alerts end at
 /// `firing_until` unless posted again.
