@@ -4,7 +4,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
-use kpulse::alert::{Alert, AlertKey, Severity};
+use kpulse::alert::{Alert, AlertKey, Finding, Severity};
 use kpulse::config::{SecretMap, load};
 use kpulse::engine::{Engine, Scope, Settings};
 use kpulse::monitors::trend::Series;
@@ -71,13 +71,13 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, &n| {
                 let mut e = engine();
-                let firing: Vec<Alert> = (0..n).map(|i| alert(i, t0)).collect();
+                let firing: Vec<Finding> = (0..n).map(|i| Finding::firing(alert(i, t0))).collect();
                 e.reconcile("pod_crashes", &Scope::All, firing.clone(), t0);
                 b.iter(|| e.reconcile("pod_crashes", &Scope::All, firing.clone(), t0))
             },
         );
         g.bench_with_input(BenchmarkId::new("fire_and_resolve_all", n), &n, |b, &n| {
-            let firing: Vec<Alert> = (0..n).map(|i| alert(i, t0)).collect();
+            let firing: Vec<Finding> = (0..n).map(|i| Finding::firing(alert(i, t0))).collect();
             b.iter(|| {
                 let mut e = engine();
                 e.reconcile("pod_crashes", &Scope::All, firing.clone(), t0);
@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
             e.reconcile(
                 "pod_crashes",
                 &Scope::All,
-                (0..n).map(|i| alert(i, t0)).collect(),
+                (0..n).map(|i| Finding::firing(alert(i, t0))).collect(),
                 t0,
             );
             b.iter(|| serde_json::to_vec(&e.snapshot()).unwrap().len())

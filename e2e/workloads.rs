@@ -15,7 +15,7 @@ use crate::harness::{
     Kpulse, Receiver, TestNamespace, WAIT, client, eventually, start, wait_state,
 };
 
-async fn create<K>(ns: &TestNamespace, object: Value) -> Api<K>
+pub(crate) async fn create<K>(ns: &TestNamespace, object: Value) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -32,7 +32,7 @@ where
     api
 }
 
-fn template(app: &str, node_selector: Value) -> Value {
+pub(crate) fn template(app: &str, node_selector: Value) -> Value {
     json!({
         "metadata": {"labels": {"app": app}},
         "spec": {"nodeSelector": node_selector, "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "10m"}}}]}

@@ -186,6 +186,31 @@ impl Alert {
     }
 }
 
+/// What a monitor found for one object in one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub alert: Alert,
+    /// The condition is clearing but not yet for long enough: the engine keeps an active alert
+    /// but never starts one from a holding finding.
+    pub hold_only: bool,
+}
+
+impl Finding {
+    pub fn firing(alert: Alert) -> Self {
+        Finding {
+            alert,
+            hold_only: false,
+        }
+    }
+
+    pub fn holding(alert: Alert) -> Self {
+        Finding {
+            alert,
+            hold_only: true,
+        }
+    }
+}
+
 /// Whether a notification reports a condition starting or ending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -93,6 +93,8 @@ pub struct Metrics {
     pub watch_events: Family<ResourceLabels, Counter>,
     /// Watch streams restarted after an error, per resource.
     pub watch_restarts: Family<ResourceLabels, Counter>,
+    /// Full re-evaluations of every object of a watched resource (after a list, and every tick).
+    pub watch_evaluations: Family<ResourceLabels, Counter>,
     /// Writes of the `kpulse-state` ConfigMap by result (`success`, `failure`).
     pub state_writes: Family<ResultLabels, Counter>,
     /// Size of the last state written.
@@ -147,6 +149,7 @@ impl Metrics {
             leader: Gauge::default(),
             watch_events: Family::default(),
             watch_restarts: Family::default(),
+            watch_evaluations: Family::default(),
             state_writes: Family::default(),
             state_size_bytes: Gauge::default(),
             state_pruned: Counter::default(),
@@ -243,6 +246,11 @@ impl Metrics {
                 "watch_restarts",
                 "Watch streams restarted after an error, per resource",
                 m.watch_restarts.clone(),
+            );
+            r.register(
+                "watch_evaluations",
+                "Full re-evaluations of every object of a watched resource",
+                m.watch_evaluations.clone(),
             );
             r.register(
                 "state_writes",

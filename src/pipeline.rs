@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alert::{Alert, AlertKey, State};
+use crate::alert::{Alert, AlertKey, Finding, State};
 use crate::config::Config;
 use crate::engine::{Decision, Engine, Outcome, Scope, Settings, Snapshot};
 use crate::metrics::Metrics;
@@ -145,9 +145,9 @@ impl Pipeline {
     }
 
     /// See [`Engine::reconcile`].
-    #[tracing::instrument(name = "reconcile", skip_all, fields(monitor = %monitor, firing = firing.len()))]
-    pub fn reconcile(&self, monitor: &str, scope: &Scope, firing: Vec<Alert>) {
-        self.decide(|engine, now| engine.reconcile(monitor, scope, firing, now));
+    #[tracing::instrument(name = "reconcile", skip_all, fields(monitor = %monitor, findings = findings.len()))]
+    pub fn reconcile(&self, monitor: &str, scope: &Scope, findings: Vec<Finding>) {
+        self.decide(|engine, now| engine.reconcile(monitor, scope, findings, now));
     }
 
     /// See [`Engine::resolve`].

@@ -315,7 +315,7 @@ pub async fn run_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Alert, AlertKey, Severity};
+    use crate::alert::{Alert, AlertKey, Finding, Severity};
     use crate::config::{SecretMap, load};
     use crate::engine::{Engine, Scope, Settings};
     use jiff::Timestamp;
@@ -353,7 +353,7 @@ mod tests {
         e.reconcile(
             "pod_crashes",
             &Scope::All,
-            vec![alert(1, Severity::Warning)],
+            vec![Finding::firing(alert(1, Severity::Warning))],
             t(0),
         );
         let s = e.snapshot();
@@ -391,7 +391,8 @@ mod tests {
             e.submit(alert(i, Severity::Warning).one_shot(), t(i as i64));
         }
         let active: Vec<Alert> = (5000..5050).map(|i| alert(i, Severity::Warning)).collect();
-        e.reconcile("pod_crashes", &Scope::All, active.clone(), t(6000));
+        let findings = active.iter().cloned().map(Finding::firing).collect();
+        e.reconcile("pod_crashes", &Scope::All, findings, t(6000));
         let full = encode(&e.snapshot()).len();
         let limit = full / 3;
         let (bytes, pruned) = fit(e.snapshot(), limit);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertKey, Notification, Severity, State};
+use crate::alert::{Alert, AlertKey, Finding, Notification, Severity, State};
 use crate::config::Config;
 pub use router::{Route, Router, RouterError};
 
@@ -52,8 +52,12 @@ impl Settings {
 /// Which part of a monitor's active alerts a [`Engine::reconcile`] call covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// Everything the monitor has active (a full scan).
+    /// Everything the monitor has active (a full scan by a monitor fed by one source).
     All,
+    /// Alerts about objects of one kind: a watch's full re-evaluation. A monitor fed by several
+    /// watches (Deployments, StatefulSets, DaemonSets) sees one kind per watch, so each full pass
+    /// may only resolve alerts about the kind it evaluated.
+    Kind(String),
     /// Alerts about objects in one namespace.
     Namespace(String),
     /// Alerts about one object (an event-driven monitor re-evaluating it, or its deletion).
@@ -80,7 +84,7 @@ impl Scope {
     /// The smallest key of `monitor` inside this scope.
     fn first_key(&self, monitor: &str) -> AlertKey {
         let (namespace, kind, name) = match self {
-            Scope::All => ("", "", ""),
+            Scope::All | Scope::Kind(_) => ("", "", ""),
             Scope::Namespace(ns) => (ns.as_str(), "", ""),
             Scope::Object {
                 namespace,
@@ -94,6 +98,7 @@ impl Scope {
     fn covers(&self, key: &AlertKey) -> bool {
         match self {
             Scope::All => true,
+            Scope::Kind(kind) => &key.kind == kind,
             Scope::Namespace(ns) => &key.namespace == ns,
             Scope::Object {
                 namespace,
@@ -101,6 +106,12 @@ impl Scope {
                 name,
             } => &key.namespace == namespace && &key.kind == kind && &key.name == name,
         }
+    }
+
+    /// Whether the keys this scope covers are one contiguous run of a monitor's keys, which sort
+    /// by (monitor, namespace, kind, name, reason). A kind is spread over every namespace.
+    fn contiguous(&self) -> bool {
+        !matches!(self, Scope::Kind(_))
     }
 }
 
@@ -262,12 +273,16 @@ impl Engine {
         if alert.resolvable {
             if let Some(active) = self.active.get_mut(&key) {
                 let escalated = alert.severity > active.alert.severity && active.notified;
-                // Keep the newest detail for the resolution message, keep the original start.
+                if active.notified && !escalated {
+                    // Still firing: nothing to send, and not a duplicate worth counting. The
+                    // alert keeps what was told (title, severity, detail), so its resolution
+                    // repeats the message that fired rather than the last observed state.
+                    return Outcome::default();
+                }
                 let first_seen = active.alert.first_seen.min(alert.first_seen);
                 active.alert = alert;
                 active.alert.first_seen = first_seen;
                 if !escalated {
-                    // Still firing: nothing to send, and not a duplicate worth counting.
                     return Outcome::default();
                 }
                 // Worse than what was sent (warning → critical): notify again, routed for the
@@ -328,26 +343,34 @@ impl Engine {
     }
 
     /// A monitor's complete view of what is firing within `scope`: new alerts fire, active
-    /// alerts of this monitor in the scope that are no longer firing resolve.
+    /// alerts of this monitor in the scope that are no longer found resolve. A holding finding
+    /// (a condition clearing, not yet for long enough) keeps its alert active but never starts
+    /// one.
     pub fn reconcile(
         &mut self,
         monitor: &str,
         scope: &Scope,
-        firing: Vec<Alert>,
+        findings: Vec<Finding>,
         now: Timestamp,
     ) -> Outcome {
         let mut outcome = Outcome::default();
-        let keys: BTreeSet<AlertKey> = firing.iter().map(|a| a.key.clone()).collect();
-        // Keys sort by (monitor, namespace, kind, name, reason): a scope is one contiguous range.
+        let keys: BTreeSet<AlertKey> = findings.iter().map(|f| f.alert.key.clone()).collect();
         let cleared: Vec<AlertKey> = self
             .active
             .range(scope.first_key(monitor)..)
             .map(|(k, _)| k)
-            .take_while(|k| k.monitor == monitor && scope.covers(k))
-            .filter(|k| !keys.contains(*k))
+            .take_while(|k| k.monitor == monitor && (!scope.contiguous() || scope.covers(k)))
+            .filter(|k| scope.covers(k) && !keys.contains(*k))
             .cloned()
             .collect();
-        for mut alert in firing {
+        for Finding {
+            mut alert,
+            hold_only,
+        } in findings
+        {
+            if hold_only {
+                continue;
+            }
             alert.resolvable = true;
             outcome.merge(self.submit(alert, now));
         }

@@ -4,7 +4,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
 use super::*;
-use crate::alert::{Alert, AlertKey, Severity, State};
+use crate::alert::{Alert, AlertKey, Finding, Severity, State};
 use crate::config::{SecretMap, load};
 
 const BASE: &str = r#"
@@ -34,6 +34,11 @@ fn key(name: &str) -> AlertKey {
 
 fn firing(name: &str, sev: Severity) -> Alert {
     Alert::new(key(name), sev, format!("{name} crashing"), t(0))
+}
+
+/// Findings that all fire.
+fn found(alerts: Vec<Alert>) -> Vec<Finding> {
+    alerts.into_iter().map(Finding::firing).collect()
 }
 
 fn sent(o: &Outcome) -> Vec<(String, State, String)> {
@@ -144,20 +149,30 @@ fn reconcile_resolves_keys_that_left_the_firing_set() {
     let mut e = engine("");
     let a = firing("a", Severity::Warning);
     let b = firing("b", Severity::Warning);
-    let o = e.reconcile("pod_crashes", &Scope::All, vec![a.clone(), b.clone()], t(0));
+    let o = e.reconcile(
+        "pod_crashes",
+        &Scope::All,
+        found(vec![a.clone(), b.clone()]),
+        t(0),
+    );
     assert_eq!(sent(&o).len(), 2);
     // Same set again: nothing.
     assert!(
-        e.reconcile("pod_crashes", &Scope::All, vec![a.clone(), b.clone()], t(1))
-            .dispatches
-            .is_empty()
+        e.reconcile(
+            "pod_crashes",
+            &Scope::All,
+            found(vec![a.clone(), b.clone()]),
+            t(1)
+        )
+        .dispatches
+        .is_empty()
     );
     // b cleared.
-    let o = e.reconcile("pod_crashes", &Scope::All, vec![a.clone()], t(2));
+    let o = e.reconcile("pod_crashes", &Scope::All, found(vec![a.clone()]), t(2));
     assert_eq!(sent(&o), vec![("ops".into(), State::Resolved, "b".into())]);
     // Another monitor's reconcile never touches pod_crashes alerts.
     assert!(
-        e.reconcile("pvc_usage", &Scope::All, vec![], t(3))
+        e.reconcile("pvc_usage", &Scope::All, found(vec![]), t(3))
             .dispatches
             .is_empty()
     );
@@ -170,16 +185,16 @@ fn reconcile_with_object_scope_only_touches_that_object() {
     e.reconcile(
         "pod_crashes",
         &Scope::All,
-        vec![
+        found(vec![
             firing("a", Severity::Warning),
             firing("b", Severity::Warning),
-        ],
+        ]),
         t(0),
     );
     let o = e.reconcile(
         "pod_crashes",
         &Scope::object("shop", "Pod", "a"),
-        vec![],
+        found(vec![]),
         t(1),
     );
     assert_eq!(sent(&o), vec![("ops".into(), State::Resolved, "a".into())]);
@@ -187,7 +202,7 @@ fn reconcile_with_object_scope_only_touches_that_object() {
     let o = e.reconcile(
         "pod_crashes",
         &Scope::Namespace("other".into()),
-        vec![],
+        found(vec![]),
         t(2),
     );
     assert!(o.dispatches.is_empty());
@@ -198,10 +213,10 @@ fn no_resolutions_when_resolution_is_disabled() {
     let mut e = engine("resolution: {enabled: false}\n");
     let a = firing("a", Severity::Warning);
     assert_eq!(
-        sent(&e.reconcile("pod_crashes", &Scope::All, vec![a.clone()], t(0))).len(),
+        sent(&e.reconcile("pod_crashes", &Scope::All, found(vec![a.clone()]), t(0))).len(),
         1
     );
-    let o = e.reconcile("pod_crashes", &Scope::All, vec![], t(1));
+    let o = e.reconcile("pod_crashes", &Scope::All, found(vec![]), t(1));
     assert!(o.dispatches.is_empty());
     assert!(matches!(o.decisions[0], Decision::ResolvedSilently { .. }));
     // Re-firing inside the window is a repeat the user already has: dropped.
@@ -305,7 +320,7 @@ fn snapshot_restore_does_not_refire_and_keeps_pending_resolutions() {
     let o = restarted.reconcile(
         "pod_crashes",
         &Scope::All,
-        vec![a.clone(), info.clone()],
+        found(vec![a.clone(), info.clone()]),
         t(2),
     );
     assert!(o.dispatches.is_empty(), "{:?}", o.dispatches);
@@ -314,7 +329,7 @@ fn snapshot_restore_does_not_refire_and_keeps_pending_resolutions() {
         "one-shot still deduped"
     );
     // It clears: exactly one resolution per channel, threaded under the firing message.
-    let o = restarted.reconcile("pod_crashes", &Scope::All, vec![info], t(4));
+    let o = restarted.reconcile("pod_crashes", &Scope::All, found(vec![info]), t(4));
     assert_eq!(
         sent(&o),
         vec![
@@ -472,7 +487,7 @@ proptest! {
             let o = match op {
                 Op::Submit(k, r, s) => e.submit(mk(k, r, s), now),
                 Op::Resolve(k) => e.resolve(&key(&format!("p{k}")), now),
-                Op::Reconcile(ks) => e.reconcile("pod_crashes", &Scope::All, ks.iter().map(|k| mk(*k, true, 1)).collect(), now),
+                Op::Reconcile(ks) => e.reconcile("pod_crashes", &Scope::All, found(ks.iter().map(|k| mk(*k, true, 1)).collect()), now),
                 Op::Tick => e.tick(now),
                 Op::Restart => {
                     let snap = e.snapshot();
@@ -493,6 +508,152 @@ proptest! {
                             prop_assert!(open.remove(&entry), "resolved {:?} never fired there", entry);
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+fn workload(kind: &str, name: &str) -> Alert {
+    let key = AlertKey::new("rollout_stuck", "shop", kind, name, "Stuck");
+    Alert::new(key, Severity::Warning, format!("{kind} {name} stuck"), t(0))
+}
+
+#[test]
+fn watches_of_several_kinds_feeding_one_monitor_never_resolve_each_others_alerts() {
+    let mut e = engine("");
+    let (deploy, sts) = (workload("Deployment", "api"), workload("StatefulSet", "db"));
+    let kind = |k: &str| Scope::Kind(k.to_string());
+    let mut notifications = Vec::new();
+    // Three rounds of full re-evaluations, one per watch, each seeing only its own kind.
+    for round in 0..3 {
+        let now = t(round);
+        for (scope, found_now) in [
+            (kind("Deployment"), vec![deploy.clone()]),
+            (kind("StatefulSet"), vec![sts.clone()]),
+            (kind("DaemonSet"), vec![]),
+        ] {
+            let o = e.reconcile("rollout_stuck", &scope, found(found_now), now);
+            notifications.extend(sent(&o));
+        }
+    }
+    assert_eq!(
+        notifications,
+        vec![
+            ("ops".into(), State::Firing, "api".into()),
+            ("ops".into(), State::Firing, "db".into()),
+        ],
+        "exactly one firing each, no resolution while they hold"
+    );
+    // The Deployment is fixed: only its alert resolves.
+    let o = e.reconcile("rollout_stuck", &kind("Deployment"), vec![], t(4));
+    assert_eq!(
+        sent(&o),
+        vec![("ops".into(), State::Resolved, "api".into())]
+    );
+    assert!(e.is_active(&sts.key));
+}
+
+#[test]
+fn a_holding_finding_keeps_an_active_alert_but_never_starts_one() {
+    let mut e = engine("");
+    let a = firing("a", Severity::Warning);
+    let o = e.reconcile(
+        "pod_crashes",
+        &Scope::All,
+        vec![Finding::holding(a.clone())],
+        t(0),
+    );
+    assert!(
+        o.dispatches.is_empty() && !e.is_active(&a.key),
+        "a hold starts nothing"
+    );
+    e.reconcile("pod_crashes", &Scope::All, found(vec![a.clone()]), t(1));
+    let o = e.reconcile(
+        "pod_crashes",
+        &Scope::All,
+        vec![Finding::holding(a.clone())],
+        t(2),
+    );
+    assert!(
+        o.dispatches.is_empty() && e.is_active(&a.key),
+        "a hold keeps it"
+    );
+    let o = e.reconcile("pod_crashes", &Scope::All, vec![], t(3));
+    assert_eq!(sent(&o), vec![("ops".into(), State::Resolved, "a".into())]);
+}
+
+#[test]
+fn a_resolution_repeats_what_fired_not_the_last_observed_state() {
+    let mut e = engine("");
+    let mut worst = firing("a", Severity::Critical);
+    worst.title = "Deployment a: 0/10 replicas available".into();
+    e.reconcile("pod_crashes", &Scope::All, found(vec![worst]), t(0));
+    // Recovering: fewer unavailable, a lower severity. Nothing is sent for it.
+    let mut better = firing("a", Severity::Warning);
+    better.title = "Deployment a: 9/10 replicas available".into();
+    let o = e.reconcile("pod_crashes", &Scope::All, found(vec![better]), t(1));
+    assert!(o.dispatches.is_empty());
+    let o = e.reconcile("pod_crashes", &Scope::All, vec![], t(2));
+    let resolved: Vec<(Severity, String)> = o
+        .dispatches
+        .iter()
+        .flat_map(|d| &d.notifications)
+        .map(|n| {
+            (
+                n.notification.alert.severity,
+                n.notification.alert.title.clone(),
+            )
+        })
+        .collect();
+    let fired = (
+        Severity::Critical,
+        "Deployment a: 0/10 replicas available".to_string(),
+    );
+    assert_eq!(
+        resolved,
+        vec![fired.clone(), fired],
+        "oncall and ops, as fired"
+    );
+}
+
+proptest! {
+    /// A reconcile resolves only alerts inside its scope, and a holding finding never starts an
+    /// alert, whatever the order of full and per-object passes over objects of several kinds.
+    #[test]
+    fn a_reconcile_resolves_only_inside_its_scope_and_holds_never_fire(
+        ops in proptest::collection::vec(
+            (0u8..4, proptest::collection::vec((0u8..3, 0u8..2, any::<bool>()), 0..5)),
+            1..40,
+        )
+    ) {
+        let kinds = ["Deployment", "StatefulSet"];
+        let mut e = engine("");
+        for (minute, (scope_choice, found_now)) in ops.into_iter().enumerate() {
+            let scope = match scope_choice {
+                0 | 1 => Scope::Kind(kinds[scope_choice as usize].to_string()),
+                2 => Scope::object("shop", kinds[0], "w0"),
+                _ => Scope::All,
+            };
+            let findings: Vec<Finding> = found_now
+                .iter()
+                .map(|(name, kind, hold)| {
+                    let a = workload(kinds[*kind as usize], &format!("w{name}"));
+                    if *hold { Finding::holding(a) } else { Finding::firing(a) }
+                })
+                .filter(|f| scope.covers(&f.alert.key))
+                .collect();
+            // Keys found only as holding (a key may also be found firing in the same pass).
+            let keys = |hold: bool| -> BTreeSet<AlertKey> {
+                findings.iter().filter(|f| f.hold_only == hold).map(|f| f.alert.key.clone()).collect()
+            };
+            let holds: BTreeSet<AlertKey> = keys(true).difference(&keys(false)).cloned().collect();
+            let o = e.reconcile("rollout_stuck", &scope, findings, t(minute as i64));
+            for n in o.dispatches.iter().flat_map(|d| &d.notifications) {
+                let key = &n.notification.alert.key;
+                match n.notification.state {
+                    State::Resolved => prop_assert!(scope.covers(key), "{key} resolved outside {scope:?}"),
+                    State::Firing => prop_assert!(!holds.contains(key), "{key} fired from a hold"),
                 }
             }
         }

@@ -18,7 +18,7 @@ use kube::runtime::wait::await_condition;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Finding, Severity};
 use crate::config::monitors::Canary;
 use crate::engine::Scope;
 use crate::metrics::ResultLabels;
@@ -295,8 +295,9 @@ pub fn record(pipeline: &Pipeline, settings: &Canary, outcome: &Outcome) {
             tracing::warn!(namespace = %settings.namespace, result = outcome.result(), reason = %why, "canary run failed");
         }
     }
-    let firing: Vec<Alert> = alert(outcome, settings, pipeline.now())
+    let firing: Vec<Finding> = alert(outcome, settings, pipeline.now())
         .into_iter()
+        .map(Finding::firing)
         .collect();
     pipeline.reconcile(NAME, &Scope::All, firing);
 }

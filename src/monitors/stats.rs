@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pvc_usage::{self, Claims};
 use super::{filter, node_disk, node_resources};
-use crate::alert::{Alert, Severity};
+use crate::alert::{Alert, Finding, Severity};
 use crate::config::Config;
 use crate::engine::Scope;
 use crate::kubelet::{ApiProxy, PvcRef, StatsFetcher, Summary};
@@ -303,7 +303,11 @@ impl Scanner {
             pipeline.metrics(),
         );
         for (monitor, scope, firing) in decisions {
-            pipeline.reconcile(monitor, &scope, firing);
+            pipeline.reconcile(
+                monitor,
+                &scope,
+                firing.into_iter().map(Finding::firing).collect(),
+            );
         }
         let metrics = pipeline.metrics();
         metrics

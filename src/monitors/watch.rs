@@ -2,7 +2,7 @@
 //!
 //! The loop keeps the last seen state of each object (trimmed), and:
 //! - after each complete list (start-up and every re-list) reconciles every monitor over all
-//!   objects with [`Scope::All`], so conditions that cleared while kpulse was away resolve once and
+//!   objects of its kind ([`Scope::Kind`]), so conditions that cleared while kpulse was away resolve once and
 //!   ones that still hold stay silent (the engine's restored active set knows them);
 //! - on each change re-evaluates that object ([`Scope::Object`]) and reports one-shot facts;
 //! - on deletion resolves the object's alerts;
@@ -28,28 +28,7 @@ use crate::engine::Scope;
 use crate::metrics::ResourceLabels;
 use crate::pipeline::Pipeline;
 
-/// What a monitor found for one object.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    pub alert: Alert,
-    /// The condition is clearing but not yet for long enough: keep an active alert, start none.
-    pub hold_only: bool,
-}
-
-impl Finding {
-    pub fn firing(alert: Alert) -> Self {
-        Finding {
-            alert,
-            hold_only: false,
-        }
-    }
-    pub fn holding(alert: Alert) -> Self {
-        Finding {
-            alert,
-            hold_only: true,
-        }
-    }
-}
+pub use crate::alert::Finding;
 
 /// A monitor of objects of kind `K`. Both decision methods are pure.
 pub trait ObjectMonitor<K>: Send + Sync {
@@ -158,7 +137,7 @@ pub async fn run<K>(
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = tick.tick(), if synced => full_reconcile(&pipeline, &monitors, &objects),
+            _ = tick.tick(), if synced => full_reconcile(&pipeline, &monitors, &objects, resource, kind),
             event = stream.next() => match event {
                 None => return,
                 Some(Err(e)) => {
@@ -173,7 +152,7 @@ pub async fn run<K>(
                 }
                 Some(Ok(Event::InitDone)) => {
                     objects = listing.take().unwrap_or_default();
-                    full_reconcile(&pipeline, &monitors, &objects);
+                    full_reconcile(&pipeline, &monitors, &objects, resource, kind);
                     if !synced {
                         synced = true;
                         tracing::info!(resource, objects = objects.len(), "watch synced");
@@ -199,17 +178,6 @@ pub async fn run<K>(
     }
 }
 
-/// Findings that should be reported: firing ones, and holding ones whose alert is still active.
-fn keep(pipeline: &Pipeline, findings: Vec<Finding>) -> Vec<Alert> {
-    pipeline.with_engine(|e| {
-        findings
-            .into_iter()
-            .filter(|f| !f.hold_only || e.is_active(&f.alert.key))
-            .map(|f| f.alert)
-            .collect()
-    })
-}
-
 fn evaluate<K: Resource>(
     pipeline: &Pipeline,
     monitors: &[Arc<dyn ObjectMonitor<K>>],
@@ -232,7 +200,7 @@ fn evaluate<K: Resource>(
         } else {
             m.firing(config, obj, now)
         };
-        pipeline.reconcile(m.name(), &scope, keep(pipeline, findings));
+        pipeline.reconcile(m.name(), &scope, findings);
         if skip {
             continue;
         }
@@ -250,6 +218,8 @@ fn full_reconcile<K: Resource>(
     pipeline: &Pipeline,
     monitors: &[Arc<dyn ObjectMonitor<K>>],
     objects: &HashMap<ObjKey, K>,
+    resource: &'static str,
+    kind: &str,
 ) {
     let rt = pipeline.runtime();
     let config = &rt.config;
@@ -264,6 +234,12 @@ fn full_reconcile<K: Resource>(
             .filter(|o| !skipped(&namespaces, *o))
             .flat_map(|o| m.firing(config, o, now))
             .collect();
-        pipeline.reconcile(m.name(), &Scope::All, keep(pipeline, findings));
+        // Only this kind: the monitor may also be fed by watches of other kinds.
+        pipeline.reconcile(m.name(), &Scope::Kind(kind.to_string()), findings);
     }
+    pipeline
+        .metrics()
+        .watch_evaluations
+        .get_or_create(&ResourceLabels::new(resource))
+        .inc();
 }

@@ -1,0 +1,110 @@
+//! Many workloads of several kinds failing at once, held over several full re-evaluations: the
+//! failures that only show when one monitor sees objects of many kinds.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use serde_json::json;
+
+use crate::harness::{TestNamespace, client, eventually, metric, start, wait_state};
+use crate::workloads::{create, template};
+
+/// Full re-evaluations each workload watch has made so far.
+async fn evaluations(kpulse: &crate::harness::Kpulse) -> Vec<f64> {
+    let mut counts = Vec::new();
+    for resource in ["deployments", "statefulsets", "daemonsets"] {
+        let series = format!("kpulse_watch_evaluations_total{{resource=\"{resource}\"}}");
+        counts.push(metric(kpulse, &series).await.unwrap_or(0.0));
+    }
+    counts
+}
+
+#[tokio::test]
+async fn stuck_deployment_unready_statefulset_and_a_daemonset_each_fire_once_and_never_flap() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "flap").await;
+    let kpulse = start(
+        &ns,
+        "monitors: {replicas_unavailable: {for: 1s, none_available_for: 1s}}\n",
+    )
+    .await;
+    let nowhere = json!({"kpulse.io/no-such-node": "true"});
+    create::<Deployment>(&ns, json!({
+        "metadata": {"name": "checkout"},
+        "spec": {"replicas": 2, "progressDeadlineSeconds": 10, "selector": {"matchLabels": {"app": "checkout"}},
+                 "template": template("checkout", nowhere.clone())}
+    }))
+    .await;
+    create::<StatefulSet>(
+        &ns,
+        json!({
+            "metadata": {"name": "db"},
+            "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                     "template": template("db", nowhere.clone())}
+        }),
+    )
+    .await;
+    // A DaemonSet that wants no pods: healthy, but its watch re-evaluates the same monitors.
+    create::<DaemonSet>(&ns, json!({
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent", nowhere)}
+    }))
+    .await;
+    let key = |monitor: &str, kind: &str, name: &str, reason: &str| {
+        format!("{monitor}/{}/{kind}/{name}/{reason}", ns.name)
+    };
+    let expected = [
+        key(
+            "rollout_stuck",
+            "Deployment",
+            "checkout",
+            "ProgressDeadlineExceeded",
+        ),
+        key(
+            "replicas_unavailable",
+            "Deployment",
+            "checkout",
+            "ReplicasUnavailable",
+        ),
+        key(
+            "replicas_unavailable",
+            "StatefulSet",
+            "db",
+            "ReplicasUnavailable",
+        ),
+    ];
+    for k in &expected {
+        wait_state(&kpulse, k, "firing").await;
+    }
+    // Hold the failures over at least three full re-evaluations of every workload watch.
+    let before = evaluations(&kpulse).await;
+    eventually(
+        "three more full re-evaluations of each workload watch",
+        Duration::from_secs(180),
+        || async {
+            let now = evaluations(&kpulse).await;
+            now.iter()
+                .zip(&before)
+                .all(|(n, b)| *n >= b + 3.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let sent = kpulse.notifications_in(&ns.name);
+    for k in &expected {
+        let of = |state: &str| {
+            sent.iter()
+                .filter(|n| n["key"] == k.as_str() && n["state"] == state)
+                .count()
+        };
+        assert_eq!(
+            (of("firing"), of("resolved")),
+            (1, 0),
+            "{k}: one firing, no resolution while it holds; sent: {sent:#?}"
+        );
+    }
+    let resolved: Vec<_> = sent.iter().filter(|n| n["state"] == "resolved").collect();
+    assert!(resolved.is_empty(), "nothing was fixed: {resolved:#?}");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
