@@ -28,7 +28,7 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-## Regenerate files derived from the configuration types.
+## Regenerate files derived from the code (configuration reference, chart schema, doc examples).
 generate:
 	$(CARGO) run --quiet --bin kpulse -- generate --root .
 

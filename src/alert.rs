@@ -7,6 +7,13 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A timestamp as kpulse shows it, everywhere one reaches a person or a receiver: RFC 3339 in
+/// UTC with whole seconds, e.g. `2026-12-02T18:35:06Z`. Fractions of a second are cut, never
+/// rounded up, so a "since" is never later than the moment it names.
+pub fn display_time(t: Timestamp) -> String {
+    format!("{t:.0}")
+}
+
 /// How urgent an alert is. Ordered: `Info < Warning < Critical`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -254,6 +261,24 @@ mod tests {
         assert_eq!(k.to_string(), "pod_crashes/checkout/Pod/api-7d9f/OOMKilled");
         let node = AlertKey::new("node_conditions", "", "Node", "n1", "NotReady");
         assert_eq!(node.object(), "node/n1");
+    }
+
+    #[test]
+    fn timestamps_are_shown_in_utc_with_whole_seconds() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(
+            display_time(t("2026-12-02T18:35:06.999999999Z")),
+            "2026-12-02T18:35:06Z"
+        );
+        assert_eq!(
+            display_time(t("2026-12-02T18:35:06Z")),
+            "2026-12-02T18:35:06Z"
+        );
+        assert_eq!(
+            display_time(t("2026-12-02T20:35:06.5+02:00")),
+            "2026-12-02T18:35:06Z"
+        );
+        assert_eq!(display_time(Timestamp::UNIX_EPOCH), "1970-01-01T00:00:00Z");
     }
 
     #[test]

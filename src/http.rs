@@ -9,6 +9,10 @@
 //! probes without exposing anything that sends messages. Both listeners are bound by
 //! [`Listeners::bind`] before anything is spawned, so a taken port is a startup error that names
 //! the address. Query strings and request bodies are size-limited; unknown paths get 404.
+//!
+//! Both ports speak HTTP/1.1 through hyper directly (warp's own server has no header-read
+//! timeout): a connection that has not sent a complete request head within
+//! [`HEADER_READ_TIMEOUT`] — a half-open request, or an idle keep-alive connection — is closed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -34,6 +38,9 @@ use crate::status::{ChannelStatus, ConfigError};
 pub const MAX_QUERY_BYTES: usize = 512;
 /// Largest request body accepted (`413` beyond); no endpoint reads a body.
 pub const MAX_BODY_BYTES: u64 = 1024;
+/// How long a connection may take to send a complete request head, counted from when the server
+/// starts waiting for it (a new connection, or a keep-alive connection after its last answer).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// `POST /test-channel` sends at most one message per channel in this interval (`429` otherwise).
 pub const TEST_CHANNEL_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -56,6 +63,7 @@ pub struct BindError {
 pub struct Listeners {
     http: TcpListener,
     metrics: TcpListener,
+    header_read_timeout: Duration,
 }
 
 impl Listeners {
@@ -64,7 +72,14 @@ impl Listeners {
         Ok(Listeners {
             http: bind(http_addr, "--http-addr").await?,
             metrics: bind(metrics_addr, "--metrics-addr").await?,
+            header_read_timeout: HEADER_READ_TIMEOUT,
         })
+    }
+
+    /// Replaces [`HEADER_READ_TIMEOUT`] (tests use a short one).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
     }
 
     /// The bound addresses (main, metrics): useful when binding port 0.
@@ -84,16 +99,51 @@ impl Listeners {
             test_channel = app.test_channel_enabled(),
             "HTTP servers listening"
         );
-        let probes = warp::serve(app.probe_routes())
-            .incoming(self.http)
-            .graceful(token.clone().cancelled_owned())
-            .run();
-        let metrics = warp::serve(app.metrics_routes())
-            .incoming(self.metrics)
-            .graceful(token.cancelled_owned())
-            .run();
+        let timeout = self.header_read_timeout;
+        let probes = serve(self.http, app.probe_routes(), timeout, token.clone());
+        let metrics = serve(self.metrics, app.metrics_routes(), timeout, token);
         futures::join!(probes, metrics);
     }
+}
+
+/// Serves `routes` on `listener` until the token is cancelled, then lets requests under way
+/// finish. Each connection gets `header_read_timeout` to send each request head.
+async fn serve(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    header_read_timeout: Duration,
+    token: CancellationToken,
+) {
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, typically: wait for some to be closed.
+                    tracing::warn!(error = %e, "cannot accept an HTTP connection");
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(warp::service(routes.clone()));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
 }
 
 /// Binds one address; `flag` names the setting in the error.

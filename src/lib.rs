@@ -8,6 +8,7 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod examples;
 pub mod http;
 pub mod kubelet;
 pub mod leader;

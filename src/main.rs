@@ -42,8 +42,8 @@ enum Command {
         #[arg(long)]
         alert: String,
     },
-    /// Regenerate files derived from the configuration types (docs/configuration.md, the chart's
-    /// values.schema.json).
+    /// Regenerate files derived from the code (docs/configuration.md, the chart's
+    /// values.schema.json, the example payloads in docs/webhook.md and docs/sinks.md).
     #[command(hide = true)]
     Generate {
         /// Repository root.

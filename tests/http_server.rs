@@ -638,3 +638,68 @@ async fn a_taken_port_is_an_error_naming_the_address() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     drop(taken);
 }
+
+/// Reads until the server closes the connection (end of stream or a reset), within `bound`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(bound, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("still open after {bound:?}"))
+}
+
+#[tokio::test]
+async fn stalled_and_idle_connections_are_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let (addr, _) = receiver().await;
+    let app = App::new(pipeline(addr, true), || true);
+    let listeners = Listeners::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .header_read_timeout(Duration::from_millis(300));
+    let (main, metrics) = listeners.local_addrs().unwrap();
+    let token = CancellationToken::new();
+    let server = tokio::spawn(listeners.serve(app, token.clone()));
+
+    for (port, path) in [(main, "/healthz"), (metrics, "/metrics")] {
+        let mut partial = TcpStream::connect(port).await.unwrap();
+        partial.write_all(b"GET /hea").await.unwrap();
+        let mut silent = TcpStream::connect(port).await.unwrap();
+        // A complete request is answered, and the connection kept alive, then dropped when idle.
+        let mut idle = TcpStream::connect(port).await.unwrap();
+        idle.write_all(format!("GET {path} HTTP/1.1\r\nHost: kpulse\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = [0u8; 15];
+        idle.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200 OK");
+
+        for (what, stream) in [
+            ("half a request line", &mut partial),
+            ("nothing", &mut silent),
+            ("an idle keep-alive connection", &mut idle),
+        ] {
+            closed_within(stream, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|e| panic!("{port}: {what}: {e}"));
+        }
+    }
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("servers stop at the token")
+        .unwrap();
+}

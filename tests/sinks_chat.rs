@@ -334,6 +334,43 @@ async fn webhook_posts_the_versioned_payload_with_headers_and_signature() {
     assert_eq!(alerts[1]["state"], "resolved");
 }
 
+/// The ```json blocks of docs/webhook.md, in order.
+fn webhook_doc_examples() -> Vec<Value> {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/webhook.md"))
+        .expect("docs/webhook.md exists");
+    page.split("```json\n")
+        .skip(1)
+        .map(|rest| {
+            let block = rest.split("\n```").next().unwrap();
+            serde_json::from_str(block).unwrap_or_else(|e| panic!("{e} in:\n{block}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_documented_webhook_examples_conform_to_the_schema() {
+    let examples = webhook_doc_examples();
+    let payloads: Vec<&Value> = examples
+        .iter()
+        .filter(|v| v.get("version").is_some())
+        .collect();
+    assert_eq!(payloads.len(), 2, "the firing and the digest example");
+    for p in &payloads {
+        conforms(p);
+    }
+    // The resolution is shown as the fields that change: applied to the firing example, it is a
+    // whole payload again.
+    let changes = examples
+        .iter()
+        .find(|v| v["state"] == "resolved")
+        .expect("a resolution example");
+    let mut resolved = payloads[0].clone();
+    for (k, v) in changes.as_object().unwrap() {
+        resolved["alerts"][0][k] = v.clone();
+    }
+    conforms(&resolved);
+}
+
 #[tokio::test]
 async fn webhook_without_a_secret_sends_no_signature() {
     let rx = Receiver::start((204, "", None)).await;

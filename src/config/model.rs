@@ -15,8 +15,10 @@ use crate::alert::Severity;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Cluster name, shown as `[name]` at the start of every message.
+    /// Cluster name, shown as `[name]` at the start of every message. One line, at most 100
+    /// characters.
     #[serde(default = "default_cluster")]
+    #[schemars(length(max = super::validate::MAX_CLUSTER_CHARS))]
     pub cluster: String,
     /// `[RESOLVED]` notifications when a condition clears.
     #[serde(default)]
@@ -24,7 +26,8 @@ pub struct Config {
     /// Duplicate suppression and digest batching.
     #[serde(default)]
     pub dedupe: Dedupe,
-    /// Named notification channels. Names are referenced by `routing`.
+    /// Named notification channels. Names are referenced by `routing`; letters, digits, `-` and
+    /// `_`, at most 63 characters.
     #[serde(default)]
     pub channels: BTreeMap<String, Channel>,
     /// Which channels an alert goes to.
@@ -38,7 +41,9 @@ pub struct Config {
     pub namespaces: NamespaceFilter,
     /// Link templates added to every message, e.g. `runbook: "https://runbooks.example.com/{monitor}/{reason}"`.
     /// Placeholders: `{cluster}`, `{monitor}`, `{namespace}`, `{kind}`, `{name}`, `{reason}`, `{severity}`.
+    /// At most 10 links; names of at most 63 characters, templates of at most 2048.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = super::validate::MAX_LINKS))]
     pub links: BTreeMap<String, String>,
     /// Persistence of kpulse's own state in the ConfigMap `kpulse-state`.
     #[serde(default)]
@@ -323,8 +328,9 @@ pub struct SlackChannel {
     /// Slack Web API base URL.
     #[serde(default = "default_slack_api")]
     pub api_url: SecretString,
-    /// Text prepended to critical alerts, e.g. `<!here>`.
+    /// Text prepended to critical alerts, e.g. `<!here>`. At most 200 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = super::validate::MAX_MENTION_CHARS))]
     pub mention: Option<String>,
     #[serde(default)]
     pub delivery: Delivery,

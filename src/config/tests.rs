@@ -261,3 +261,58 @@ fn configuration_docs_are_fresh() {
         "docs/configuration.md is stale: run `make generate`"
     );
 }
+
+#[test]
+fn strings_rendered_into_every_message_are_bounded() {
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let yaml =
+        format!("cluster: {huge}\nchannels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n");
+    let Err(errs) = load(&yaml, &secrets()) else {
+        panic!("a 2 MiB cluster name was accepted");
+    };
+    assert_eq!(
+        errs.to_string(),
+        "cluster: is 2097152 characters long; at most 100 are allowed"
+    );
+
+    let at_limit = format!(
+        "cluster: {}\nchannels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n",
+        "é".repeat(100)
+    );
+    assert_eq!(
+        load(&at_limit, &secrets()).unwrap().cluster.chars().count(),
+        100
+    );
+
+    let long_name = "c".repeat(64);
+    let links: String = (0..11)
+        .map(|i| format!("  l{i}: https://rb.example/{{monitor}}\n"))
+        .collect();
+    let yaml = format!(
+        "cluster: \"prod\\nFAKE HEADER\"\nchannels:\n  {long_name}: {{type: log}}\n  s: {{type: slack, webhook_url: $SLACK_WEBHOOK, mention: '{}'}}\nrouting: {{default: [s]}}\nlinks:\n{links}  {}: https://rb.example/\n  long: 'https://rb.example/{}'\n",
+        "<!here>".repeat(30),
+        "n".repeat(64),
+        "p".repeat(2048),
+    );
+    let errs = load(&yaml, &secrets()).unwrap_err();
+    let text = errs.to_string();
+    let expected = [
+        "cluster: must be one line without control characters",
+        "channels.cccccccccccccccccccccccccccccccccccccccc… (name): is 64 characters long; at most 63 are allowed",
+        "channels.s.mention: is 210 characters long; at most 200 are allowed",
+        "links: has 13 entries; at most 10 (each is added to every message)",
+        "links.nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (name): is 64 characters long; at most 63 are allowed",
+        "links.long: is 2067 characters long; at most 2048 are allowed",
+    ];
+    for e in expected {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+    assert_eq!(errs.len(), expected.len(), "{text}");
+}
+
+#[test]
+fn the_schema_carries_the_length_limits() {
+    let schema = json_schema();
+    assert_eq!(schema["properties"]["cluster"]["maxLength"], 100);
+    assert_eq!(schema["properties"]["links"]["maxProperties"], 10);
+}

@@ -16,6 +16,19 @@ pub const LINK_PLACEHOLDERS: [&str; 7] = [
     "severity",
 ];
 
+/// Longest `cluster` name, in characters: it starts every message (EKS names go up to 100).
+pub const MAX_CLUSTER_CHARS: usize = 100;
+/// Longest channel name, in characters: it is shown in payloads, metrics and `/status`.
+pub const MAX_CHANNEL_NAME_CHARS: usize = 63;
+/// Most `links` entries: each is added to every message.
+pub const MAX_LINKS: usize = 10;
+/// Longest `links` name, in characters.
+pub const MAX_LINK_NAME_CHARS: usize = 63;
+/// Longest `links` template, in characters.
+pub const MAX_LINK_TEMPLATE_CHARS: usize = 2048;
+/// Longest Slack `mention`, in characters: it is prepended to every critical alert.
+pub const MAX_MENTION_CHARS: usize = 200;
+
 /// Every check that does not need expanded secret values.
 pub fn semantic(config: &Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
@@ -24,6 +37,8 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
     if config.cluster.trim().is_empty() {
         errors.push(ConfigError::new("cluster", "must not be empty"));
     }
+    bounded(&config.cluster, MAX_CLUSTER_CHARS, "cluster", &mut errors);
+    one_line(&config.cluster, "cluster", &mut errors);
     for (name, channel) in &config.channels {
         channel_checks(name, channel, &mut errors);
     }
@@ -70,11 +85,59 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
     for (i, pattern) in config.namespaces.exclude.iter().enumerate() {
         glob_check(pattern, format!("namespaces.exclude[{i}]"), &mut errors);
     }
+    if config.links.len() > MAX_LINKS {
+        errors.push(ConfigError::new(
+            "links",
+            format!(
+                "has {} entries; at most {MAX_LINKS} (each is added to every message)",
+                config.links.len()
+            ),
+        ));
+    }
     for (name, template) in &config.links {
-        link_check(template, format!("links.{name}"), &mut errors);
+        let path = format!("links.{}", shown_name(name));
+        bounded(
+            name,
+            MAX_LINK_NAME_CHARS,
+            &format!("{path} (name)"),
+            &mut errors,
+        );
+        bounded(template, MAX_LINK_TEMPLATE_CHARS, &path, &mut errors);
+        link_check(template, path, &mut errors);
     }
     monitor_checks(&config.monitors, &mut errors);
     errors
+}
+
+/// A length limit on a string that is rendered into messages. The value is never echoed.
+fn bounded(value: &str, max: usize, path: &str, errors: &mut Vec<ConfigError>) {
+    let chars = value.chars().count();
+    if chars > max {
+        errors.push(ConfigError::new(
+            path,
+            format!("is {chars} characters long; at most {max} are allowed"),
+        ));
+    }
+}
+
+/// Rejects line breaks and other control characters, which would break headlines and subjects.
+fn one_line(value: &str, path: &str, errors: &mut Vec<ConfigError>) {
+    if value.chars().any(char::is_control) {
+        errors.push(ConfigError::new(
+            path,
+            "must be one line without control characters",
+        ));
+    }
+}
+
+/// A map key as shown in an error path: cut short, so an oversized key is not echoed whole.
+fn shown_name(name: &str) -> String {
+    const SHOWN: usize = 40;
+    if name.chars().count() > SHOWN {
+        format!("{}…", name.chars().take(SHOWN).collect::<String>())
+    } else {
+        name.to_string()
+    }
 }
 
 fn known_channel(known: &BTreeSet<&str>, name: &str, path: String, errors: &mut Vec<ConfigError>) {
@@ -93,7 +156,7 @@ fn known_channel(known: &BTreeSet<&str>, name: &str, path: String, errors: &mut 
 }
 
 fn channel_checks(name: &str, channel: &Channel, errors: &mut Vec<ConfigError>) {
-    let base = format!("channels.{name}");
+    let base = format!("channels.{}", shown_name(name));
     let valid_name = !name.is_empty()
         && name
             .chars()
@@ -104,6 +167,12 @@ fn channel_checks(name: &str, channel: &Channel, errors: &mut Vec<ConfigError>) 
             "channel names may only use letters, digits, '-' and '_'",
         ));
     }
+    bounded(
+        name,
+        MAX_CHANNEL_NAME_CHARS,
+        &format!("{base} (name)"),
+        errors,
+    );
     if channel.delivery().timeout.is_zero() {
         errors.push(ConfigError::new(
             format!("{base}.delivery.timeout"),
@@ -115,6 +184,16 @@ fn channel_checks(name: &str, channel: &Channel, errors: &mut Vec<ConfigError>) 
             format!("{base}.delivery.retries"),
             "at most 10 retries",
         ));
+    }
+    if let Channel::Slack(c) = channel
+        && let Some(mention) = &c.mention
+    {
+        bounded(
+            mention,
+            MAX_MENTION_CHARS,
+            &format!("{base}.mention"),
+            errors,
+        );
     }
     match channel {
         Channel::Slack(c) => match (&c.webhook_url, &c.token) {

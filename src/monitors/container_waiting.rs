@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "container_waiting";
@@ -141,7 +141,8 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
             )
             .message(format!(
                 "{which} {} in pod {ns}/{pod_name} has been waiting ({reason}) since {since}{detail}.{hint}",
-                c.name
+                c.name,
+                since = display_time(since)
             ))
             .field("Container", c.name.clone())
             .field("Reason", reason.to_string());

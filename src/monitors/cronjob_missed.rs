@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use kube::ResourceExt;
 
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "cronjob_missed";
@@ -88,8 +88,8 @@ impl ObjectMonitor<CronJob> for CronjobMissed {
         };
         let tz = spec.time_zone.as_deref().unwrap_or("UTC");
         let mut a = Alert::new(AlertKey::new(NAME, &ns, "CronJob", &name, "MissedSchedule"), Severity::Warning, format!("CronJob {name} missed its scheduled run"), now)
-            .message(format!("CronJob {ns}/{name} (schedule \"{}\" {tz}) should have started a run at {slot} and has not.{why}", spec.schedule))
-            .field("Last scheduled", reference.to_string())
+            .message(format!("CronJob {ns}/{name} (schedule \"{}\" {tz}) should have started a run at {slot} and has not.{why}", spec.schedule, slot = display_time(slot)))
+            .field("Last scheduled", display_time(reference))
             .labels(cj.labels().clone());
         a.first_seen = slot;
         vec![Finding::firing(a)]

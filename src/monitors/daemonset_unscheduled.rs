@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use super::since::Since;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "daemonset_unscheduled";
@@ -64,7 +64,8 @@ impl ObjectMonitor<DaemonSet> for DaemonsetUnscheduled {
                 now,
             )
             .message(format!(
-                "DaemonSet {ns}/{name}: {count} of {desired} {what} (since {since})."
+                "DaemonSet {ns}/{name}: {count} of {desired} {what} (since {since}).",
+                since = display_time(since)
             ));
             a.first_seen = since;
             out.push(Finding::firing(a));

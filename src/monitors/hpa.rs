@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use super::since::Since;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 #[derive(Default)]
@@ -71,7 +71,8 @@ impl ObjectMonitor<HorizontalPodAutoscaler> for HpaAtMax {
                     "AtMaxReplicas",
                     format!("HPA {name} is at its maximum of {max} replicas"),
                     format!(
-                        "HorizontalPodAutoscaler {ns}/{name} has been at maxReplicas ({max}) since {since}: it cannot add capacity if load grows."
+                        "HorizontalPodAutoscaler {ns}/{name} has been at maxReplicas ({max}) since {since}: it cannot add capacity if load grows.",
+                        since = display_time(since)
                     ),
                     since,
                     now,

@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "job_failed";
@@ -138,7 +138,8 @@ impl ObjectMonitor<Job> for JobFailed {
             )
             .message(format!(
                 "Job {ns}/{name} has been running since {started}, longer than {}.",
-                config.monitors.job_failed.long_running
+                config.monitors.job_failed.long_running,
+                started = display_time(started)
             ))
             .labels(job.labels().clone());
             a.owner = owner(job);

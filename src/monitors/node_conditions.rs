@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition};
 use kube::ResourceExt;
 
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "node_conditions";
@@ -117,7 +117,8 @@ impl ObjectMonitor<Node> for NodeConditions {
                     format!("{name} NotReady"),
                     format!(
                         "Node {name} {state} since {since}.{} Its pods are evicted after about 5 minutes.",
-                        detail(c)
+                        detail(c),
+                        since = display_time(since)
                     ),
                     settings.not_ready_for,
                 )
@@ -141,7 +142,12 @@ impl ObjectMonitor<Node> for NodeConditions {
                     c.type_.clone(),
                     severity,
                     format!("{name} {}", c.type_),
-                    format!("Node {name} {what} {} since {since}.{}", c.type_, detail(c)),
+                    format!(
+                        "Node {name} {what} {} since {since}.{}",
+                        c.type_,
+                        detail(c),
+                        since = display_time(since)
+                    ),
                     settings.pressure_for,
                 )
             };

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "pod_not_ready";
@@ -86,7 +86,8 @@ impl ObjectMonitor<Pod> for PodNotReady {
         let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "NotReady");
         let mut a = Alert::new(key, Severity::Warning, format!("{name} not ready"), now)
             .message(format!(
-                "Pod {ns}/{name} is running but has not been ready since {since}{detail}.{which} It receives no Service traffic; check its readiness probe."
+                "Pod {ns}/{name} is running but has not been ready since {since}{detail}.{which} It receives no Service traffic; check its readiness probe.",
+                since = display_time(since)
             ));
         a.first_seen = since;
         vec![Finding::firing(about(a, pod))]

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "pod_unschedulable";
@@ -59,7 +59,8 @@ impl ObjectMonitor<Pod> for PodUnschedulable {
         let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "Unschedulable");
         let mut a = Alert::new(key, Severity::Warning, format!("{name} unschedulable"), now)
             .message(format!(
-                "Pod {ns}/{name} cannot be scheduled on any node since {since}.{why}"
+                "Pod {ns}/{name} cannot be scheduled on any node since {since}.{why}",
+                since = display_time(since)
             ));
         a.first_seen = since;
         vec![Finding::firing(about(a, pod))]

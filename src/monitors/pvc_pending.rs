@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "pvc_pending";
@@ -78,7 +78,8 @@ pub fn decide(
                 "Pending",
                 Severity::Warning,
                 format!(
-                    "PersistentVolumeClaim {ns}/{name} ({class_text}) has been Pending since {created}: no volume was bound or provisioned. Check that the storage class exists and the provisioner's events (ProvisioningFailed)."
+                    "PersistentVolumeClaim {ns}/{name} ({class_text}) has been Pending since {created}: no volume was bound or provisioned. Check that the storage class exists and the provisioner's events (ProvisioningFailed).",
+                    created = display_time(created)
                 ),
             )
         }

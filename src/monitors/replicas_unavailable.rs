@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use super::since::Since;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "replicas_unavailable";
@@ -53,7 +53,7 @@ impl ReplicasUnavailable {
             Severity::Warning
         };
         let mut a = Alert::new(AlertKey::new(NAME, ns, kind, name, "ReplicasUnavailable"), severity, format!("{kind} {name}: {available}/{desired} replicas available"), now)
-            .message(format!("{kind} {ns}/{name} has had only {available} of {desired} replicas available since {since}."));
+            .message(format!("{kind} {ns}/{name} has had only {available} of {desired} replicas available since {since}.", since = display_time(since)));
         a.first_seen = since;
         vec![Finding::firing(a)]
     }

@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::since::Since;
 use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "rollout_stuck";
@@ -123,7 +123,8 @@ impl ObjectMonitor<StatefulSet> for RolloutStuck {
                     AlertKey::new(NAME, &ns, "StatefulSet", &name, "RolloutStalled"),
                     format!("StatefulSet {name} rollout is not progressing"),
                     format!(
-                        "StatefulSet {ns}/{name} has updated {updated}/{desired} replicas to the new revision and made no progress since {since}."
+                        "StatefulSet {ns}/{name} has updated {updated}/{desired} replicas to the new revision and made no progress since {since}.",
+                        since = display_time(since)
                     ),
                     since,
                     now,
@@ -168,7 +169,8 @@ impl ObjectMonitor<DaemonSet> for RolloutStuck {
                     AlertKey::new(NAME, &ns, "DaemonSet", &name, "RolloutStalled"),
                     format!("DaemonSet {name} rollout is not progressing"),
                     format!(
-                        "DaemonSet {ns}/{name} has updated {updated}/{desired} nodes and made no progress since {since}."
+                        "DaemonSet {ns}/{name} has updated {updated}/{desired} nodes and made no progress since {since}.",
+                        since = display_time(since)
                     ),
                     since,
                     now,

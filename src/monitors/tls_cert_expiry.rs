@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use super::watch::{Finding, ObjectMonitor, WatchSpec, trim_meta};
-use crate::alert::{Alert, AlertKey, Severity};
+use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "tls_cert_expiry";
@@ -94,7 +94,8 @@ impl ObjectMonitor<Secret> for TlsCertExpiry {
             (
                 format!("certificate in {name} has expired"),
                 format!(
-                    "The certificate in Secret {ns}/{name} ({subject}) expired at {not_after}. Clients will refuse it."
+                    "The certificate in Secret {ns}/{name} ({subject}) expired at {not_after}. Clients will refuse it.",
+                    not_after = display_time(not_after)
                 ),
             )
         } else {
@@ -102,13 +103,14 @@ impl ObjectMonitor<Secret> for TlsCertExpiry {
             (
                 format!("certificate in {name} expires in {d} days"),
                 format!(
-                    "The certificate in Secret {ns}/{name} ({subject}) expires at {not_after}, in {d} days. Renew it, or check why its issuer has not."
+                    "The certificate in Secret {ns}/{name} ({subject}) expires at {not_after}, in {d} days. Renew it, or check why its issuer has not.",
+                    not_after = display_time(not_after)
                 ),
             )
         };
         let a = Alert::new(key("Expiring"), severity, title, now)
             .message(message)
-            .field("Not after", not_after.to_string())
+            .field("Not after", display_time(not_after))
             .labels(secret.labels().clone());
         vec![Finding::firing(a)]
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::alert::{Notification, State};
+use crate::alert::{Notification, State, display_time};
 use crate::engine::DispatchItem;
 
 /// Emoji at the start of a headline.
@@ -114,7 +114,7 @@ pub fn facts(n: &Notification) -> Vec<(String, String)> {
     for (k, v) in &a.fields {
         out.push((k.clone(), v.clone()));
     }
-    out.push(("First seen".to_string(), a.first_seen.to_string()));
+    out.push(("First seen".to_string(), display_time(a.first_seen)));
     out
 }
 
@@ -151,6 +151,7 @@ pub fn links(
 mod tests {
     use super::*;
     use crate::alert::{Alert, AlertKey, Severity};
+    use crate::engine::DispatchKind;
     use jiff::{SignedDuration, Timestamp};
 
     fn oom(state: State) -> Notification {
@@ -209,6 +210,156 @@ mod tests {
         assert_eq!(batch_state(&items), State::Firing);
         assert_eq!(color_rgb(State::Firing), 0xd40e0d);
         assert_eq!(color_rgb(State::Resolved), 0x2eb67d);
+    }
+
+    /// Alerts whose times come from kpulse's own clock (nanoseconds) or an event's microseconds,
+    /// made by the real monitors.
+    fn alerts_with_sub_second_times(t0: Timestamp, later: Timestamp) -> Vec<Alert> {
+        use crate::monitors::watch::ObjectMonitor;
+        use crate::monitors::{daemonset_unscheduled, replicas_unavailable, warning_events};
+        use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+        use serde_json::{from_value, json};
+
+        let config = crate::config::Config::default();
+        let meta = json!({"name": "api", "namespace": "shop", "uid": "u1"});
+        let workload_spec = json!({"selector": {}, "template": {}});
+        let deployment: Deployment = from_value(json!({"metadata": meta.clone(), "spec": {"replicas": 3, "selector": {}, "template": {}}, "status": {"availableReplicas": 1}})).unwrap();
+        let daemonset: DaemonSet = from_value(json!({"metadata": meta, "spec": workload_spec, "status": {"currentNumberScheduled": 3, "desiredNumberScheduled": 3, "numberMisscheduled": 0, "numberReady": 2, "numberUnavailable": 1}})).unwrap();
+        let event = from_value(json!({
+            "metadata": {"name": "api.1", "namespace": "shop"},
+            "involvedObject": {"kind": "Pod", "name": "api-1", "namespace": "shop"},
+            "type": "Warning", "reason": "FailedAttachVolume", "message": "volume is busy",
+            "eventTime": "2026-12-02T18:35:06.123456Z"
+        }))
+        .unwrap();
+
+        let replicas = replicas_unavailable::ReplicasUnavailable::default();
+        let daemons = daemonset_unscheduled::DaemonsetUnscheduled::default();
+        assert!(replicas.firing(&config, &deployment, t0).is_empty());
+        assert!(daemons.firing(&config, &daemonset, t0).is_empty());
+        let mut out: Vec<Alert> = replicas
+            .firing(&config, &deployment, later)
+            .into_iter()
+            .chain(daemons.firing(&config, &daemonset, later))
+            .map(|f| f.alert)
+            .collect();
+        out.push(warning_events::alert(&event, later));
+        assert_eq!(out.len(), 3, "{out:#?}");
+        out
+    }
+
+    /// Every sink's rendering of `batch` as text, without the machine timestamps of JSON
+    /// payloads (which keep full precision, see docs/webhook.md).
+    fn every_rendering(batch: &crate::sinks::Batch) -> Vec<String> {
+        use crate::sinks::{
+            alertmanager, discord, email, googlechat, log, opsgenie, pagerduty, slack, teams,
+            webhook,
+        };
+        fn strip(mut v: serde_json::Value) -> String {
+            fn walk(v: &mut serde_json::Value) {
+                match v {
+                    serde_json::Value::Object(m) => {
+                        for key in ["at", "first_seen", "timestamp", "startsAt", "endsAt"] {
+                            m.remove(key);
+                        }
+                        m.values_mut().for_each(walk);
+                    }
+                    serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+                    _ => {}
+                }
+            }
+            walk(&mut v);
+            v.to_string()
+        }
+        let slack_channel = match crate::config::load(
+            "channels: {s: {type: slack, webhook_url: 'https://hooks.example/x'}}\nrouting: {default: [s]}\n",
+            &Default::default(),
+        )
+        .unwrap()
+        .channels
+        .remove("s")
+        {
+            Some(crate::config::Channel::Slack(c)) => c,
+            other => panic!("not a slack channel: {other:?}"),
+        };
+        let slack = slack::SlackSink::new(&slack_channel).unwrap();
+        let mut out = vec![
+            email::subject(batch),
+            email::text(batch),
+            email::html(batch),
+            strip(discord::DiscordSink::message(batch)),
+            strip(teams::TeamsSink::message(batch)),
+            strip(googlechat::GoogleChatSink::message(batch)),
+            strip(webhook::WebhookSink::payload(batch)),
+            strip(alertmanager::alerts(batch, Timestamp::UNIX_EPOCH)),
+        ];
+        out.extend(slack.messages(batch).into_iter().map(|m| strip(m.body)));
+        out.extend(
+            log::LogSink::lines(batch)
+                .iter()
+                .map(|l| strip(serde_json::from_str(l).unwrap())),
+        );
+        for item in &batch.items {
+            let n = &item.notification;
+            out.push(headline(&batch.cluster, n));
+            out.push(body(n));
+            out.push(strip(pagerduty::event("rk", batch, n)));
+            out.push(strip(opsgenie::body(batch, n)));
+        }
+        out
+    }
+
+    #[test]
+    fn every_sink_shows_timestamps_with_whole_seconds() {
+        let sub_second = regex::Regex::new(r"\d\d:\d\d:\d\d[.,]\d").unwrap();
+        let t0: Timestamp = "2026-12-02T18:35:06.123456789Z".parse().unwrap();
+        let later = t0 + SignedDuration::from_mins(20);
+        let notify = |state, alert: &Alert, at| DispatchItem {
+            notification: Notification {
+                state,
+                alert: alert.clone(),
+                at,
+            },
+            reference: None,
+        };
+        let mut items = Vec::new();
+        for a in alerts_with_sub_second_times(t0, later) {
+            items.push(notify(State::Firing, &a, later));
+            items.push(notify(
+                State::Resolved,
+                &a,
+                later + SignedDuration::from_secs(90),
+            ));
+        }
+        let test = crate::sinks::Batch::test("prod", "ops", later);
+        let mut batches = vec![test];
+        for kind in [DispatchKind::Immediate, DispatchKind::Digest] {
+            let per_batch = if kind == DispatchKind::Immediate {
+                1
+            } else {
+                items.len()
+            };
+            for chunk in items.chunks(per_batch) {
+                batches.push(crate::sinks::Batch {
+                    cluster: "prod".into(),
+                    channel: "ops".into(),
+                    kind,
+                    items: chunk.to_vec(),
+                    links: BTreeMap::new(),
+                });
+            }
+        }
+        let mut shown = 0;
+        for batch in &batches {
+            for text in every_rendering(batch) {
+                assert!(
+                    !sub_second.is_match(&text),
+                    "a sub-second timestamp in:\n{text}"
+                );
+                shown += text.matches("2026-12-02T18:35:06Z").count();
+            }
+        }
+        assert!(shown > 0, "the whole-second form of t0 is shown somewhere");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 use super::{AttemptError, Batch, Delivered, Notifier, http, render};
-use crate::alert::{Severity, State};
+use crate::alert::{Severity, State, display_time};
 use crate::config::SlackChannel;
 use crate::engine::{DispatchItem, DispatchKind};
 
@@ -124,7 +124,7 @@ impl SlackSink {
             blocks.push(json!({"type": "section", "fields": facts}));
         }
         let links = render::links(&batch.links, &batch.cluster, n);
-        let mut context = vec![format!("{} at {}", n.state, n.at)];
+        let mut context = vec![format!("{} at {}", n.state, display_time(n.at))];
         context.extend(
             links
                 .iter()
