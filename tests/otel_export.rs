@@ -19,6 +19,10 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message as _;
 use warp::Filter;
 
+#[path = "support/logs.rs"]
+mod logs;
+use logs::Logs;
+
 /// One span as the collector received it.
 #[derive(Debug, Clone)]
 struct Received {
@@ -97,30 +101,6 @@ fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String 
         Some(Value::IntValue(i)) => i.to_string(),
         Some(Value::BoolValue(b)) => b.to_string(),
         other => format!("{other:?}"),
-    }
-}
-
-/// Log lines written by the subscriber under test.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn lines(&self) -> Vec<serde_json::Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON log line"))
-            .collect()
     }
 }
 

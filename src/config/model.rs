@@ -211,6 +211,23 @@ pub enum Channel {
     Log(LogChannel),
 }
 
+/// One secret setting of a channel and how the channel sends it, which decides the forms a
+/// receiver may echo it in (see `sinks::redact`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SecretUse<'a> {
+    /// Sent as it is: a token, key or routing key in a header or body the sink builds.
+    Value(&'a SecretString),
+    /// An HTTP header value as configured, possibly `<scheme> <credential>`.
+    Header(&'a SecretString),
+    /// A URL: its path, query and user info may hold credentials.
+    Url(&'a SecretString),
+    /// An SMTP login, sent base64-encoded by `AUTH`.
+    Login {
+        username: &'a SecretString,
+        password: &'a SecretString,
+    },
+}
+
 impl Channel {
     /// The `type` as written in the config.
     pub fn type_name(&self) -> &'static str {
@@ -272,6 +289,91 @@ impl Channel {
             Channel::Email(_) | Channel::Log(_) => {}
         }
         out
+    }
+
+    /// Every secret setting of this channel. Each arm names every field of its settings (no
+    /// `..`), so a new field does not compile until it is sorted here as secret or not.
+    pub fn secrets(&self) -> Vec<SecretUse<'_>> {
+        use SecretUse::{Header, Url, Value};
+        match self {
+            Channel::Slack(SlackChannel {
+                webhook_url,
+                token,
+                channel: _,
+                api_url,
+                mention: _,
+                delivery: _,
+            }) => {
+                let mut out: Vec<SecretUse> = webhook_url.iter().map(Url).collect();
+                out.extend(token.iter().map(Value));
+                out.push(Url(api_url));
+                out
+            }
+            Channel::Email(EmailChannel {
+                smtp:
+                    Smtp {
+                        host: _,
+                        port: _,
+                        tls: _,
+                        username,
+                        password,
+                        ca_file: _,
+                    },
+                from: _,
+                to: _,
+                delivery: _,
+            }) => {
+                let mut out: Vec<SecretUse> = username.iter().chain(password).map(Value).collect();
+                if let (Some(username), Some(password)) = (username, password) {
+                    out.push(SecretUse::Login { username, password });
+                }
+                out
+            }
+            Channel::Webhook(WebhookChannel {
+                url,
+                headers,
+                hmac_secret,
+                delivery: _,
+            }) => {
+                let mut out = vec![Url(url)];
+                out.extend(headers.values().map(Header));
+                out.extend(hmac_secret.iter().map(Value));
+                out
+            }
+            Channel::Teams(TeamsChannel {
+                webhook_url,
+                delivery: _,
+            })
+            | Channel::Discord(DiscordChannel {
+                webhook_url,
+                delivery: _,
+            })
+            | Channel::Googlechat(GoogleChatChannel {
+                webhook_url,
+                delivery: _,
+            }) => vec![Url(webhook_url)],
+            Channel::Pagerduty(PagerDutyChannel {
+                routing_key,
+                api_url,
+                delivery: _,
+            }) => vec![Value(routing_key), Url(api_url)],
+            Channel::Opsgenie(OpsgenieChannel {
+                api_key,
+                api_url,
+                delivery: _,
+            }) => vec![Value(api_key), Url(api_url)],
+            Channel::Alertmanager(AlertmanagerChannel {
+                url,
+                headers,
+                resend_interval: _,
+                delivery: _,
+            }) => {
+                let mut out = vec![Url(url)];
+                out.extend(headers.values().map(Header));
+                out
+            }
+            Channel::Log(LogChannel { delivery: _ }) => Vec::new(),
+        }
     }
 }
 

@@ -128,8 +128,8 @@ impl EmailSink {
     }
 
     /// An SMTP error as an attempt error: 4xx replies and connection problems may heal; 5xx replies
-    /// (a rejected login, an unknown recipient) and an untrusted certificate do not. The password
-    /// never appears.
+    /// (a rejected login, an unknown recipient) and an untrusted certificate do not. The server's
+    /// reply may echo the login; the registry redacts it.
     fn classify(&self, e: lettre::transport::smtp::Error) -> AttemptError {
         // lettre nests errors of one kind ("Connection error: Connection error: ..."): say it once.
         let mut parts: Vec<&str> = Vec::new();
@@ -139,12 +139,7 @@ impl EmailSink {
                 parts.push(part);
             }
         }
-        let mut text = parts.join(": ");
-        if let Some(password) = &self.settings.smtp.password
-            && !password.is_empty()
-        {
-            text = text.replace(password.expose(), "<redacted>");
-        }
+        let text = parts.join(": ");
         let smtp = &self.settings.smtp;
         let message = format!("SMTP {}:{}: {text}", smtp.host, smtp.port);
         if text.contains("invalid peer certificate") {

@@ -1,8 +1,9 @@
 //! What the HTTP sinks share: the client, and how a provider's answer becomes a delivery or an
 //! [`AttemptError`] (network errors, 5xx and 429 may heal; other 4xx do not).
 //!
-//! Error messages carry the status and a short piece of the provider's answer, never the URL:
-//! webhook URLs are credentials.
+//! Error messages carry the status and the provider's answer, never the URL: webhook URLs are
+//! credentials. The answer may echo a secret; the registry redacts it and cuts it to a readable
+//! length (see [`super::redact`]).
 
 use std::time::Duration;
 
@@ -11,9 +12,6 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::AttemptError;
 use crate::config::Delivery;
-
-/// How much of a provider's answer an error or `/test-channel` shows.
-const SHORT: usize = 200;
 
 /// A client for one channel: the channel's timeout, no redirects (a redirect could carry a
 /// token elsewhere), `https://` only unless `allow_http`.
@@ -69,20 +67,14 @@ pub fn classify(answer: Answer, headers: &HeaderMap) -> Result<Answer, AttemptEr
     }
 }
 
-/// `: <short answer>` or nothing when the answer is empty.
+/// `: <answer>` or nothing when the answer is empty.
 pub fn detail(body: &str) -> String {
-    let s = short(body);
+    let s = body.trim();
     if s.is_empty() {
         String::new()
     } else {
         format!(": {s}")
     }
-}
-
-/// The answer on one line, cut to a readable length.
-pub fn short(body: &str) -> String {
-    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    truncate(&one_line, SHORT)
 }
 
 /// Cuts `s` to at most `max` characters, ending with `…` when cut.
@@ -154,7 +146,7 @@ mod tests {
             body: body.to_string(),
         };
         assert!(classify(a(202, ""), &h).is_ok());
-        let e = classify(a(401, "{\"error\":\n \"bad token\"}"), &h).unwrap_err();
+        let e = classify(a(401, "{\"error\": \"bad token\"}\n"), &h).unwrap_err();
         assert_eq!(
             (e.message.as_str(), e.retryable),
             ("HTTP 401: {\"error\": \"bad token\"}", false)

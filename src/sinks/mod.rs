@@ -2,7 +2,9 @@
 //! builds them from `channels` and delivers each [`Dispatch`] with timeouts and retries.
 //!
 //! A sink implements one attempt ([`Notifier::attempt`]); retry, backoff with jitter,
-//! `Retry-After` and the per-attempt timeout live here, once, in [`Registry::deliver`].
+//! `Retry-After` and the per-attempt timeout live here, once, in [`Registry::deliver`]. So does
+//! redaction: every attempt's error or answer passes through the channel's [`Redactor`] before
+//! anything logs, counts, stores or shows it.
 
 pub mod alertmanager;
 pub mod discord;
@@ -12,6 +14,7 @@ pub mod http;
 pub mod log;
 pub mod opsgenie;
 pub mod pagerduty;
+pub mod redact;
 pub mod render;
 pub mod slack;
 pub mod teams;
@@ -28,6 +31,7 @@ use tokio::sync::oneshot;
 use crate::alert::{Alert, AlertKey, Notification, Severity, State};
 use crate::config::{Channel, Config, Delivery};
 use crate::engine::{Dispatch, DispatchItem, DispatchKind};
+use redact::Redactor;
 
 /// What a sink renders: one dispatch plus the context every message shows.
 #[derive(Debug, Clone)]
@@ -87,7 +91,8 @@ pub struct Delivered {
     pub response: String,
 }
 
-/// Why one attempt failed.
+/// Why one attempt failed. The message may hold whatever the provider answered, secrets
+/// included: [`Registry`] redacts it before it is shown.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct AttemptError {
@@ -154,16 +159,43 @@ pub struct Report {
 struct Entry {
     notifier: Arc<dyn Notifier>,
     delivery: Delivery,
+    /// Every secret of the channel's settings, built with its sink.
+    redactor: Redactor,
     /// Finishes when the last delivery queued on this channel has (see [`Registry::queue`]).
     tail: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Entry {
-    fn new(notifier: Arc<dyn Notifier>, delivery: Delivery) -> Self {
+    fn new(notifier: Arc<dyn Notifier>, delivery: Delivery, redactor: Redactor) -> Self {
         Entry {
             notifier,
             delivery,
+            redactor,
             tail: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// One attempt within the channel's timeout. Its error or answer leaves here redacted and
+    /// cut to a readable length: this is the only way a sink's text reaches logs, metrics,
+    /// `/status` or `/test-channel`.
+    async fn attempt(&self, batch: &Batch) -> Result<Delivered, AttemptError> {
+        let timeout = self.delivery.timeout.get();
+        let outcome = match tokio::time::timeout(timeout, self.notifier.attempt(batch)).await {
+            Ok(r) => r,
+            Err(_) => Err(AttemptError::transient(format!(
+                "timed out after {}",
+                humantime::format_duration(timeout)
+            ))),
+        };
+        match outcome {
+            Ok(mut d) => {
+                d.response = self.redactor.shown(&d.response);
+                Ok(d)
+            }
+            Err(mut e) => {
+                e.message = self.redactor.shown(&e.message);
+                Err(e)
+            }
         }
     }
 }
@@ -188,9 +220,10 @@ impl Registry {
         for (name, channel) in &config.channels {
             match build_one(name, channel) {
                 Ok(notifier) => {
+                    let redactor = Redactor::for_channel(channel);
                     channels.insert(
                         name.clone(),
-                        Entry::new(notifier, channel.delivery().clone()),
+                        Entry::new(notifier, channel.delivery().clone(), redactor),
                     );
                 }
                 Err(message) => errors.push(BuildError {
@@ -208,11 +241,13 @@ impl Registry {
         }
     }
 
-    /// A registry from ready notifiers (tests and benchmarks).
+    /// A registry from ready notifiers, with no secrets to redact (tests and benchmarks).
     pub fn from_notifiers(notifiers: Vec<(String, Arc<dyn Notifier>, Delivery)>) -> Self {
         let channels = notifiers
             .into_iter()
-            .map(|(name, notifier, delivery)| (name, Entry::new(notifier, delivery)))
+            .map(|(name, notifier, delivery)| {
+                (name, Entry::new(notifier, delivery, Redactor::default()))
+            })
             .collect();
         Registry {
             channels: Arc::new(channels),
@@ -286,20 +321,11 @@ impl Registry {
                 };
             }
         }
-        let timeout = entry.delivery.timeout.get();
         let max_attempts = entry.delivery.retries + 1;
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
-            let outcome = match tokio::time::timeout(timeout, entry.notifier.attempt(&batch)).await
-            {
-                Ok(r) => r,
-                Err(_) => Err(AttemptError::transient(format!(
-                    "timed out after {}",
-                    humantime::format_duration(timeout)
-                ))),
-            };
-            match outcome {
+            match entry.attempt(&batch).await {
                 Ok(d) => break Ok(d),
                 Err(e) if e.retryable && attempts < max_attempts => {
                     let wait = e.retry_after.unwrap_or_else(|| backoff(attempts));
@@ -501,6 +527,61 @@ mod tests {
             .unwrap();
         assert!(report.result.is_ok());
         assert_eq!(*gate.started.lock().unwrap(), ["hold", "last"]);
+    }
+
+    /// Echoes `secret` in its answer; fails while `failures` is above zero.
+    struct Echo {
+        secret: &'static str,
+        failures: AtomicU32,
+    }
+
+    impl Notifier for Echo {
+        fn kind(&self) -> &'static str {
+            "echo"
+        }
+        fn attempt<'a>(&'a self, _: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+            let failing = self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            let answer = format!("got\n  {}", self.secret);
+            Box::pin(async move {
+                if failing {
+                    return Err(AttemptError::transient(format!("HTTP 500: {answer}")));
+                }
+                Ok(Delivered {
+                    references: Vec::new(),
+                    response: format!("HTTP 200: {answer}"),
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_a_sink_answers_leaves_the_registry_redacted_on_one_line() {
+        const SECRET: &str = "t0ken-abcdefgh";
+        let key = crate::config::SecretString::new(SECRET);
+        let registry = |failures| {
+            let echo = Arc::new(Echo {
+                secret: SECRET,
+                failures: AtomicU32::new(failures),
+            });
+            let redactor = Redactor::new(&[crate::config::SecretUse::Value(&key)]);
+            let delivery = Delivery {
+                retries: 0,
+                ..Delivery::default()
+            };
+            Registry {
+                channels: Arc::new(BTreeMap::from([(
+                    "ops".to_string(),
+                    Entry::new(echo, delivery, redactor),
+                )])),
+            }
+        };
+        let err = registry(1).deliver(batch()).await.result.unwrap_err();
+        assert_eq!(err.message, "HTTP 500: got <redacted>");
+        let delivered = registry(0).deliver(batch()).await.result.unwrap();
+        assert_eq!(delivered.response, "HTTP 200: got <redacted>");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A real HTTP receiver on 127.0.0.1 for the sink tests: records every request and answers from
-//! a script.
+//! a script, or echoes what it received.
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
@@ -22,8 +22,39 @@ pub struct Seen {
     pub body: Value,
 }
 
+impl Seen {
+    /// Everything this request carried, on one line the way a careless provider puts it in an
+    /// error: the request line, the body's short top-level strings, every header, and the target
+    /// percent-decoded. Values are JSON strings (quoted and escaped).
+    pub fn echo(&self) -> String {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap();
+        let mut parts = vec![format!("{} {}", self.method, quoted(&self.target))];
+        if let Value::Object(fields) = &self.body {
+            for (name, value) in fields {
+                if let Some(s) = value.as_str().filter(|s| s.len() <= 40) {
+                    parts.push(format!("{name}={}", quoted(s)));
+                }
+            }
+        }
+        for (name, value) in &self.headers {
+            parts.push(format!("{name}={}", quoted(value)));
+        }
+        parts.push(format!("decoded={}", quoted(&percent_decode(&self.target))));
+        parts.join(" ")
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// A scripted answer: status, body and an optional `Retry-After`.
 pub type Reply = (u16, &'static str, Option<&'static str>);
+
+/// How the receiver answers one request it has recorded.
+type Answer = Box<dyn Fn(&Seen) -> (u16, String, Option<String>) + Send + Sync>;
 
 /// An HTTP receiver that records every request and answers from a script, then with `default`,
 /// after `delay`.
@@ -39,9 +70,40 @@ impl Receiver {
     }
 
     pub async fn slow(default: Reply, delay: Duration) -> Receiver {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let script: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
-        let (record, answers) = (seen.clone(), script.clone());
+        let answers = script.clone();
+        let answer: Answer = Box::new(move |_| {
+            let (status, text, retry_after) =
+                answers.lock().unwrap().pop_front().unwrap_or(default);
+            (status, text.to_string(), retry_after.map(str::to_string))
+        });
+        Self::serve(answer, delay, script).await
+    }
+
+    /// A receiver that answers each request with the next of `statuses` (the last one repeats)
+    /// and a body echoing the request ([`Seen::echo`]).
+    pub async fn echo(statuses: &[u16]) -> Receiver {
+        let statuses = Mutex::new(statuses.iter().copied().collect::<VecDeque<_>>());
+        let answer: Answer = Box::new(move |seen| {
+            let mut statuses = statuses.lock().unwrap();
+            let status = match statuses.len() {
+                0 => 500,
+                1 => statuses[0],
+                _ => statuses.pop_front().unwrap(),
+            };
+            (status, format!("rejected: {}", seen.echo()), None)
+        });
+        Self::serve(answer, Duration::ZERO, Arc::default()).await
+    }
+
+    async fn serve(
+        answer: Answer,
+        delay: Duration,
+        script: Arc<Mutex<VecDeque<Reply>>>,
+    ) -> Receiver {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = seen.clone();
+        let answer = Arc::new(answer);
         let route = warp::method()
             .and(warp::path::full())
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -58,7 +120,7 @@ impl Receiver {
                     } else {
                         format!("{}?{query}", path.as_str())
                     };
-                    record.lock().unwrap().push(Seen {
+                    let request = Seen {
                         method: method.to_string(),
                         target,
                         headers: headers
@@ -67,16 +129,16 @@ impl Receiver {
                             .collect(),
                         raw: body.to_vec(),
                         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    });
-                    let (status, text, retry_after) =
-                        answers.lock().unwrap().pop_front().unwrap_or(default);
+                    };
+                    let (status, text, retry_after) = answer(&request);
+                    record.lock().unwrap().push(request);
                     async move {
                         tokio::time::sleep(delay).await;
                         let mut reply = warp::http::Response::builder().status(status);
                         if let Some(r) = retry_after {
                             reply = reply.header("retry-after", r);
                         }
-                        reply.body(text.to_string()).unwrap()
+                        reply.body(text).unwrap()
                     }
                 },
             );
