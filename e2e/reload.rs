@@ -165,3 +165,93 @@ async fn a_rotated_secret_is_used_by_the_next_delivery() {
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_valid_configuration_with_a_secret_is_accepted_on_every_start() {
+    use crate::harness::Receiver;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "startsecret").await;
+    let receiver = Receiver::start().await;
+    ns.apply_secret("kpulse-secrets", &[("HOOK_TOKEN", "a-token")])
+        .await;
+    ns.apply_config(&format!(
+        "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', headers: {{Authorization: 'Bearer $HOOK_TOKEN'}}, delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\n",
+        receiver.url("/hook"),
+        ns.name
+    ))
+    .await;
+    // The ConfigMap and the Secret are listed by two watches; whichever finishes first, the
+    // configuration must be read whole.
+    for start in 1..=20 {
+        let kpulse = Kpulse::start_from_configmap(&ns.name, Some("kpulse-secrets")).await;
+        kpulse
+            .wait_log(
+                "the configuration in use is current",
+                Duration::from_secs(30),
+            )
+            .await;
+        let logs = kpulse.logs();
+        assert!(
+            !logs.contains("invalid configuration"),
+            "start {start}: a valid configuration was rejected:\n{logs}"
+        );
+        assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let invalid = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidConfig"))
+        .count();
+    assert_eq!(invalid, 0, "no InvalidConfig event");
+    ns.delete().await;
+}
+
+/// The note of the newest InvalidConfig Event on the ConfigMap `kpulse`.
+async fn newest_invalid_note(events: &Api<Event>) -> Option<String> {
+    let list = events.list(&Default::default()).await.ok()?;
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("InvalidConfig")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("kpulse")
+        })
+        .max_by_key(|e| {
+            e.series
+                .as_ref()
+                .map(|s| s.last_observed_time.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+        })
+        .and_then(|e| e.note)
+}
+
+#[tokio::test]
+async fn a_second_different_bad_edit_is_the_error_the_configmap_shows() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "twobad").await;
+    ns.apply_config(&config(&ns.name, "a")).await;
+    let kpulse = Kpulse::start_from_configmap(&ns.name, None).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    for bad in ["pager", "oncall"] {
+        ns.apply_config(&config(&ns.name, bad)).await;
+        let wanted = format!("routing.default[0]: unknown channel \"{bad}\"");
+        eventually(
+            &format!("the newest InvalidConfig event to say {wanted}"),
+            Duration::from_secs(15),
+            || async {
+                newest_invalid_note(&events)
+                    .await
+                    .filter(|n| n.contains(&wanted))
+            },
+        )
+        .await;
+    }
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod operator;
 pub mod pipeline;
+pub mod reload;
 pub mod sinks;
 pub mod state;
 pub mod status;

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::{Api, Client};
+use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, CONFIG_KEY, Config, SecretMap};
+use crate::config::{self, Config, SecretMap};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::sinks::Registry;
@@ -102,8 +101,18 @@ async fn client(args: &RunArgs) -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// Reads the configuration once: from the file, else from the ConfigMap (a missing ConfigMap
-/// means the built-in default: every alert to the `log` channel).
+/// Where the live configuration lives.
+fn source(args: &RunArgs) -> crate::reload::Source {
+    crate::reload::Source {
+        namespace: args.namespace.clone(),
+        config_map: args.config_map.clone(),
+        secret: args.secret.clone(),
+    }
+}
+
+/// Reads the configuration once: from the file, else from the ConfigMap and its Secret as the
+/// API server has them (a missing ConfigMap means the built-in default: every alert to the `log`
+/// channel).
 pub async fn initial_config(client: &Client, args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(file) = &args.config_file {
         let text =
@@ -115,51 +124,18 @@ pub async fn initial_config(client: &Client, args: &RunArgs) -> anyhow::Result<C
         return config::load(&text, &secrets)
             .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", file.display()));
     }
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &args.namespace);
-    let Some(cm) = cms.get_opt(&args.config_map).await? else {
-        tracing::warn!(namespace = %args.namespace, name = %args.config_map, "configuration ConfigMap not found; sending every alert to the log channel");
-        return Ok(Config::default());
-    };
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(CONFIG_KEY))
-        .cloned()
-        .unwrap_or_default();
-    let secrets = read_secret(client, &args.namespace, args.secret.as_deref()).await?;
-    config::load(&text, &secrets).map_err(|e| {
-        anyhow::anyhow!(
-            "ConfigMap {}/{} key {CONFIG_KEY}: invalid configuration:\n{e}",
-            args.namespace,
-            args.config_map
-        )
-    })
-}
-
-/// The referenced Secret's keys; empty when none is configured.
-pub async fn read_secret(
-    client: &Client,
-    namespace: &str,
-    name: Option<&str>,
-) -> anyhow::Result<SecretMap> {
-    let Some(name) = name else {
-        return Ok(SecretMap::new());
-    };
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = api
-        .get(name)
-        .await
-        .with_context(|| format!("reading Secret {namespace}/{name}"))?;
-    let mut map = SecretMap::new();
-    for (k, v) in secret.data.unwrap_or_default() {
-        map.insert(
-            k.clone(),
-            String::from_utf8(v.0)
-                .map_err(|_| anyhow::anyhow!("Secret {namespace}/{name} key {k} is not UTF-8"))?,
-        );
+    match crate::reload::load(client, &source(args)).await {
+        Ok(Some(config)) => Ok(config),
+        Ok(None) => {
+            tracing::warn!(namespace = %args.namespace, name = %args.config_map, "configuration ConfigMap not found; sending every alert to the log channel");
+            Ok(Config::default())
+        }
+        Err(crate::reload::ReadError::Api(e)) => Err(anyhow::Error::new(e).context(format!(
+            "reading the configuration from {}/{}",
+            args.namespace, args.config_map
+        ))),
+        Err(crate::reload::ReadError::Invalid(e)) => Err(anyhow::anyhow!(e)),
     }
-    map.extend(secret.string_data.unwrap_or_default());
-    Ok(map)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -223,15 +199,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ))
     });
     if args.config_file.is_none() {
-        let source = crate::config::controller::Source {
-            namespace: args.namespace.clone(),
-            config_map: args.config_map.clone(),
-            secret: args.secret.clone(),
-        };
-        tasks.spawn(crate::config::controller::run(
+        tasks.spawn(crate::reload::run(
             client.clone(),
             pipeline.clone(),
-            source,
+            source(&args),
             token.clone(),
         ));
     }

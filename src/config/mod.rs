@@ -5,7 +5,6 @@
 //! path of the field it concerns. No error message contains an expanded secret value.
 
 pub mod chart_schema;
-pub mod controller;
 pub mod docs;
 pub mod model;
 pub mod monitors;
