@@ -12,7 +12,14 @@ use serde_json::{Value, json};
 use crate::harness::{Kpulse, TestNamespace, ago, client, log_config, start, wait_state};
 
 /// A Warning (or Normal) Event about `kind/name`, as a kubelet records it.
-fn event(ns: &str, kind: &str, name: &str, type_: &str, reason: &str, count: i32) -> Event {
+pub(crate) fn event(
+    ns: &str,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+    count: i32,
+) -> Event {
     let involved_ns = if kind == "Node" { None } else { Some(ns) };
     let suffix: u32 = rand::random_range(0..0xffffff);
     serde_json::from_value(json!({

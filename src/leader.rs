@@ -2,14 +2,16 @@
 //! in the release namespace (kube-lease-manager). Every replica watches and decides, so a standby
 //! is warm; only the leader sends notifications and writes `kpulse-state`. On takeover the new
 //! leader first loads the state the old one wrote (within a second of its last notification, and on
-//! a graceful shutdown), so nothing is sent twice and nothing is forgotten.
+//! a graceful shutdown), so nothing is sent twice and nothing is forgotten, then sends the
+//! point-in-time alerts it saw as a standby that the old leader never sent.
 
 use std::time::Duration;
 
-use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
@@ -25,9 +27,13 @@ pub struct Election {
     pub duration: Duration,
 }
 
-/// Joins the election and follows it until cancelled: becoming leader loads the state, then
-/// enables sending; losing the lease disables sending at once. On cancellation the lease is
-/// released (by dropping the receiver), so a standby takes over without waiting for expiry.
+/// Joins the election and follows it until cancelled: becoming leader loads the state and
+/// replays what this replica saw as a standby ([`Pipeline::take_over`]), then sends; losing the
+/// lease stops sending at once. On cancellation a leader releases the lease.
+///
+/// A standby does not sleep until the lease expires: it watches the Lease object, and a release
+/// (a leader's graceful shutdown) makes it read the Lease afresh and take it at once. A leader
+/// that dies without releasing is replaced when its lease expires (`--lease-duration`).
 pub async fn run(
     client: Client,
     pipeline: Pipeline,
@@ -36,8 +42,88 @@ pub async fn run(
     token: CancellationToken,
 ) {
     pipeline.set_leader(false);
+    let Some(mut manager) = join(&client, &election, &token).await else {
+        return;
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &election.namespace);
+    let by_name = watcher::Config::default().fields(&format!("metadata.name={}", election.lease));
+    let mut lease_changes = std::pin::pin!(
+        watcher::watcher(leases, by_name)
+            .default_backoff()
+            .applied_objects()
+    );
+    tracing::info!(identity = %election.identity, lease = %election.lease, "standby: waiting for the lease");
+    let mut leading = false;
+    loop {
+        // `changed` sleeps until the holder's lease would expire; a change of the Lease object
+        // cuts that sleep short, and the next round looks at the Lease again.
+        let changed = tokio::select! {
+            _ = token.cancelled() => break,
+            changed = manager.changed() => changed,
+            lease = lease_changes.next() => {
+                // The manager only re-reads a Lease it believes held once that hold would have
+                // expired: a released one is read afresh by a new manager.
+                if !leading && matches!(lease, Some(Ok(ref l)) if released(l)) {
+                    match join(&client, &election, &token).await {
+                        Some(m) => manager = m,
+                        None => break,
+                    }
+                }
+                continue;
+            }
+        };
+        match changed {
+            Ok(true) if !leading => {
+                leading = true;
+                let snapshot = store.lock().await.load().await;
+                let replayed = pipeline.take_over(snapshot);
+                tracing::info!(identity = %election.identity, replayed, "leader: took over, state loaded");
+            }
+            Ok(false) if leading => {
+                leading = false;
+                pipeline.set_leader(false);
+                tracing::warn!(identity = %election.identity, "lost the lease: standby");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election error; retrying");
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    if leading {
+        pipeline.set_leader(false);
+        match tokio::time::timeout(Duration::from_secs(5), manager.release()).await {
+            Ok(Ok(())) => tracing::info!(identity = %election.identity, "lease released"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot release the lease; a standby takes over when it expires")
+            }
+            Err(_) => tracing::warn!(
+                "releasing the lease timed out; a standby takes over when it expires"
+            ),
+        }
+    }
+}
+
+/// Whether nobody holds the Lease (a leader released it).
+fn released(lease: &Lease) -> bool {
+    lease
+        .spec
+        .as_ref()
+        .is_none_or(|s| s.holder_identity.as_deref().is_none_or(str::is_empty))
+}
+
+/// A lease manager for this replica, retried until it can be built; `None` once cancelled.
+async fn join(
+    client: &Client,
+    election: &Election,
+    token: &CancellationToken,
+) -> Option<LeaseManager> {
     let secs = election.duration.as_secs().max(2);
-    let manager = loop {
+    loop {
         let built = LeaseManagerBuilder::new(client.clone(), &election.lease)
             .with_namespace(&election.namespace)
             .with_identity(&election.identity)
@@ -46,42 +132,14 @@ pub async fn run(
             .build()
             .await;
         match built {
-            Ok(m) => break m,
+            Ok(m) => return Some(m),
             Err(e) => {
                 tracing::warn!(error = %e, lease = %election.lease, "cannot join the leader election; retrying");
                 tokio::select! {
-                    _ = token.cancelled() => return,
+                    _ = token.cancelled() => return None,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
         }
-    };
-    let (mut leading, handle): (watch::Receiver<bool>, JoinHandle<_>) = manager.watch().await;
-    tracing::info!(identity = %election.identity, lease = %election.lease, "standby: waiting for the lease");
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => break,
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    tracing::error!("leader election stopped; sending nothing from this replica");
-                    pipeline.set_leader(false);
-                    break;
-                }
-                let now_leader = *leading.borrow_and_update();
-                if now_leader {
-                    if let Some(snapshot) = store.lock().await.load().await {
-                        pipeline.restore(snapshot);
-                    }
-                    pipeline.set_leader(true);
-                    tracing::info!(identity = %election.identity, "leader: took over, state loaded");
-                } else {
-                    pipeline.set_leader(false);
-                    tracing::warn!(identity = %election.identity, "lost the lease: standby");
-                }
-            }
-        }
     }
-    // Dropping the receiver makes the manager release the lease.
-    drop(leading);
-    let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
 }

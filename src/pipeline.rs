@@ -6,6 +6,7 @@
 //! slow or failing channel never delays another. A configuration reload swaps the engine settings
 //! and the sink registry atomically: deliveries already under way finish on the old sinks.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
@@ -55,7 +56,16 @@ struct Inner {
     changed: tokio::sync::Notify,
     /// Namespaces labelled or annotated `kpulse.io/ignore=true` (the Namespace watch keeps it).
     ignored_namespaces: RwLock<Arc<std::collections::BTreeSet<String>>>,
+    /// Point-in-time alerts this replica saw as a standby, with when it saw them: replayed when
+    /// it takes over, so one seen while no replica led is still delivered once.
+    backlog: Mutex<VecDeque<(Alert, Timestamp)>>,
 }
+
+/// At most this many point-in-time alerts wait in a standby's backlog.
+const BACKLOG_LIMIT: usize = 1000;
+/// A standby keeps a point-in-time alert this long (and never longer than `dedupe.window`): a
+/// leader that saw it sent it and wrote its state well within that time.
+const BACKLOG_AGE: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
 /// A cheap, cloneable handle to the pipeline.
 #[derive(Clone)]
@@ -91,6 +101,7 @@ impl Pipeline {
                 leader: std::sync::atomic::AtomicBool::new(true),
                 changed: tokio::sync::Notify::new(),
                 ignored_namespaces: RwLock::default(),
+                backlog: Mutex::default(),
             }),
         })
     }
@@ -141,7 +152,60 @@ impl Pipeline {
     /// See [`Engine::submit`].
     #[tracing::instrument(name = "submit", skip_all, fields(alert = %alert.key))]
     pub fn submit(&self, alert: Alert) {
+        if !alert.resolvable && !self.is_leader() {
+            self.keep_for_takeover(alert.clone());
+        }
         self.decide(|engine, now| engine.submit(alert, now));
+    }
+
+    /// How long a standby keeps a point-in-time alert for a takeover.
+    fn backlog_age(&self) -> jiff::SignedDuration {
+        self.runtime()
+            .config
+            .dedupe
+            .window
+            .signed()
+            .min(BACKLOG_AGE)
+    }
+
+    fn keep_for_takeover(&self, alert: Alert) {
+        let now = self.now();
+        let oldest = now - self.backlog_age();
+        let mut backlog = self.backlog();
+        while backlog.front().is_some_and(|(_, at)| *at < oldest) || backlog.len() >= BACKLOG_LIMIT
+        {
+            backlog.pop_front();
+        }
+        backlog.push_back((alert, now));
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, VecDeque<(Alert, Timestamp)>> {
+        self.inner
+            .backlog
+            .lock()
+            .expect("backlog lock is never poisoned")
+    }
+
+    /// This replica becomes the leader: it loads the state the last leader wrote, starts sending, and submits again the point-in-time alerts it saw as a standby.
+    /// Those the last leader sent are in the loaded dedupe state and stay silent; those it never
+    /// saw (it was gone) are sent now, once. Returns how many were submitted again.
+    pub fn take_over(&self, snapshot: Option<Snapshot>) -> usize {
+        // Without a stored state no leader ever sent anything: what this replica decided as a
+        // standby was not sent either, so it starts from nothing (what still holds fires at the
+        // next full re-evaluation).
+        self.restore(snapshot.unwrap_or_default());
+        self.set_leader(true);
+        let oldest = self.now() - self.backlog_age();
+        let backlog: Vec<Alert> = std::mem::take(&mut *self.backlog())
+            .into_iter()
+            .filter(|(_, at)| *at >= oldest)
+            .map(|(alert, _)| alert)
+            .collect();
+        let replayed = backlog.len();
+        for alert in backlog {
+            self.submit(alert);
+        }
+        replayed
     }
 
     /// See [`Engine::reconcile`].
@@ -490,5 +554,54 @@ mod tests {
             ["firing a", "firing a", "firing a"],
             "the new leader resent 59s before the standby's interval ran out"
         );
+    }
+
+    /// What a standby saw while no replica led is sent once on takeover; what the last leader
+    /// already sent (in its stored dedupe state) is not sent again.
+    #[tokio::test]
+    async fn a_takeover_sends_the_point_in_time_alerts_the_last_leader_never_sent() {
+        let config = load(
+            "channels: {ops: {type: log}}\nrouting: {default: [ops]}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let ops = Arc::new(Recorder {
+            seen: Default::default(),
+            stall: false,
+        });
+        let notice = |name: &str| {
+            let key = AlertKey::new("warning_events", "ns", "Pod", name, "FailedKillPod");
+            Alert::new(key, Severity::Warning, "t", Timestamp::now()).one_shot()
+        };
+        // The last leader sent `seen-by-both` and wrote its state; then it died.
+        let leader = Pipeline::new(
+            config.clone(),
+            Registry::from_notifiers(vec![]),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        leader.submit(notice("seen-by-both"));
+        let stored = leader.snapshot();
+
+        let standby = Pipeline::new(
+            config,
+            Registry::from_notifiers(vec![("ops".into(), ops.clone(), Delivery::default())]),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        standby.set_leader(false);
+        standby.submit(notice("seen-by-both"));
+        standby.submit(notice("in-the-gap"));
+        standby.drain().await;
+        assert!(ops.seen.lock().unwrap().is_empty(), "a standby sends nothing");
+
+        assert_eq!(standby.take_over(Some(stored)), 2);
+        standby.drain().await;
+        assert_eq!(*ops.seen.lock().unwrap(), ["firing in-the-gap"]);
+        // A second takeover (after losing the lease) has nothing left to replay.
+        standby.set_leader(false);
+        assert_eq!(standby.take_over(Some(standby.snapshot())), 0);
+        standby.drain().await;
+        assert_eq!(ops.seen.lock().unwrap().len(), 1);
     }
 }
