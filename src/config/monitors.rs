@@ -175,7 +175,7 @@ monitor_settings! {
 monitor_settings! {
     /// Containers stuck waiting: ImagePullBackOff, ErrImagePull, CreateContainerConfigError, ...
     ContainerWaiting (enabled = true) {
-        /// For reasons that never heal on their own (image and config errors).
+        /// For image and configuration errors, which need someone to fix their cause.
         error_for: HumanDuration = HumanDuration::mins(5),
         /// For other waiting reasons such as ContainerCreating.
         other_for: HumanDuration = HumanDuration::hours(1),
