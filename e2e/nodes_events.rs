@@ -25,8 +25,8 @@ fn event(ns: &str, kind: &str, name: &str, type_: &str, reason: &str, count: i32
     .unwrap()
 }
 
-/// A fake Node of this test's own, removed on drop of the test (see the end of the test).
-async fn fake_node(client: &kube::Client) -> (Api<Node>, String) {
+/// A fake Node of the test's own, which the test deletes at its end.
+pub async fn fake_node(client: &kube::Client) -> (Api<Node>, String) {
     let nodes: Api<Node> = Api::all(client.clone());
     let suffix: u32 = rand::random_range(0..0xffffff);
     let name = format!("e2e-node-{suffix:06x}");
@@ -43,7 +43,8 @@ async fn fake_node(client: &kube::Client) -> (Api<Node>, String) {
     (nodes, name)
 }
 
-async fn patch_ready(nodes: &Api<Node>, name: &str, status: &str, since: String) {
+/// Sets the node's Ready condition, as its kubelet (or the node lifecycle controller) would.
+pub async fn patch_ready(nodes: &Api<Node>, name: &str, status: &str, since: String) {
     let reason = if status == "True" {
         "KubeletReady"
     } else {
