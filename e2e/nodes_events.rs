@@ -32,8 +32,8 @@ pub(crate) fn event(
     .unwrap()
 }
 
-/// A fake Node of this test's own, removed on drop of the test (see the end of the test).
-async fn fake_node(client: &kube::Client) -> (Api<Node>, String) {
+/// A fake Node of the test's own, which the test deletes at its end.
+pub async fn fake_node(client: &kube::Client) -> (Api<Node>, String) {
     let nodes: Api<Node> = Api::all(client.clone());
     let suffix: u32 = rand::random_range(0..0xffffff);
     let name = format!("e2e-node-{suffix:06x}");
@@ -50,7 +50,8 @@ async fn fake_node(client: &kube::Client) -> (Api<Node>, String) {
     (nodes, name)
 }
 
-async fn patch_ready(nodes: &Api<Node>, name: &str, status: &str, since: String) {
+/// Sets the node's Ready condition, as its kubelet (or the node lifecycle controller) would.
+pub async fn patch_ready(nodes: &Api<Node>, name: &str, status: &str, since: String) {
     let reason = if status == "True" {
         "KubeletReady"
     } else {

@@ -9,8 +9,10 @@ use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 use crate::harness::{
-    TestNamespace, ago, client, count, eventually, start, status_running, wait_state,
+    Kpulse, TestNamespace, ago, client, count, eventually, log_config, start, status_running,
+    wait_state,
 };
+use crate::nodes_events::{fake_node, patch_ready};
 
 #[tokio::test]
 async fn pods_unschedulable_fires_with_the_schedulers_message_and_resolves_on_delete() {
@@ -18,16 +20,12 @@ async fn pods_unschedulable_fires_with_the_schedulers_message_and_resolves_on_de
     let ns = TestNamespace::new(&client, "unsched").await;
     let kpulse = start(&ns, "monitors: {pod_unschedulable: {for: 1s}}\n").await;
 
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "nowhere"},
-        "spec": {"nodeSelector": {"kpulse.io/no-such-node": "true"},
-            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
-    }))
-    .unwrap();
-    ns.pods()
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create pod");
+    create_pause_pod(
+        &ns,
+        "nowhere",
+        json!({"nodeSelector": {"kpulse.io/no-such-node": "true"}}),
+    )
+    .await;
     let key = format!("pod_unschedulable/{}/Pod/nowhere/Unschedulable", ns.name);
     let fired = wait_state(&kpulse, &key, "firing").await;
     assert_eq!(
@@ -167,28 +165,51 @@ async fn pods_restart_burst_is_reported_once() {
     ns.delete().await;
 }
 
-#[tokio::test]
-async fn pods_evicted_from_one_node_are_reported_in_one_message() {
-    let client = client().await;
-    let ns = TestNamespace::new(&client, "evicted").await;
-    let kpulse = start(&ns, "monitors: {pod_evicted: {group_window: 3s}}\n").await;
+/// Creates pod `name` with one pause container `app` and the other `spec` fields given.
+async fn create_pause_pod(ns: &TestNamespace, name: &str, mut spec: serde_json::Value) {
+    spec["containers"] = json!([{"name": "app", "image": "registry.k8s.io/pause:3.10"}]);
+    let pod: Pod =
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+    ns.pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+}
 
-    // Both pods on one node: bound directly, as the scheduler would.
-    for name in ["cache-1", "cache-2"] {
-        let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {"nodeName": "kpulse-node-1",
-                "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
-        }))
-        .unwrap();
-        ns.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .expect("create pod");
-        ns.patch_pod_status(name, status_running(0, None)).await;
+/// Creates `name` bound to `node` directly, as the scheduler would, and marks it running.
+async fn running_on(ns: &TestNamespace, name: &str, node: &str) {
+    create_pause_pod(ns, name, json!({"nodeName": node})).await;
+    ns.patch_pod_status(name, status_running(0, None)).await;
+}
+
+#[tokio::test]
+async fn pods_evicted_from_one_node_are_reported_in_one_message_per_namespace() {
+    let client = client().await;
+    let shop = TestNamespace::new(&client, "evicted").await;
+    let billing = TestNamespace::new(&client, "evicted").await;
+    let kpulse = Kpulse::start(
+        &log_config(
+            &format!("{}, {}", shop.name, billing.name),
+            "monitors: {pod_evicted: {group_window: 3s}}\n",
+        ),
+        &shop.name,
+    )
+    .await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+
+    // Three pods of two namespaces on one node.
+    let pods = [
+        (&shop, "cache-1"),
+        (&shop, "cache-2"),
+        (&billing, "ledger-1"),
+    ];
+    for (ns, name) in pods {
+        running_on(ns, name, "kpulse-node-1").await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for name in ["cache-1", "cache-2"] {
+    for (ns, name) in pods {
         ns.patch_pod_status(
             name,
             json!({
@@ -199,21 +220,122 @@ async fn pods_evicted_from_one_node_are_reported_in_one_message() {
         )
         .await;
     }
-    let key = "pod_evicted//Node/kpulse-node-1/Evicted";
-    let fired = wait_state(&kpulse, key, "firing").await;
-    assert_eq!(fired["text"], "🚨 [e2e] node/kpulse-node-1 2 pods evicted");
+    let key = |ns: &TestNamespace| format!("pod_evicted/{}/Node/kpulse-node-1/Evicted", ns.name);
+    let fired = wait_state(&kpulse, &key(&shop), "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!("🚨 [e2e] {}/node/kpulse-node-1 2 pods evicted", shop.name)
+    );
     let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "The kubelet on node kpulse-node-1 evicted 2 pods in namespace {} to reclaim resources:",
+            shop.name
+        )),
+        "{message}"
+    );
     for name in ["cache-1", "cache-2"] {
         assert!(
             message.contains(&format!(
                 "{}/{name}: The node was low on resource: memory.",
-                ns.name
+                shop.name
             )),
             "{message}"
         );
     }
+    assert!(!message.contains("ledger-1"), "{message}");
+    let other = wait_state(&kpulse, &key(&billing), "firing").await;
+    assert_eq!(
+        other["text"],
+        format!(
+            "🚨 [e2e] {}/node/kpulse-node-1 {}/ledger-1 evicted",
+            billing.name, billing.name
+        )
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(count(&kpulse, key, "firing"), 1, "one message per group");
+    for ns in [&shop, &billing] {
+        assert_eq!(
+            count(&kpulse, &key(ns), "firing"),
+            1,
+            "one message per group"
+        );
+    }
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    shop.delete().await;
+    billing.delete().await;
+}
+
+/// Pod status: running, its container up but not ready, `Ready` False since `since` with no
+/// reason (what the node lifecycle controller writes on a pod of a node gone NotReady).
+fn status_not_ready(since: String) -> serde_json::Value {
+    json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": since}],
+        "containerStatuses": [{
+            "name": "app", "image": "registry.k8s.io/pause:3.10", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"running": {"startedAt": ago(120)}}, "lastState": {}
+        }]
+    })
+}
+
+#[tokio::test]
+async fn pods_not_ready_on_a_not_ready_node_wait_for_the_node_to_recover() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "deadnode").await;
+    let wait = 10;
+    let kpulse = start(
+        &ns,
+        &format!(
+            "monitors: {{pod_not_ready: {{for: {wait}s}}, node_conditions: {{not_ready_for: 1s}}}}\n"
+        ),
+    )
+    .await;
+    let (nodes, node) = fake_node(&client).await;
+    patch_ready(&nodes, &node, "False", ago(120)).await;
+    // The node alert says kpulse has seen the node down.
+    wait_state(
+        &kpulse,
+        &format!("node_conditions//Node/{node}/NotReady"),
+        "firing",
+    )
+    .await;
+
+    // The controller's mark on the pod of the dead node, then the same on a pod of a Ready node.
+    running_on(&ns, "orphan", &node).await;
+    ns.patch_pod_status("orphan", status_not_ready(ago(60)))
+        .await;
+    ns.create_pod("probe", Default::default()).await;
+    ns.patch_pod_status("probe", status_not_ready(ago(60)))
+        .await;
+    let key = |pod: &str| format!("pod_not_ready/{}/Pod/{pod}/NotReady", ns.name);
+    // Pod events are handled in order: once `probe` fired, `orphan` was decided before it.
+    wait_state(&kpulse, &key("probe"), "firing").await;
+    assert_eq!(
+        count(&kpulse, &key("orphan"), "firing"),
+        0,
+        "a pod of a NotReady node paged: {:#?}",
+        kpulse.notifications_in(&ns.name)
+    );
+
+    // The node recovers and the pod stays not ready: it fires `for` after the recovery.
+    let recovered = std::time::Instant::now();
+    patch_ready(&nodes, &node, "True", ago(0)).await;
+    let fired = wait_state(&kpulse, &key("orphan"), "firing").await;
+    // Transition times have whole seconds, so the window may start up to 1 s early.
+    assert!(
+        recovered.elapsed() >= Duration::from_secs(wait - 2),
+        "fired {:?} after the node recovered",
+        recovered.elapsed()
+    );
+    assert_eq!(
+        fired["text"],
+        format!("🚨 [e2e] {}/pod/orphan orphan not ready", ns.name)
+    );
+    assert_eq!(fired["alert"]["node"], node.as_str());
+    nodes
+        .delete(&node, &DeleteParams::default())
+        .await
+        .expect("delete node");
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }

@@ -85,7 +85,7 @@ rules=(
   "resources: [pods]|pod_crashes pod_restarts container_waiting pod_unschedulable pod_not_ready pod_evicted startup_latency"
   "resources: [events]|warning_events"
   "apiGroups: [events.k8s.io]|warning_events"
-  "resources: [nodes]|node_conditions node_disk node_resources pvc_usage"
+  "resources: [nodes]|node_conditions node_disk node_resources pvc_usage pod_not_ready"
   "resources: [nodes/proxy]|pvc_usage node_disk node_resources"
   "resources: [persistentvolumeclaims, persistentvolumes]|pvc_pending pvc_usage"
   "resources: [storageclasses]|pvc_pending"

@@ -175,7 +175,7 @@ monitor_settings! {
 monitor_settings! {
     /// Containers stuck waiting: ImagePullBackOff, ErrImagePull, CreateContainerConfigError, ...
     ContainerWaiting (enabled = true) {
-        /// For reasons that never heal on their own (image and config errors).
+        /// For image and configuration errors, which need someone to fix their cause.
         error_for: HumanDuration = HumanDuration::mins(5),
         /// For other waiting reasons such as ContainerCreating.
         other_for: HumanDuration = HumanDuration::hours(1),
@@ -183,7 +183,7 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// Running pods that are not Ready (pods of Jobs excluded).
+    /// Running pods that are not Ready (pods of Jobs and pods on a node that is not Ready excluded).
     PodNotReady (enabled = true) {
         /// How long Ready must stay False.
         r#for: HumanDuration = HumanDuration::mins(15),
@@ -201,9 +201,9 @@ monitor_settings! {
 }
 
 monitor_settings! {
-    /// Evicted pods, grouped per node (point-in-time).
+    /// Evicted pods, grouped per namespace and node (point-in-time).
     PodEvicted (enabled = true) {
-        /// Evictions on one node within this window are reported as one message.
+        /// Evictions of one namespace's pods on one node within this window are one message.
         group_window: HumanDuration = HumanDuration::mins(5),
     }
 }

@@ -1,6 +1,5 @@
 //! The cluster-level watches: Warning Events, Nodes, PersistentVolumeClaims (with the
-//! StorageClasses they need), Namespaces (for the `kpulse.io/ignore` switch on a namespace), and
-//! the task that sends grouped pod evictions.
+//! StorageClasses they need), and Namespaces (for the `kpulse.io/ignore` switch on a namespace).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::filter::ignored;
 use super::node_conditions::{self, NodeConditions};
+use super::node_readiness::NodeReadiness;
 use super::pvc_pending::{self, PvcPending};
 use super::warning_events::{self, WarningEvents};
 use super::watch::{self, WatchSpec};
-use super::{Ready, SyncGuard, pod_evicted};
+use super::{Ready, SyncGuard};
 use crate::pipeline::Pipeline;
 
 /// Warning Events only: the API server filters, so Normal events never reach kpulse.
@@ -34,10 +34,12 @@ pub fn events(client: kube::Client) -> WatchSpec<Event> {
         config: watcher::Config::default().fields("type=Warning"),
         trim: warning_events::trim,
         monitors: vec![Arc::new(WarningEvents)],
+        index: None,
     }
 }
 
-pub fn nodes(client: kube::Client) -> WatchSpec<Node> {
+/// The Node watch; it also keeps `readiness` current for the pod monitors.
+pub fn nodes(client: kube::Client, readiness: Arc<NodeReadiness>) -> WatchSpec<Node> {
     WatchSpec {
         resource: "nodes",
         kind: "Node",
@@ -45,6 +47,7 @@ pub fn nodes(client: kube::Client) -> WatchSpec<Node> {
         config: watcher::Config::default(),
         trim: node_conditions::trim,
         monitors: vec![Arc::new(NodeConditions)],
+        index: Some(readiness),
     }
 }
 
@@ -59,6 +62,7 @@ pub fn pvcs(
         config: watcher::Config::default(),
         trim: pvc_pending::trim,
         monitors: vec![Arc::new(PvcPending::new(classes))],
+        index: None,
     }
 }
 
@@ -167,12 +171,14 @@ pub(crate) async fn after_namespaces(mut listed: signal::Receiver<bool>) {
 /// Starts the cluster-level watches; each counts towards readiness except StorageClasses, which
 /// only refine `pvc_pending`. The namespaced ones (Events, PVCs) start once the ignored
 /// namespaces are known. Returns the signal that they are, for the other namespaced watches.
+/// The Node watch keeps `node_readiness` current.
 pub fn start(
     client: kube::Client,
     pipeline: Pipeline,
     token: CancellationToken,
     tasks: &mut JoinSet<()>,
     ready: &Arc<signal::Sender<usize>>,
+    node_readiness: Arc<NodeReadiness>,
 ) -> signal::Receiver<bool> {
     let (listed_tx, listed) = signal::channel(false);
     tasks.spawn(namespaces(
@@ -183,7 +189,7 @@ pub fn start(
         token.clone(),
     ));
     tasks.spawn(watch::run(
-        nodes(client.clone()),
+        nodes(client.clone(), node_readiness),
         pipeline.clone(),
         Ready::guard(ready),
         token.clone(),
@@ -201,6 +207,5 @@ pub fn start(
     let spec = pvcs(client, classes);
     let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
     tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));
-    tasks.spawn(pod_evicted::flush(pipeline, token));
     listed
 }

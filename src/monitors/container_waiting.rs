@@ -1,6 +1,7 @@
 //! `container_waiting`: containers (init containers included) stuck in a waiting state.
-//! Image and configuration errors never heal on their own and fire after `error_for`; other
-//! waiting reasons (ContainerCreating, PodInitializing, ...) fire after `other_for`.
+//! Image and configuration errors need someone to act (the kubelet keeps retrying, so most clear
+//! once the image, ConfigMap or Secret is there) and fire after `error_for`; other waiting reasons
+//! (ContainerCreating, PodInitializing, ...) fire after `other_for`.
 //! CrashLoopBackOff belongs to `pod_crashes`. Resolvable: the alert resolves once no container
 //! of the pod waits for that reason, or the pod is gone.
 
@@ -15,7 +16,8 @@ use crate::config::Config;
 
 pub const NAME: &str = "container_waiting";
 
-/// Waiting reasons that are configuration or image errors: the kubelet retries them forever.
+/// Waiting reasons that are configuration or image errors: the kubelet retries them, but they
+/// rarely clear unless someone fixes the cause.
 pub const ERROR_REASONS: [&str; 7] = [
     "ImagePullBackOff",
     "ErrImagePull",
@@ -27,6 +29,29 @@ pub const ERROR_REASONS: [&str; 7] = [
 ];
 
 pub struct ContainerWaiting;
+
+/// What the message says about recovery: the kubelet keeps retrying every one of these, so each
+/// clears once its cause is fixed; only a malformed image name needs a new pod spec.
+fn hint(reason: &str) -> &'static str {
+    match reason {
+        "ImagePullBackOff" | "ErrImagePull" => {
+            " The kubelet keeps retrying the pull: it starts once the image can be pulled (check the image name and tag, the registry and the pull secret)."
+        }
+        "InvalidImageName" => {
+            " The image reference is malformed: it will not start until the pod's image is corrected."
+        }
+        "ErrImageNeverPull" => {
+            " imagePullPolicy is Never and the image is not on the node: it starts once the image is there."
+        }
+        "CreateContainerConfigError" => {
+            " Usually a missing ConfigMap, Secret or key: the kubelet keeps retrying, and it starts once that exists."
+        }
+        "CreateContainerError" | "RunContainerError" => {
+            " The kubelet keeps retrying: it starts once the cause is fixed."
+        }
+        _ => "",
+    }
+}
 
 /// The reason in the alert key. The kubelet alternates ErrImagePull and ImagePullBackOff for
 /// the same failing pull; both are one condition, so one key.
@@ -127,11 +152,6 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
                 .filter(|m| !m.is_empty())
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
-            let hint = if error {
-                " It will not recover on its own."
-            } else {
-                ""
-            };
             let key = AlertKey::new(NAME, ns.clone(), "Pod", pod_name.clone(), key_reason);
             let mut a = Alert::new(
                 key,
@@ -140,8 +160,9 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
                 now,
             )
             .message(format!(
-                "{which} {} in pod {ns}/{pod_name} has been waiting ({reason}) since {since}{detail}.{hint}",
+                "{which} {} in pod {ns}/{pod_name} has been waiting ({reason}) since {since}{detail}.{}",
                 c.name,
+                hint(reason),
                 since = display_time(since)
             ))
             .field("Container", c.name.clone())
@@ -272,11 +293,38 @@ mod tests {
         assert_eq!(a.title, "api-7d9f8c-x1/server ErrImagePull");
         assert_eq!(
             a.message,
-            "Container server in pod checkout/api-7d9f8c-x1 has been waiting (ErrImagePull) since 2026-11-22T11:50:00Z: Back-off pulling image \"registry.example/api:v2\". It will not recover on its own."
+            "Container server in pod checkout/api-7d9f8c-x1 has been waiting (ErrImagePull) since 2026-11-22T11:50:00Z: Back-off pulling image \"registry.example/api:v2\". The kubelet keeps retrying the pull: it starts once the image can be pulled (check the image name and tag, the registry and the pull secret)."
         );
         assert_eq!(a.first_seen, at("2026-11-22T11:50:00Z"));
         assert_eq!(a.owner.as_deref(), Some("Deployment/api"));
         assert_eq!(a.fields["Image"], "registry.example/api:v2");
+    }
+
+    #[test]
+    fn only_a_malformed_image_name_is_said_to_need_a_new_spec() {
+        let c = config("monitors: {container_waiting: {other_for: 1m}}");
+        let message = |reason: &str| {
+            let p = pod(json!([]), waiting("server", reason));
+            ContainerWaiting.firing(&c, &p, at("2026-11-22T12:00:00Z"))[0]
+                .alert
+                .message
+                .clone()
+        };
+        for reason in ERROR_REASONS {
+            let m = message(reason);
+            assert!(!m.contains("will not recover"), "{reason}: {m}");
+            let needs_spec = m.contains("will not start until");
+            assert_eq!(needs_spec, reason == "InvalidImageName", "{reason}: {m}");
+        }
+        assert!(
+            message("CreateContainerConfigError")
+                .ends_with(" Usually a missing ConfigMap, Secret or key: the kubelet keeps retrying, and it starts once that exists."),
+        );
+        assert!(
+            message("ContainerCreating")
+                .ends_with("Back-off pulling image \"registry.example/api:v2\"."),
+            "no hint for other reasons"
+        );
     }
 
     #[test]

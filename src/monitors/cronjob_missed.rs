@@ -55,12 +55,12 @@ impl ObjectMonitor<CronJob> for CronjobMissed {
         if spec.suspend == Some(true) {
             return Vec::new();
         }
-        let reference = cj
+        let last = cj
             .status
             .as_ref()
             .and_then(|s| s.last_schedule_time.as_ref())
-            .or(cj.metadata.creation_timestamp.as_ref())
             .map(|t| t.0);
+        let reference = last.or(cj.metadata.creation_timestamp.as_ref().map(|t| t.0));
         let Some(reference) = reference else {
             return Vec::new();
         };
@@ -89,7 +89,10 @@ impl ObjectMonitor<CronJob> for CronjobMissed {
         let tz = spec.time_zone.as_deref().unwrap_or("UTC");
         let mut a = Alert::new(AlertKey::new(NAME, &ns, "CronJob", &name, "MissedSchedule"), Severity::Warning, format!("CronJob {name} missed its scheduled run"), now)
             .message(format!("CronJob {ns}/{name} (schedule \"{}\" {tz}) should have started a run at {slot} and has not.{why}", spec.schedule, slot = display_time(slot)))
-            .field("Last scheduled", display_time(reference))
+            .field(
+                "Last scheduled",
+                last.map_or_else(|| "never".to_string(), display_time),
+            )
             .labels(cj.labels().clone());
         a.first_seen = slot;
         vec![Finding::firing(a)]
@@ -168,6 +171,23 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn last_scheduled_says_never_for_a_cronjob_that_never_ran() {
+        let now: Timestamp = "2026-11-22T12:30:00Z".parse().unwrap();
+        let hourly = json!({"schedule": "0 * * * *"});
+        let never = &CronjobMissed.firing(&config(), &cj(hourly.clone(), None), now)[0].alert;
+        assert_eq!(never.fields["Last scheduled"], "never");
+        assert_eq!(
+            never.first_seen,
+            "2026-11-22T01:00:00Z".parse::<Timestamp>().unwrap(),
+            "the first slot after creation"
+        );
+        let ran = &CronjobMissed.firing(&config(), &cj(hourly, Some("2026-11-22T11:00:00Z")), now)
+            [0]
+        .alert;
+        assert_eq!(ran.fields["Last scheduled"], "2026-11-22T11:00:00Z");
     }
 
     #[test]

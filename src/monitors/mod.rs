@@ -20,6 +20,7 @@ pub mod hpa;
 pub mod job_failed;
 pub mod node_conditions;
 pub mod node_disk;
+pub mod node_readiness;
 pub mod node_resources;
 pub mod pod_crashes;
 pub mod pod_evicted;
@@ -143,8 +144,16 @@ pub fn start(
     let (ready, tx) = Ready::new();
     tasks.spawn(canary::run(client.clone(), pipeline.clone(), token.clone()));
     tasks.spawn(stats::run(client.clone(), pipeline.clone(), token.clone()));
-    let namespaces_listed =
-        cluster::start(client.clone(), pipeline.clone(), token.clone(), tasks, &tx);
+    // Kept by the Node watch, read by the pod monitors.
+    let nodes = Arc::new(node_readiness::NodeReadiness::default());
+    let namespaces_listed = cluster::start(
+        client.clone(),
+        pipeline.clone(),
+        token.clone(),
+        tasks,
+        &tx,
+        nodes.clone(),
+    );
     workloads::start(
         client.clone(),
         pipeline.clone(),
@@ -166,16 +175,14 @@ pub fn start(
             watch::run(spec, p, guard, t).await;
         });
     }
-    // Pods in a namespace marked kpulse.io/ignore must not fire at start-up: wait for the list.
-    let (spec, p, guard, t) = (
-        pods::spec(client.clone(), pipeline.metrics()),
-        pipeline.clone(),
+    pods::start(
+        client,
+        pipeline,
+        token,
+        tasks,
         Ready::guard(&tx),
-        token.clone(),
+        namespaces_listed,
+        nodes,
     );
-    tasks.spawn(async move {
-        cluster::after_namespaces(namespaces_listed).await;
-        watch::run(spec, p, guard, t).await;
-    });
     ready
 }

@@ -1,15 +1,17 @@
-//! `pod_evicted`: pods evicted by the kubelet (`status.reason=Evicted`), grouped per node: the
-//! first eviction on a node opens a group, every eviction on that node within `group_window`
-//! joins it, and when the window closes one message lists them all ("The kubelet on node n1
-//! evicted 4 pods ... The node was low on resource: memory"). One-shot.
+//! `pod_evicted`: pods evicted by the kubelet (`status.reason=Evicted`), grouped per namespace and
+//! node: the first eviction of a namespace's pod on a node opens a group, every eviction of that
+//! namespace's pods on that node within `group_window` joins it, and when the window closes one
+//! message lists them all ("The kubelet on node n1 evicted 4 pods in namespace shop ... The node
+//! was low on resource: memory"). The alert key carries the namespace, so routing by namespace
+//! sends each team its own evictions. One-shot.
 //!
 //! Only evictions seen happening (a pod turning Evicted, or a new evicted pod) after start-up are
-//! reported, never those in the initial list. The Pod watch records them; a small task started
-//! with the cluster watches ([`flush`]) sends the groups whose window has closed, so a quiet
-//! cluster does not hold a group back.
+//! reported, never those in the initial list. The Pod watch's monitor records them into
+//! [`Groups`]; a task started next to the Pod watch ([`flush`]) sends the groups whose window has
+//! closed, so a quiet cluster does not hold a group back.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -44,47 +46,54 @@ struct Group {
     pods: Vec<Eviction>,
 }
 
-/// Open eviction groups, per node.
+/// What a group is per: (namespace, node).
+type GroupKey = (String, String);
+
+/// Open eviction groups, per namespace and node.
 #[derive(Debug, Default)]
-pub struct Groups(Mutex<BTreeMap<String, Group>>);
+pub struct Groups(Mutex<BTreeMap<GroupKey, Group>>);
 
 impl Groups {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Group>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<GroupKey, Group>> {
         // A poisoned lock only means another thread panicked mid-update; the map is still whole.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds an eviction to its node's group, opening one at `now` if none is open.
+    /// Adds an eviction on `node` to its namespace's group there, opening one at `now` if none
+    /// is open.
     pub fn record(&self, node: &str, eviction: Eviction, now: Timestamp) {
         let mut groups = self.lock();
-        let g = groups.entry(node.to_string()).or_insert_with(|| Group {
-            opened: now,
-            pods: Vec::new(),
-        });
+        let g = groups
+            .entry((eviction.namespace.clone(), node.to_string()))
+            .or_insert_with(|| Group {
+                opened: now,
+                pods: Vec::new(),
+            });
         if !g.pods.contains(&eviction) {
             g.pods.push(eviction);
         }
     }
 
-    /// Closes the groups opened at least `window` before `now`, one alert per node.
+    /// Closes the groups opened at least `window` before `now`, one alert per namespace and node.
     pub fn due(&self, now: Timestamp, window: SignedDuration) -> Vec<Alert> {
         let mut groups = self.lock();
-        let closed: Vec<String> = groups
+        let closed: Vec<GroupKey> = groups
             .iter()
             .filter(|(_, g)| g.opened + window <= now)
-            .map(|(n, _)| n.clone())
+            .map(|(k, _)| k.clone())
             .collect();
         closed
             .into_iter()
-            .filter_map(|node| {
-                let g = groups.remove(&node)?;
-                Some(summary(&node, g, now))
+            .filter_map(|key| {
+                let g = groups.remove(&key)?;
+                let (ns, node) = key;
+                Some(summary(&ns, &node, g, now))
             })
             .collect()
     }
 }
 
-fn summary(node: &str, g: Group, now: Timestamp) -> Alert {
+fn summary(ns: &str, node: &str, g: Group, now: Timestamp) -> Alert {
     let n = g.pods.len();
     let title = if n == 1 {
         format!("{}/{} evicted", g.pods[0].namespace, g.pods[0].name)
@@ -104,13 +113,13 @@ fn summary(node: &str, g: Group, now: Timestamp) -> Alert {
         })
         .collect();
     let mut a = Alert::new(
-        AlertKey::new(NAME, "", "Node", node, "Evicted"),
+        AlertKey::new(NAME, ns, "Node", node, "Evicted"),
         Severity::Warning,
         title,
         now,
     )
     .message(format!(
-        "The kubelet on node {node} evicted {n} pod{} to reclaim resources:\n{}",
+        "The kubelet on node {node} evicted {n} pod{} in namespace {ns} to reclaim resources:\n{}",
         if n == 1 { "" } else { "s" },
         list.join("\n")
     ))
@@ -127,21 +136,14 @@ fn summary(node: &str, g: Group, now: Timestamp) -> Alert {
     a
 }
 
-/// The groups shared by the Pod watch (which records) and [`flush`] (which sends): the Pod
-/// watch's monitor list is built without arguments, so both reach them here.
-static SHARED: LazyLock<Arc<Groups>> = LazyLock::new(Arc::default);
-
-/// The monitor: records evictions into its groups.
+/// The monitor: records evictions into the groups [`flush`] sends.
 pub struct PodEvicted {
     groups: Arc<Groups>,
 }
 
 impl PodEvicted {
-    /// The monitor recording into the process's shared groups.
-    pub fn shared() -> Self {
-        PodEvicted {
-            groups: SHARED.clone(),
-        }
+    pub fn new(groups: Arc<Groups>) -> Self {
+        PodEvicted { groups }
     }
 
     fn record(&self, pod: &Pod, now: Timestamp) {
@@ -199,8 +201,8 @@ impl ObjectMonitor<Pod> for PodEvicted {
     }
 }
 
-/// Sends each eviction group once its window has closed, until cancelled.
-pub async fn flush(pipeline: Pipeline, token: CancellationToken) {
+/// Sends each of `groups` once its window has closed, until cancelled.
+pub async fn flush(groups: Arc<Groups>, pipeline: Pipeline, token: CancellationToken) {
     let mut every = tokio::time::interval(FLUSH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -208,7 +210,7 @@ pub async fn flush(pipeline: Pipeline, token: CancellationToken) {
             _ = token.cancelled() => return,
             _ = every.tick() => {
                 let window = pipeline.runtime().config.monitors.pod_evicted.group_window.signed();
-                for alert in SHARED.due(pipeline.now(), window) {
+                for alert in groups.due(pipeline.now(), window) {
                     pipeline.submit(alert);
                 }
             }
@@ -222,8 +224,12 @@ mod tests {
     use serde_json::json;
 
     fn pod(name: &str, node: &str, reason: Option<&str>) -> Pod {
+        pod_in("shop", name, node, reason)
+    }
+
+    fn pod_in(ns: &str, name: &str, node: &str, reason: Option<&str>) -> Pod {
         serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": "shop", "labels": {"pod-template-hash": "7d9f8c"},
+            "metadata": {"name": name, "namespace": ns, "labels": {"pod-template-hash": "7d9f8c"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9f8c", "uid": "u", "controller": true}]},
             "spec": {"nodeName": node, "containers": [{"name": "server"}]},
             "status": {"phase": if reason.is_some() { "Failed" } else { "Running" }, "reason": reason,
@@ -245,9 +251,7 @@ mod tests {
     }
 
     fn monitor() -> PodEvicted {
-        PodEvicted {
-            groups: Arc::default(),
-        }
+        PodEvicted::new(Arc::default())
     }
 
     #[test]
@@ -269,11 +273,11 @@ mod tests {
         let got = m.groups.due(at(300), window);
         assert_eq!(got.len(), 1);
         let a = &got[0];
-        assert_eq!(a.key.to_string(), "pod_evicted//Node/n1/Evicted");
+        assert_eq!(a.key.to_string(), "pod_evicted/shop/Node/n1/Evicted");
         assert_eq!(a.title, "2 pods evicted");
         assert_eq!(
             a.message,
-            "The kubelet on node n1 evicted 2 pods to reclaim resources:\n\
+            "The kubelet on node n1 evicted 2 pods in namespace shop to reclaim resources:\n\
              shop/api-1 (Deployment/api): The node was low on resource: memory.\n\
              shop/api-2 (Deployment/api): The node was low on resource: memory."
         );
@@ -299,5 +303,55 @@ mod tests {
             at(0),
         );
         assert!(m.groups.due(at(3600), SignedDuration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn each_namespace_gets_its_own_alert_and_route() {
+        let c = crate::config::load(
+            "channels: {ops: {type: log}, shop-team: {type: log}}\n\
+             routing: {default: [ops], rules: [{match: {namespace: shop}, channels: [shop-team]}]}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let router = crate::engine::Router::new(&c.routing).unwrap();
+        let m = monitor();
+        m.created(&c, &pod_in("shop", "api-1", "n1", Some("Evicted")), at(0));
+        m.created(
+            &c,
+            &pod_in("billing", "db-1", "n1", Some("Evicted")),
+            at(10),
+        );
+        m.created(&c, &pod_in("shop", "api-2", "n1", Some("Evicted")), at(20));
+        let got = m.groups.due(at(400), SignedDuration::from_mins(5));
+        let summary: Vec<(String, &str, Vec<String>)> = got
+            .iter()
+            .map(|a| {
+                (
+                    a.key.to_string(),
+                    a.title.as_str(),
+                    router.route(a).channels,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "pod_evicted/billing/Node/n1/Evicted".to_string(),
+                    "billing/db-1 evicted",
+                    vec!["ops".to_string()]
+                ),
+                (
+                    "pod_evicted/shop/Node/n1/Evicted".to_string(),
+                    "2 pods evicted",
+                    vec!["shop-team".to_string()]
+                ),
+            ]
+        );
+        assert!(
+            !got[1].message.contains("billing"),
+            "a team sees only its own pods: {}",
+            got[1].message
+        );
     }
 }

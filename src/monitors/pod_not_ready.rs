@@ -1,12 +1,18 @@
 //! `pod_not_ready`: Running pods whose `Ready` condition has been False for `for` — typically a
 //! failing readiness probe. Not reported: pods of Jobs, pods with a waiting container (that is
-//! `pod_crashes` or `container_waiting`), and pods marked not ready because their node is
-//! (`node_conditions`). Resolvable: resolves once the pod is Ready, no longer Running, or gone.
+//! `pod_crashes` or `container_waiting`), and pods on a node that is not Ready (`node_conditions`
+//! reports the node; the node lifecycle controller marks its pods not ready, without a reason).
+//! After such a node is Ready again, a pod still not ready fires once it has stayed so for `for`
+//! since the node's recovery. Resolvable: resolves once the pod is Ready, no longer Running, or
+//! gone.
+
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
+use super::node_readiness::{NodeReadiness, NodeState};
 use super::pods::about;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity, display_time};
@@ -14,10 +20,90 @@ use crate::config::Config;
 
 pub const NAME: &str = "pod_not_ready";
 
-/// The Ready reason the node lifecycle controller sets on every pod of an unresponsive node.
-const NODE_NOT_READY: &str = "NodeNotReady";
+/// The monitor; `nodes` says which nodes are Ready.
+pub struct PodNotReady {
+    nodes: Arc<NodeReadiness>,
+}
 
-pub struct PodNotReady;
+impl PodNotReady {
+    pub fn new(nodes: Arc<NodeReadiness>) -> Self {
+        PodNotReady { nodes }
+    }
+}
+
+/// The decision for `pod`, whose node is in `node` state.
+fn decide(config: &Config, pod: &Pod, node: NodeState, now: Timestamp) -> Vec<Finding> {
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    if status.phase.as_deref() != Some("Running")
+        || pod.owner_references().iter().any(|o| o.kind == "Job")
+    {
+        return Vec::new();
+    }
+    let Some(ready) = status
+        .conditions
+        .as_ref()
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+    else {
+        return Vec::new();
+    };
+    if ready.status != "False" {
+        return Vec::new();
+    }
+    let containers = status.container_statuses.as_deref().unwrap_or_default();
+    if containers
+        .iter()
+        .any(|c| c.state.as_ref().is_some_and(|s| s.waiting.is_some()))
+    {
+        return Vec::new();
+    }
+    let since = ready
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| status.start_time.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    let wait = config.monitors.pod_not_ready.r#for.signed();
+    if since + wait > now {
+        return Vec::new();
+    }
+    let name = pod.name_any();
+    let ns = pod.namespace().unwrap_or_default();
+    let unready: Vec<&str> = containers
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
+    let which = if unready.is_empty() {
+        String::new()
+    } else {
+        format!(" Containers not ready: {}.", unready.join(", "))
+    };
+    let detail = ready
+        .message
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "NotReady");
+    let mut a = Alert::new(key, Severity::Warning, format!("{name} not ready"), now)
+        .message(format!(
+            "Pod {ns}/{name} is running but has not been ready since {since}{detail}.{which} It receives no Service traffic; check its readiness probe.",
+            since = display_time(since)
+        ));
+    a.first_seen = since;
+    let a = about(a, pod);
+    match node {
+        // The node's own trouble (or not known yet): keep an alert already active, start none.
+        NodeState::NotReady | NodeState::Unknown => vec![Finding::holding(a)],
+        // The node came back recently: give the kubelet `for` to report the pod again.
+        NodeState::ReadySince(back) if back + wait > now => vec![Finding::holding(a)],
+        NodeState::ReadySince(_) => vec![Finding::firing(a)],
+    }
+}
 
 impl ObjectMonitor<Pod> for PodNotReady {
     fn name(&self) -> &'static str {
@@ -29,68 +115,12 @@ impl ObjectMonitor<Pod> for PodNotReady {
     }
 
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
-        let Some(status) = pod.status.as_ref() else {
-            return Vec::new();
-        };
-        if status.phase.as_deref() != Some("Running")
-            || pod.owner_references().iter().any(|o| o.kind == "Job")
-        {
-            return Vec::new();
-        }
-        let Some(ready) = status
-            .conditions
+        let node = pod
+            .spec
             .as_ref()
-            .into_iter()
-            .flatten()
-            .find(|c| c.type_ == "Ready")
-        else {
-            return Vec::new();
-        };
-        if ready.status != "False" || ready.reason.as_deref() == Some(NODE_NOT_READY) {
-            return Vec::new();
-        }
-        let containers = status.container_statuses.as_deref().unwrap_or_default();
-        if containers
-            .iter()
-            .any(|c| c.state.as_ref().is_some_and(|s| s.waiting.is_some()))
-        {
-            return Vec::new();
-        }
-        let since = ready
-            .last_transition_time
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| status.start_time.as_ref().map(|t| t.0))
-            .unwrap_or(now);
-        if since + config.monitors.pod_not_ready.r#for.signed() > now {
-            return Vec::new();
-        }
-        let name = pod.name_any();
-        let ns = pod.namespace().unwrap_or_default();
-        let unready: Vec<&str> = containers
-            .iter()
-            .filter(|c| !c.ready)
-            .map(|c| c.name.as_str())
-            .collect();
-        let which = if unready.is_empty() {
-            String::new()
-        } else {
-            format!(" Containers not ready: {}.", unready.join(", "))
-        };
-        let detail = ready
-            .message
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default();
-        let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "NotReady");
-        let mut a = Alert::new(key, Severity::Warning, format!("{name} not ready"), now)
-            .message(format!(
-                "Pod {ns}/{name} is running but has not been ready since {since}{detail}.{which} It receives no Service traffic; check its readiness probe.",
-                since = display_time(since)
-            ));
-        a.first_seen = since;
-        vec![Finding::firing(about(a, pod))]
+            .and_then(|s| s.node_name.as_deref())
+            .map_or(NodeState::Unknown, |n| self.nodes.state(n));
+        decide(config, pod, node, now)
     }
 }
 
@@ -127,6 +157,18 @@ mod tests {
         t.parse().unwrap()
     }
 
+    /// What the monitor reports: `fire`, `hold` (keep an active alert, start none) or `none`.
+    fn outcome(findings: &[Finding]) -> &'static str {
+        match findings {
+            [] => "none",
+            [f] if f.hold_only => "hold",
+            [_] => "fire",
+            _ => panic!("one finding per pod at most: {findings:?}"),
+        }
+    }
+
+    const LONG_READY: NodeState = NodeState::ReadySince(Timestamp::UNIX_EPOCH);
+
     #[test]
     fn decision_table() {
         let c = config(""); // for: 15m
@@ -134,37 +176,32 @@ mod tests {
             json!({"type": "Ready", "status": "False", "reason": "ContainersNotReady",
                 "message": "containers with unready status: [server]", "lastTransitionTime": since})
         };
+        // What the node lifecycle controller (v1.35) writes on the pods of a node gone NotReady.
+        let marked_by_node_controller = json!({"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-22T11:00:00Z"});
         let running = json!({"running": {"startedAt": "2026-11-22T11:00:00Z"}});
-        let cases: Vec<(&str, Pod, bool)> = vec![
+        let rs = |ready: &serde_json::Value| {
+            pod("ReplicaSet", "Running", ready.clone(), running.clone())
+        };
+        let cases: Vec<(&str, Pod, NodeState, &str)> = vec![
             (
                 "not ready for 20m",
-                pod(
-                    "ReplicaSet",
-                    "Running",
-                    not_ready("2026-11-22T11:40:00Z"),
-                    running.clone(),
-                ),
-                true,
+                rs(&not_ready("2026-11-22T11:40:00Z")),
+                LONG_READY,
+                "fire",
             ),
             (
                 "not ready for 5m",
-                pod(
-                    "ReplicaSet",
-                    "Running",
-                    not_ready("2026-11-22T11:55:00Z"),
-                    running.clone(),
-                ),
-                false,
+                rs(&not_ready("2026-11-22T11:55:00Z")),
+                LONG_READY,
+                "none",
             ),
             (
                 "ready",
-                pod(
-                    "ReplicaSet",
-                    "Running",
-                    json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T11:00:00Z"}),
-                    running.clone(),
+                rs(
+                    &json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T11:00:00Z"}),
                 ),
-                false,
+                LONG_READY,
+                "none",
             ),
             (
                 "owned by a Job",
@@ -174,7 +211,8 @@ mod tests {
                     not_ready("2026-11-22T11:00:00Z"),
                     running.clone(),
                 ),
-                false,
+                LONG_READY,
+                "none",
             ),
             (
                 "pending",
@@ -184,7 +222,8 @@ mod tests {
                     not_ready("2026-11-22T11:00:00Z"),
                     running.clone(),
                 ),
-                false,
+                LONG_READY,
+                "none",
             ),
             (
                 "crash looping is pod_crashes'",
@@ -194,23 +233,79 @@ mod tests {
                     not_ready("2026-11-22T11:00:00Z"),
                     json!({"waiting": {"reason": "CrashLoopBackOff"}}),
                 ),
-                false,
+                LONG_READY,
+                "none",
             ),
             (
                 "node not ready is node_conditions'",
-                pod(
-                    "ReplicaSet",
-                    "Running",
-                    json!({"type": "Ready", "status": "False", "reason": "NodeNotReady", "lastTransitionTime": "2026-11-22T11:00:00Z"}),
-                    running,
-                ),
-                false,
+                rs(&marked_by_node_controller),
+                NodeState::NotReady,
+                "hold",
+            ),
+            (
+                "a failing probe on a node gone not ready is held, not resolved",
+                rs(&not_ready("2026-11-22T11:00:00Z")),
+                NodeState::NotReady,
+                "hold",
+            ),
+            (
+                "node state not known yet",
+                rs(&marked_by_node_controller),
+                NodeState::Unknown,
+                "hold",
+            ),
+            (
+                "node Ready again 5m ago: the kubelet has `for` to report the pod",
+                rs(&marked_by_node_controller),
+                NodeState::ReadySince(at("2026-11-22T11:55:00Z")),
+                "hold",
+            ),
+            (
+                "node Ready again 15m ago, pod still not ready",
+                rs(&marked_by_node_controller),
+                NodeState::ReadySince(at("2026-11-22T11:45:00Z")),
+                "fire",
             ),
         ];
-        for (name, p, want) in cases {
-            let got = PodNotReady.firing(&c, &p, at("2026-11-22T12:00:00Z"));
-            assert_eq!(!got.is_empty(), want, "{name}");
+        for (name, p, node, want) in cases {
+            let got = decide(&c, &p, node, at("2026-11-22T12:00:00Z"));
+            assert_eq!(outcome(&got), want, "{name}");
         }
+    }
+
+    #[test]
+    fn reads_the_node_state_from_the_node_watch() {
+        use super::super::watch::Index;
+        let c = config(""); // for: 15m
+        let node = |status: &str, since: &str| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(
+                json!({"metadata": {"name": "n1"}, "status": {"conditions": [
+                {"type": "Ready", "status": status, "lastTransitionTime": since}]}}),
+            )
+            .unwrap()
+        };
+        let nodes = Arc::new(NodeReadiness::default());
+        let monitor = PodNotReady::new(nodes.clone());
+        // The controller marked the pod not ready at 11:00, without a reason, as its node died.
+        let p = pod(
+            "ReplicaSet",
+            "Running",
+            json!({"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-22T11:00:00Z"}),
+            json!({"running": {}}),
+        );
+        nodes.listed(&mut [node("Unknown", "2026-11-22T10:59:00Z")].iter());
+        assert_eq!(
+            outcome(&monitor.firing(&c, &p, at("2026-11-22T12:00:00Z"))),
+            "hold"
+        );
+        nodes.applied(&node("True", "2026-11-22T12:00:00Z"));
+        assert_eq!(
+            outcome(&monitor.firing(&c, &p, at("2026-11-22T12:14:59Z"))),
+            "hold"
+        );
+        let fired = monitor.firing(&c, &p, at("2026-11-22T12:15:00Z"));
+        assert_eq!(outcome(&fired), "fire");
+        assert_eq!(fired[0].alert.first_seen, at("2026-11-22T11:00:00Z"));
     }
 
     #[test]
@@ -222,7 +317,9 @@ mod tests {
                 "message": "containers with unready status: [server]"}),
             json!({"running": {}}),
         );
-        let a = &PodNotReady.firing(&config(""), &p, at("2026-11-22T12:00:00Z"))[0].alert;
+        let f = decide(&config(""), &p, LONG_READY, at("2026-11-22T12:00:00Z"));
+        assert_eq!(outcome(&f), "fire");
+        let a = &f[0].alert;
         assert_eq!(a.key.to_string(), "pod_not_ready/shop/Pod/api-1/NotReady");
         assert_eq!(
             a.message,

@@ -1,34 +1,49 @@
-//! The one Pod watch, shared by every pod monitor.
+//! The one Pod watch, shared by every pod monitor, and the task that sends the eviction groups
+//! its `pod_evicted` monitor records.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
+use tokio::sync::watch as signal;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::container_waiting::ContainerWaiting;
+use super::node_readiness::NodeReadiness;
 use super::pod_crashes::PodCrashes;
-use super::pod_evicted::PodEvicted;
+use super::pod_evicted::{self, PodEvicted};
 use super::pod_not_ready::PodNotReady;
 use super::pod_restarts::PodRestarts;
 use super::pod_unschedulable::PodUnschedulable;
 use super::startup_latency::StartupLatency;
-use super::watch::{ObjectMonitor, WatchSpec, trim_meta};
+use super::watch::{self, ObjectMonitor, WatchSpec, trim_meta};
+use super::{SyncGuard, cluster};
 use crate::alert::Alert;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 
 /// A monitor fed by the Pod watch.
 pub type PodMonitor = dyn ObjectMonitor<Pod>;
 
+/// What the pod monitors share with other tasks.
+struct Shared {
+    /// Which nodes are Ready (kept by the Node watch), for `pod_not_ready`.
+    nodes: Arc<NodeReadiness>,
+    /// Open eviction groups: `pod_evicted` records, [`pod_evicted::flush`] sends.
+    evictions: Arc<pod_evicted::Groups>,
+}
+
 /// Every pod monitor; `metrics` receives the start-up latency histogram.
-pub fn monitors(metrics: &Metrics) -> Vec<Arc<PodMonitor>> {
+fn monitors(metrics: &Metrics, shared: &Shared) -> Vec<Arc<PodMonitor>> {
     vec![
         Arc::new(PodCrashes),
         Arc::new(PodRestarts::default()),
         Arc::new(ContainerWaiting),
         Arc::new(PodUnschedulable),
-        Arc::new(PodNotReady),
-        Arc::new(PodEvicted::shared()),
+        Arc::new(PodNotReady::new(shared.nodes.clone())),
+        Arc::new(PodEvicted::new(shared.evictions.clone())),
         Arc::new(StartupLatency::new(
             jiff::Timestamp::now(),
             metrics.pod_startup_duration.clone(),
@@ -37,15 +52,43 @@ pub fn monitors(metrics: &Metrics) -> Vec<Arc<PodMonitor>> {
 }
 
 /// The Pod watch for every pod monitor.
-pub fn spec(client: kube::Client, metrics: &Metrics) -> WatchSpec<Pod> {
+fn spec(client: kube::Client, metrics: &Metrics, shared: &Shared) -> WatchSpec<Pod> {
     WatchSpec {
         resource: "pods",
         kind: "Pod",
         api: Api::all(client),
         config: watcher::Config::default(),
         trim,
-        monitors: monitors(metrics),
+        monitors: monitors(metrics, shared),
+        index: None,
     }
+}
+
+/// Starts the Pod watch once the ignored namespaces are known (pods in a namespace marked
+/// `kpulse.io/ignore` must not fire at start-up), and the task sending eviction groups.
+pub fn start(
+    client: kube::Client,
+    pipeline: Pipeline,
+    token: CancellationToken,
+    tasks: &mut JoinSet<()>,
+    guard: SyncGuard,
+    namespaces_listed: signal::Receiver<bool>,
+    nodes: Arc<NodeReadiness>,
+) {
+    let shared = Shared {
+        nodes,
+        evictions: Arc::default(),
+    };
+    tasks.spawn(pod_evicted::flush(
+        shared.evictions.clone(),
+        pipeline.clone(),
+        token.clone(),
+    ));
+    let spec = spec(client, pipeline.metrics(), &shared);
+    tasks.spawn(async move {
+        cluster::after_namespaces(namespaces_listed).await;
+        watch::run(spec, pipeline, guard, token).await;
+    });
 }
 
 /// Keeps only what the pod monitors read: no managedFields, no annotations but the ignore

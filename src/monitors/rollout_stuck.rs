@@ -32,6 +32,46 @@ fn replica_set(message: &str) -> Option<&str> {
     rest.split_once('"').map(|(name, _)| name)
 }
 
+/// A Deployment's replica counts, from its spec and status. They are the whole Deployment's,
+/// old and new ReplicaSets together (`updated` are the pods of the new one).
+struct Counts {
+    desired: i32,
+    updated: i32,
+    available: i32,
+    unavailable: i32,
+}
+
+impl Counts {
+    fn of(d: &Deployment) -> Self {
+        let status = d.status.as_ref();
+        let count = |f: fn(&k8s_openapi::api::apps::v1::DeploymentStatus) -> Option<i32>| {
+            status.and_then(f).unwrap_or(0)
+        };
+        Counts {
+            desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            updated: count(|s| s.updated_replicas),
+            available: count(|s| s.available_replicas),
+            unavailable: count(|s| s.unavailable_replicas),
+        }
+    }
+
+    /// For the title: `1/3 updated, 2 unavailable`.
+    fn short(&self) -> String {
+        format!(
+            "{}/{} updated, {} unavailable",
+            self.updated, self.desired, self.unavailable
+        )
+    }
+
+    /// For the message: `1/3 updated, 1 available, 2 unavailable`.
+    fn long(&self) -> String {
+        format!(
+            "{}/{} updated, {} available, {} unavailable",
+            self.updated, self.desired, self.available, self.unavailable
+        )
+    }
+}
+
 impl ObjectMonitor<Deployment> for RolloutStuck {
     fn name(&self) -> &'static str {
         NAME
@@ -45,10 +85,6 @@ impl ObjectMonitor<Deployment> for RolloutStuck {
         }
         let (ns, name) = (d.namespace().unwrap_or_default(), d.name_any());
         let status = d.status.as_ref();
-        let (available, desired) = (
-            status.and_then(|s| s.available_replicas).unwrap_or(0),
-            d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        );
         let mut out = Vec::new();
         for c in status
             .and_then(|s| s.conditions.as_ref())
@@ -61,14 +97,24 @@ impl ObjectMonitor<Deployment> for RolloutStuck {
                 && c.status == "False"
                 && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
             {
-                let rs = replica_set(&detail)
-                    .map(|rs| format!("ReplicaSet {rs}: "))
-                    .unwrap_or_default();
-                out.push(Finding::firing(alert(AlertKey::new(NAME, &ns, "Deployment", &name, "ProgressDeadlineExceeded"),
-                    format!("Deployment {name} is stuck: progress deadline exceeded ({rs}{available}/{desired} available)"),
-                    format!("Deployment {ns}/{name} has not made progress within its deadline ({available}/{desired} replicas available). {detail}"),
-                    since, now,
-                )));
+                let counts = Counts::of(d);
+                let mut a = alert(
+                    AlertKey::new(NAME, &ns, "Deployment", &name, "ProgressDeadlineExceeded"),
+                    format!(
+                        "Deployment {name} is stuck: progress deadline exceeded ({})",
+                        counts.short()
+                    ),
+                    format!(
+                        "Deployment {ns}/{name} has not made progress within its deadline. The Deployment's replicas: {}. {detail}",
+                        counts.long()
+                    ),
+                    since,
+                    now,
+                );
+                if let Some(rs) = replica_set(&detail) {
+                    a = a.field("New ReplicaSet", rs);
+                }
+                out.push(Finding::firing(a));
             }
             if c.type_ == "ReplicaFailure" && c.status == "True" {
                 out.push(Finding::firing(alert(
@@ -198,9 +244,35 @@ mod tests {
         serde_json::from_value(json!({
             "metadata": {"name": "api", "namespace": "shop"},
             "spec": {"replicas": 3, "paused": paused, "selector": {}, "template": {}},
-            "status": {"availableReplicas": 1, "conditions": conditions}
+            "status": {"replicas": 3, "updatedReplicas": 1, "availableReplicas": 1, "unavailableReplicas": 2, "conditions": conditions}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_stuck_rollout_names_the_new_replicaset_without_giving_it_the_deployments_counts() {
+        // 2 replicas wanted; the old ReplicaSet still serves both, the new one's only pod never
+        // became available: the Deployment has 2 available, the new ReplicaSet 0/1.
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"replicas": 3, "updatedReplicas": 1, "readyReplicas": 2, "availableReplicas": 2,
+                "unavailableReplicas": 1, "conditions": [{"type": "Progressing", "status": "False",
+                "reason": "ProgressDeadlineExceeded", "lastTransitionTime": "2026-11-22T11:50:00Z",
+                "message": "ReplicaSet \"checkout-55b7c\" has timed out progressing."}]}
+        }))
+        .unwrap();
+        let f = RolloutStuck::default().firing(&config(), &d, at("2026-11-22T12:00:00Z"));
+        let a = &f[0].alert;
+        assert_eq!(
+            a.title,
+            "Deployment checkout is stuck: progress deadline exceeded (1/2 updated, 1 unavailable)"
+        );
+        assert_eq!(
+            a.message,
+            "Deployment shop/checkout has not made progress within its deadline. The Deployment's replicas: 1/2 updated, 2 available, 1 unavailable. ReplicaSet \"checkout-55b7c\" has timed out progressing."
+        );
+        assert_eq!(a.fields["New ReplicaSet"], "checkout-55b7c");
     }
 
     #[test]
@@ -235,13 +307,9 @@ mod tests {
         let a = &RolloutStuck::default().firing(&config(), &deploy(false, json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"api-7d9f\" has timed out progressing.", "lastTransitionTime": "2026-11-22T11:50:00Z"}])), now)[0].alert;
         assert_eq!(
             a.title,
-            "Deployment api is stuck: progress deadline exceeded (ReplicaSet api-7d9f: 1/3 available)"
+            "Deployment api is stuck: progress deadline exceeded (1/3 updated, 2 unavailable)"
         );
-        assert!(
-            a.message.contains("1/3 replicas available"),
-            "{}",
-            a.message
-        );
+        assert_eq!(a.fields["New ReplicaSet"], "api-7d9f");
         assert_eq!(
             a.first_seen,
             at("2026-11-22T11:50:00Z"),

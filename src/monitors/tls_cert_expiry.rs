@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
+use super::trend::roughly;
 use super::watch::{Finding, ObjectMonitor, WatchSpec, trim_meta};
 use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
@@ -28,6 +29,7 @@ pub fn spec(client: kube::Client) -> WatchSpec<Secret> {
         config: watcher::Config::default().fields("type=kubernetes.io/tls"),
         trim,
         monitors: vec![Arc::new(TlsCertExpiry)],
+        index: None,
     }
 }
 
@@ -99,11 +101,12 @@ impl ObjectMonitor<Secret> for TlsCertExpiry {
                 ),
             )
         } else {
-            let d = left.as_secs() / 86_400;
+            // Rounded down, so the time left is never overstated: 2 days 23 hours is `2d 23h`.
+            let left = roughly(left.unsigned_abs());
             (
-                format!("certificate in {name} expires in {d} days"),
+                format!("certificate in {name} expires in {left}"),
                 format!(
-                    "The certificate in Secret {ns}/{name} ({subject}) expires at {not_after}, in {d} days. Renew it, or check why its issuer has not.",
+                    "The certificate in Secret {ns}/{name} ({subject}) expires at {not_after}, in {left}. Renew it, or check why its issuer has not.",
                     not_after = display_time(not_after)
                 ),
             )
@@ -170,12 +173,42 @@ mod tests {
             assert_eq!(got, want, "{now}");
         }
         let soon = &TlsCertExpiry.firing(&config(), &s, before(20))[0].alert;
-        assert_eq!(soon.title, "certificate in web-tls expires in 20 days");
+        assert_eq!(soon.title, "certificate in web-tls expires in 20d 0h");
         assert_eq!(soon.key.reason, "Expiring");
         let expired = &TlsCertExpiry.firing(&config(), &s, before(-3))[0].alert;
         assert_eq!(expired.title, "certificate in web-tls has expired");
         let bad = TlsCertExpiry.firing(&config(), &secret(b"garbage"), before(40));
         assert_eq!(bad[0].alert.key.reason, "Unreadable");
+    }
+
+    #[test]
+    fn time_left_is_rounded_down_to_the_hour_or_minute() {
+        let s = secret(CERT.as_bytes());
+        let (not_after, _) = leaf_expiry(CERT.as_bytes()).unwrap();
+        let left = |d: i64, h: i64, m: i64, sec: i64| {
+            not_after - SignedDuration::from_secs(((d * 24 + h) * 60 + m) * 60 + sec)
+        };
+        let cases = [
+            (left(3, 0, 0, 0), "3d 0h"),
+            (left(2, 23, 59, 59), "2d 23h"),
+            (left(2, 23, 59, 0), "2d 23h"),
+            (left(1, 0, 0, 0), "1d 0h"),
+            (left(0, 23, 59, 59), "23h 59m"),
+            (left(0, 1, 0, 0), "1h 0m"),
+            (left(0, 0, 59, 59), "59m"),
+        ];
+        for (now, want) in cases {
+            let a = &TlsCertExpiry.firing(&config(), &s, now)[0].alert;
+            assert_eq!(a.title, format!("certificate in web-tls expires in {want}"));
+            assert!(
+                a.message.ends_with(&format!(
+                    "expires at {}, in {want}. Renew it, or check why its issuer has not.",
+                    display_time(not_after)
+                )),
+                "{}",
+                a.message
+            );
+        }
     }
 
     #[test]

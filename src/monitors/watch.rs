@@ -7,6 +7,9 @@
 //! - on each change re-evaluates that object ([`Scope::Object`]) and reports one-shot facts;
 //! - on deletion resolves the object's alerts;
 //! - every [`TICK`] re-evaluates everything, so "for 10m" conditions fire without a new event.
+//!
+//! A watch may also keep an [`Index`] current: a small view of its objects that monitors of
+//! other watches read (which nodes are Ready, for the pod monitors).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -48,6 +51,19 @@ pub trait ObjectMonitor<K>: Send + Sync {
     fn deleted(&self, _obj: &K) {}
 }
 
+/// A view of a watch's objects kept for monitors of other watches. It sees every object, also
+/// ignored ones and those outside the namespace filter: it describes the cluster, not alerts.
+pub trait Index<K>: Send + Sync {
+    /// Whether a monitor that reads the index is on: the watch runs while one is.
+    fn enabled(&self, config: &Config) -> bool;
+    /// A complete list (at start-up and after every re-list) replaces what the index knew.
+    fn listed(&self, objects: &mut dyn Iterator<Item = &K>);
+    /// An object was created or changed.
+    fn applied(&self, obj: &K);
+    /// An object was deleted.
+    fn deleted(&self, obj: &K);
+}
+
 /// How one watch is set up.
 pub struct WatchSpec<K> {
     /// Used in logs and metrics: `pods`, `deployments`, ...
@@ -59,6 +75,8 @@ pub struct WatchSpec<K> {
     /// Drops what no monitor reads (managedFields, big annotations, specs).
     pub trim: fn(&mut K),
     pub monitors: Vec<Arc<dyn ObjectMonitor<K>>>,
+    /// Kept current from every event, before the monitors run.
+    pub index: Option<Arc<dyn Index<K>>>,
 }
 
 /// Whether an object is out of scope: filtered namespace, ignore switch, or being deleted.
@@ -102,12 +120,15 @@ pub async fn run<K>(
         config,
         trim,
         monitors,
+        index,
     } = spec;
-    // A resource whose monitors are all switched off is not watched at all (the chart grants no
-    // access to it then). It starts once a configuration reload switches one on.
+    // A resource whose monitors (and index readers) are all switched off is not watched at all
+    // (the chart grants no access to it then). It starts once a configuration reload switches
+    // one on.
     let any_enabled = |p: &Pipeline| {
         let rt = p.runtime();
         monitors.iter().any(|m| m.enabled(&rt.config))
+            || index.as_ref().is_some_and(|i| i.enabled(&rt.config))
     };
     if !any_enabled(&pipeline) {
         guard.synced();
@@ -152,6 +173,9 @@ pub async fn run<K>(
                 }
                 Some(Ok(Event::InitDone)) => {
                     objects = listing.take().unwrap_or_default();
+                    if let Some(i) = &index {
+                        i.listed(&mut objects.values());
+                    }
                     full_reconcile(&pipeline, &monitors, &objects, resource, kind);
                     if !synced {
                         synced = true;
@@ -161,12 +185,18 @@ pub async fn run<K>(
                 }
                 Some(Ok(Event::Apply(o))) => {
                     pipeline.metrics().watch_events.get_or_create(&ResourceLabels::new(resource)).inc();
+                    if let Some(i) = &index {
+                        i.applied(&o);
+                    }
                     let old = objects.insert(key(&o), o.clone());
                     evaluate(&pipeline, &monitors, old.as_ref(), &o, kind);
                 }
                 Some(Ok(Event::Delete(o))) => {
                     pipeline.metrics().watch_events.get_or_create(&ResourceLabels::new(resource)).inc();
                     objects.remove(&key(&o));
+                    if let Some(i) = &index {
+                        i.deleted(&o);
+                    }
                     let scope = Scope::object(o.namespace().unwrap_or_default(), kind, o.name_any());
                     for m in &monitors {
                         m.deleted(&o);

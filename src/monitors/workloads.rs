@@ -72,6 +72,7 @@ pub fn start(
         config: watcher::Config::default(),
         trim: trim_deployment,
         monitors: vec![rollout.clone(), replicas.clone()],
+        index: None,
     };
     let statefulsets = WatchSpec {
         resource: "statefulsets",
@@ -80,6 +81,7 @@ pub fn start(
         config: watcher::Config::default(),
         trim: trim_statefulset,
         monitors: vec![rollout.clone(), replicas],
+        index: None,
     };
     let daemonsets = WatchSpec {
         resource: "daemonsets",
@@ -88,6 +90,7 @@ pub fn start(
         config: watcher::Config::default(),
         trim: trim_daemonset,
         monitors: vec![rollout, Arc::new(DaemonsetUnscheduled::default())],
+        index: None,
     };
     let jobs = WatchSpec {
         resource: "jobs",
@@ -96,6 +99,7 @@ pub fn start(
         config: watcher::Config::default(),
         trim: trim_job,
         monitors: vec![Arc::new(JobFailed::default())],
+        index: None,
     };
     let cronjobs = WatchSpec {
         resource: "cronjobs",
@@ -104,6 +108,7 @@ pub fn start(
         config: watcher::Config::default(),
         trim: trim_cronjob,
         monitors: vec![Arc::new(CronjobMissed)],
+        index: None,
     };
     let hpas = WatchSpec {
         resource: "horizontalpodautoscalers",
@@ -112,6 +117,7 @@ pub fn start(
         config: watcher::Config::default(),
         trim: trim_meta,
         monitors: vec![Arc::new(HpaAtMax::default()), Arc::new(HpaUnhealthy)],
+        index: None,
     };
     macro_rules! spawn_after_namespaces {
         ($spec:expr) => {{
