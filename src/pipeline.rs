@@ -593,7 +593,10 @@ mod tests {
         standby.submit(notice("seen-by-both"));
         standby.submit(notice("in-the-gap"));
         standby.drain().await;
-        assert!(ops.seen.lock().unwrap().is_empty(), "a standby sends nothing");
+        assert!(
+            ops.seen.lock().unwrap().is_empty(),
+            "a standby sends nothing"
+        );
 
         assert_eq!(standby.take_over(Some(stored)), 2);
         standby.drain().await;
