@@ -9,7 +9,7 @@
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::http;
@@ -27,22 +27,13 @@ pub struct AlertmanagerSink {
 
 impl AlertmanagerSink {
     pub fn new(settings: &AlertmanagerChannel) -> Result<Self, String> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in &settings.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("headers.{name} is not a valid HTTP header name"))?;
-            let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("headers.{name} is not a valid HTTP header value"))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
         Ok(AlertmanagerSink {
             url: format!(
                 "{}/api/v2/alerts",
                 settings.url.expose().trim_end_matches('/')
             ),
             settings: settings.clone(),
-            headers,
+            headers: http::headers(&settings.headers)?,
             client: http::client(&settings.delivery)?,
         })
     }
@@ -123,7 +114,7 @@ impl Notifier for AlertmanagerSink {
             let answer = http::deliver(request).await?;
             Ok(Delivered {
                 references: Vec::new(),
-                response: format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
+                response: answer.to_string(),
             })
         })
     }

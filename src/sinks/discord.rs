@@ -1,10 +1,10 @@
 //! The `discord` sink: a Discord webhook message with one embed per alert, coloured red
 //! (firing) or green (resolved). Mentions in alert text are never pinged.
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{AttemptError, Batch, Delivered, Notifier, http, render};
+use super::http::{self, JsonWebhook};
+use super::{Batch, render};
 use crate::config::DiscordChannel;
 use crate::engine::{DispatchItem, DispatchKind};
 
@@ -15,59 +15,50 @@ const DESCRIPTION_MAX: usize = 4096;
 const FIELDS_MAX: usize = 25;
 const FIELD_VALUE_MAX: usize = 1024;
 
-pub struct DiscordSink {
-    client: reqwest::Client,
-    url: String,
+/// The Discord sink: its webhook URL, and [`message`] for each batch.
+pub fn sink(c: &DiscordChannel) -> Result<JsonWebhook, String> {
+    JsonWebhook::new("discord", &c.webhook_url, &c.delivery, message)
 }
 
-impl DiscordSink {
-    pub fn new(c: &DiscordChannel) -> Result<Self, String> {
-        Ok(DiscordSink {
-            client: http::client(&c.delivery)?,
-            url: c.webhook_url.expose().to_string(),
-        })
-    }
-
-    /// The webhook message for a batch.
-    pub fn message(batch: &Batch) -> Value {
-        let digest = batch.kind == DispatchKind::Digest;
-        let shown = if batch.items.len() > EMBEDS_MAX {
-            EMBEDS_MAX - 1
-        } else {
-            batch.items.len()
-        };
-        let mut embeds: Vec<Value> = batch.items[..shown]
+/// The webhook message for a batch.
+pub fn message(batch: &Batch) -> Value {
+    let digest = batch.kind == DispatchKind::Digest;
+    let shown = if batch.items.len() > EMBEDS_MAX {
+        EMBEDS_MAX - 1
+    } else {
+        batch.items.len()
+    };
+    let mut embeds: Vec<Value> = batch.items[..shown]
+        .iter()
+        .map(|i| embed(batch, i, !digest))
+        .collect();
+    if shown < batch.items.len() {
+        let rest: Vec<String> = batch.items[shown..]
             .iter()
-            .map(|i| embed(batch, i, !digest))
+            .map(|i| render::headline(&batch.cluster, &i.notification))
             .collect();
-        if shown < batch.items.len() {
-            let rest: Vec<String> = batch.items[shown..]
-                .iter()
-                .map(|i| render::headline(&batch.cluster, &i.notification))
-                .collect();
-            embeds.push(json!({
-                "title": format!("…and {} more", rest.len()),
-                "description": http::truncate(&rest.join("\n"), DESCRIPTION_MAX),
-                "color": render::color_rgb(render::batch_state(&batch.items[shown..])),
-            }));
-        }
-        let content = if digest {
-            render::digest_title(&batch.cluster, &batch.items)
-        } else {
-            batch
-                .items
-                .iter()
-                .map(|i| render::headline(&batch.cluster, &i.notification))
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        json!({
-            "username": "kpulse",
-            "content": http::truncate(&content, 2000),
-            "embeds": embeds,
-            "allowed_mentions": {"parse": []},
-        })
+        embeds.push(json!({
+            "title": format!("…and {} more", rest.len()),
+            "description": http::truncate(&rest.join("\n"), DESCRIPTION_MAX),
+            "color": render::color_rgb(render::batch_state(&batch.items[shown..])),
+        }));
     }
+    let content = if digest {
+        render::digest_title(&batch.cluster, &batch.items)
+    } else {
+        batch
+            .items
+            .iter()
+            .map(|i| render::headline(&batch.cluster, &i.notification))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    json!({
+        "username": "kpulse",
+        "content": http::truncate(&content, 2000),
+        "embeds": embeds,
+        "allowed_mentions": {"parse": []},
+    })
 }
 
 fn embed(batch: &Batch, item: &DispatchItem, with_facts: bool) -> Value {
@@ -91,21 +82,4 @@ fn embed(batch: &Batch, item: &DispatchItem, with_facts: bool) -> Value {
         e["fields"] = Value::Array(fields);
     }
     e
-}
-
-impl Notifier for DiscordSink {
-    fn kind(&self) -> &'static str {
-        "discord"
-    }
-
-    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
-        Box::pin(async move {
-            let answer =
-                http::deliver(self.client.post(&self.url).json(&Self::message(batch))).await?;
-            Ok(Delivered {
-                references: Vec::new(),
-                response: format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
-            })
-        })
-    }
 }

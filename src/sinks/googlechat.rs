@@ -1,10 +1,10 @@
 //! The `googlechat` sink: a Google Chat space webhook message with a `cardsV2` card (one
 //! section per alert) and the headlines as plain `text` for notifications.
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{AttemptError, Batch, Delivered, Notifier, http, render};
+use super::http::JsonWebhook;
+use super::{Batch, render};
 use crate::alert::State;
 use crate::config::GoogleChatChannel;
 use crate::engine::DispatchKind;
@@ -12,35 +12,28 @@ use crate::engine::DispatchKind;
 /// Alerts listed one by one in a digest; the rest are counted.
 const DIGEST_MAX: usize = 30;
 
-pub struct GoogleChatSink {
-    client: reqwest::Client,
-    url: String,
+/// The Google Chat sink: its webhook URL, and [`message`] for each batch.
+pub fn sink(c: &GoogleChatChannel) -> Result<JsonWebhook, String> {
+    JsonWebhook::new("googlechat", &c.webhook_url, &c.delivery, message)
 }
 
-impl GoogleChatSink {
-    pub fn new(c: &GoogleChatChannel) -> Result<Self, String> {
-        Ok(GoogleChatSink {
-            client: http::client(&c.delivery)?,
-            url: c.webhook_url.expose().to_string(),
-        })
-    }
-
-    /// The message for a batch.
-    pub fn message(batch: &Batch) -> Value {
-        let digest = batch.kind == DispatchKind::Digest;
-        let state = render::batch_state(&batch.items);
-        let (title, text) = if digest {
-            let t = render::digest_title(&batch.cluster, &batch.items);
-            (t.clone(), format!("{} {t}", render::emoji(state)))
-        } else {
-            let lines: Vec<String> = batch
-                .items
-                .iter()
-                .map(|i| render::headline(&batch.cluster, &i.notification))
-                .collect();
-            (lines.first().cloned().unwrap_or_default(), lines.join("\n"))
-        };
-        let mut sections: Vec<Value> = batch
+/// The message for a batch.
+pub fn message(batch: &Batch) -> Value {
+    let digest = batch.kind == DispatchKind::Digest;
+    let state = render::batch_state(&batch.items);
+    let (title, text) = if digest {
+        let t = render::digest_title(&batch.cluster, &batch.items);
+        (t.clone(), format!("{} {t}", render::emoji(state)))
+    } else {
+        let lines: Vec<String> = batch
+            .items
+            .iter()
+            .map(|i| render::headline(&batch.cluster, &i.notification))
+            .collect();
+        (lines.first().cloned().unwrap_or_default(), lines.join("\n"))
+    };
+    let mut sections: Vec<Value> =
+        batch
             .items
             .iter()
             .take(DIGEST_MAX)
@@ -53,44 +46,43 @@ impl GoogleChatSink {
                     escape(&render::summary(n)),
                 )}})];
                 if !digest {
-                    widgets.extend(render::facts(n).into_iter().map(|(k, v)| {
-                        json!({"decoratedText": {"topLabel": k, "text": escape(&v)}})
-                    }));
+                    widgets.extend(render::facts(n).into_iter().map(
+                        |(k, v)| json!({"decoratedText": {"topLabel": k, "text": escape(&v)}}),
+                    ));
                 }
                 let links = render::links(&batch.links, &batch.cluster, n);
                 if !links.is_empty() {
                     let buttons: Vec<Value> = links
-                        .into_iter()
-                        .map(|(name, url)| json!({"text": name, "onClick": {"openLink": {"url": url}}}))
-                        .collect();
+                    .into_iter()
+                    .map(|(name, url)| json!({"text": name, "onClick": {"openLink": {"url": url}}}))
+                    .collect();
                     widgets.push(json!({"buttonList": {"buttons": buttons}}));
                 }
                 json!({"widgets": widgets})
             })
             .collect();
-        if batch.items.len() > DIGEST_MAX {
-            sections.push(json!({"widgets": [{"textParagraph": {"text": format!(
-                "…and {} more",
-                batch.items.len() - DIGEST_MAX
-            )}}]}));
-        }
-        json!({
-            "text": text,
-            "cardsV2": [{
-                "cardId": "kpulse",
-                "card": {
-                    "header": {
-                        "title": title,
-                        "subtitle": match state {
-                            State::Firing => "firing",
-                            State::Resolved => "resolved",
-                        },
-                    },
-                    "sections": sections,
-                },
-            }],
-        })
+    if batch.items.len() > DIGEST_MAX {
+        sections.push(json!({"widgets": [{"textParagraph": {"text": format!(
+            "…and {} more",
+            batch.items.len() - DIGEST_MAX
+        )}}]}));
     }
+    json!({
+        "text": text,
+        "cardsV2": [{
+            "cardId": "kpulse",
+            "card": {
+                "header": {
+                    "title": title,
+                    "subtitle": match state {
+                        State::Firing => "firing",
+                        State::Resolved => "resolved",
+                    },
+                },
+                "sections": sections,
+            },
+        }],
+    })
 }
 
 /// Card text is a small HTML subset.
@@ -98,21 +90,4 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-impl Notifier for GoogleChatSink {
-    fn kind(&self) -> &'static str {
-        "googlechat"
-    }
-
-    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
-        Box::pin(async move {
-            let answer =
-                http::deliver(self.client.post(&self.url).json(&Self::message(batch))).await?;
-            Ok(Delivered {
-                references: Vec::new(),
-                response: format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
-            })
-        })
-    }
 }

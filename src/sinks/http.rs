@@ -1,17 +1,22 @@
-//! What the HTTP sinks share: the client, and how a provider's answer becomes a delivery or an
-//! [`AttemptError`] (network errors, 5xx and 429 may heal; other 4xx do not).
+//! What the HTTP sinks share: the client, configured headers, how a provider's answer becomes a
+//! delivery or an [`AttemptError`] (network errors, 5xx and 429 may heal; other 4xx do not), and
+//! [`JsonWebhook`], the whole of a sink that posts one JSON message per batch.
 //!
 //! Error messages carry the status and the provider's answer, never the URL: webhook URLs are
 //! credentials. The answer may echo a secret; the registry redacts it and cuts it to a readable
 //! length (see [`super::redact`]).
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use jiff::Timestamp;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use serde_json::Value;
 
-use super::AttemptError;
-use crate::config::Delivery;
+use super::{AttemptError, Batch, Delivered, Notifier};
+use crate::config::{Delivery, SecretString};
 
 /// A client for one channel: the channel's timeout, no redirects (a redirect could carry a
 /// token elsewhere), `https://` only unless `allow_http`.
@@ -26,11 +31,75 @@ pub fn client(delivery: &Delivery) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))
 }
 
+/// The configured `headers` of a channel, values marked sensitive. Errors name the header, never
+/// its value.
+pub fn headers(configured: &BTreeMap<String, SecretString>) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in configured {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("headers.{name}: not a valid HTTP header name"))?;
+        let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
+            format!("headers.{name}: not a valid HTTP header value (value not shown)")
+        })?;
+        v.set_sensitive(true);
+        headers.insert(n, v);
+    }
+    Ok(headers)
+}
+
+/// A sink that posts one JSON message per batch to a webhook URL and reports the provider's
+/// answer. A sink of this shape (Teams, Discord, Google Chat) is only its `message`.
+pub struct JsonWebhook {
+    kind: &'static str,
+    client: reqwest::Client,
+    url: String,
+    message: fn(&Batch) -> Value,
+}
+
+impl JsonWebhook {
+    pub fn new(
+        kind: &'static str,
+        url: &SecretString,
+        delivery: &Delivery,
+        message: fn(&Batch) -> Value,
+    ) -> Result<Self, String> {
+        Ok(JsonWebhook {
+            kind,
+            client: client(delivery)?,
+            url: url.expose().to_string(),
+            message,
+        })
+    }
+}
+
+impl Notifier for JsonWebhook {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
+        Box::pin(async move {
+            let answer = deliver(self.client.post(&self.url).json(&(self.message)(batch))).await?;
+            Ok(Delivered {
+                references: Vec::new(),
+                response: answer.to_string(),
+            })
+        })
+    }
+}
+
 /// A provider's answer to one request.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
+}
+
+/// `HTTP <status>: <answer>`, as `/test-channel` shows a delivery.
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}{}", self.status, detail(&self.body))
+    }
 }
 
 /// Sends a request and reads the answer; a network error is transient.
@@ -136,6 +205,23 @@ mod tests {
             Some(Duration::from_secs(60))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn configured_headers_are_sensitive_and_errors_hide_values() {
+        let configured = |name: &str, value: &str| {
+            BTreeMap::from([(name.to_string(), SecretString::new(value))])
+        };
+        let h = headers(&configured("Authorization", "Bearer t0ken")).unwrap();
+        assert!(h["authorization"].is_sensitive());
+        assert_eq!(
+            headers(&configured("X-Key", "t0ken\n")).unwrap_err(),
+            "headers.X-Key: not a valid HTTP header value (value not shown)"
+        );
+        assert_eq!(
+            headers(&configured("bad name", "t0ken")).unwrap_err(),
+            "headers.bad name: not a valid HTTP header name"
+        );
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Notifier for OpsgenieSink {
                     .header(reqwest::header::AUTHORIZATION, format!("GenieKey {key}"))
                     .json(&body);
                 let answer = http::deliver(request).await?;
-                last = format!("HTTP {}{}", answer.status, http::detail(&answer.body));
+                last = answer.to_string();
             }
             Ok(Delivered {
                 references: Vec::new(),

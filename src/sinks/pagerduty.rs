@@ -90,7 +90,7 @@ impl Notifier for PagerDutySink {
                 let body = self.event(batch, &item.notification);
                 let request = self.client.post(self.settings.api_url.expose()).json(&body);
                 let answer = http::deliver(request).await?;
-                last = format!("HTTP {}{}", answer.status, http::detail(&answer.body));
+                last = answer.to_string();
             }
             Ok(Delivered {
                 references: Vec::new(),

@@ -287,9 +287,9 @@ mod tests {
             email::subject(batch),
             email::text(batch),
             email::html(batch),
-            strip(discord::DiscordSink::message(batch)),
-            strip(teams::TeamsSink::message(batch)),
-            strip(googlechat::GoogleChatSink::message(batch)),
+            strip(discord::message(batch)),
+            strip(teams::message(batch)),
+            strip(googlechat::message(batch)),
             strip(webhook::WebhookSink::payload(batch)),
             strip(alertmanager::alerts(batch, Timestamp::UNIX_EPOCH)),
         ];

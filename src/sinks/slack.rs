@@ -185,10 +185,7 @@ impl SlackSink {
         match &self.mode {
             Mode::Webhook { url } => {
                 let answer = http::deliver(self.client.post(url).json(&message.body)).await?;
-                Ok((
-                    format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
-                    None,
-                ))
+                Ok((answer.to_string(), None))
             }
             Mode::Bot {
                 endpoint,

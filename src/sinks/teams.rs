@@ -1,10 +1,10 @@
 //! The `teams` sink: Microsoft Teams through a Workflows (Power Automate) webhook, as an
 //! Adaptive Card 1.4 message. (Office 365 connectors are retired.)
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{AttemptError, Batch, Delivered, Notifier, http, render};
+use super::http::JsonWebhook;
+use super::{Batch, render};
 use crate::alert::{Notification, State};
 use crate::config::TeamsChannel;
 use crate::engine::DispatchKind;
@@ -12,89 +12,80 @@ use crate::engine::DispatchKind;
 /// Alerts listed one by one in a digest; the rest are counted.
 const DIGEST_MAX: usize = 30;
 
-pub struct TeamsSink {
-    client: reqwest::Client,
-    url: String,
+/// The Teams sink: its webhook URL, and [`message`] for each batch.
+pub fn sink(c: &TeamsChannel) -> Result<JsonWebhook, String> {
+    JsonWebhook::new("teams", &c.webhook_url, &c.delivery, message)
 }
 
-impl TeamsSink {
-    pub fn new(c: &TeamsChannel) -> Result<Self, String> {
-        Ok(TeamsSink {
-            client: http::client(&c.delivery)?,
-            url: c.webhook_url.expose().to_string(),
-        })
-    }
-
-    /// The Workflows message carrying one Adaptive Card for the whole batch.
-    pub fn message(batch: &Batch) -> Value {
-        let mut body = Vec::new();
-        let mut actions = Vec::new();
-        match batch.kind {
-            // Teams channels have no resend interval; a resend would read as a digest.
-            DispatchKind::Digest | DispatchKind::Resend => {
-                let state = render::batch_state(&batch.items);
+/// The Workflows message carrying one Adaptive Card for the whole batch.
+pub fn message(batch: &Batch) -> Value {
+    let mut body = Vec::new();
+    let mut actions = Vec::new();
+    match batch.kind {
+        // Teams channels have no resend interval; a resend would read as a digest.
+        DispatchKind::Digest | DispatchKind::Resend => {
+            let state = render::batch_state(&batch.items);
+            body.push(json!({
+                "type": "TextBlock",
+                "text": format!("{} {}", render::emoji(state), render::digest_title(&batch.cluster, &batch.items)),
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": true,
+            }));
+            for item in batch.items.iter().take(DIGEST_MAX) {
+                let n = &item.notification;
+                body.push(json!({
+                    "type": "Container",
+                    "separator": true,
+                    "items": [headline(batch, n), summary(n)],
+                }));
+            }
+            if batch.items.len() > DIGEST_MAX {
                 body.push(json!({
                     "type": "TextBlock",
-                    "text": format!("{} {}", render::emoji(state), render::digest_title(&batch.cluster, &batch.items)),
-                    "weight": "Bolder",
-                    "size": "Medium",
+                    "text": format!("…and {} more", batch.items.len() - DIGEST_MAX),
                     "wrap": true,
                 }));
-                for item in batch.items.iter().take(DIGEST_MAX) {
-                    let n = &item.notification;
-                    body.push(json!({
-                        "type": "Container",
-                        "separator": true,
-                        "items": [headline(batch, n), summary(n)],
-                    }));
-                }
-                if batch.items.len() > DIGEST_MAX {
-                    body.push(json!({
-                        "type": "TextBlock",
-                        "text": format!("…and {} more", batch.items.len() - DIGEST_MAX),
-                        "wrap": true,
-                    }));
-                }
             }
-            DispatchKind::Immediate => {
-                for item in &batch.items {
-                    let n = &item.notification;
-                    body.push(headline(batch, n));
-                    body.push(summary(n));
-                    let facts: Vec<Value> = render::facts(n)
+        }
+        DispatchKind::Immediate => {
+            for item in &batch.items {
+                let n = &item.notification;
+                body.push(headline(batch, n));
+                body.push(summary(n));
+                let facts: Vec<Value> = render::facts(n)
+                    .into_iter()
+                    .map(|(title, value)| json!({"title": title, "value": value}))
+                    .collect();
+                body.push(json!({"type": "FactSet", "facts": facts}));
+                actions.extend(
+                    render::links(&batch.links, &batch.cluster, n)
                         .into_iter()
-                        .map(|(title, value)| json!({"title": title, "value": value}))
-                        .collect();
-                    body.push(json!({"type": "FactSet", "facts": facts}));
-                    actions.extend(
-                        render::links(&batch.links, &batch.cluster, n)
-                            .into_iter()
-                            .map(|(title, url)| {
-                                json!({"type": "Action.OpenUrl", "title": title, "url": url})
-                            }),
-                    );
-                }
+                        .map(|(title, url)| {
+                            json!({"type": "Action.OpenUrl", "title": title, "url": url})
+                        }),
+                );
             }
         }
-        let mut card = json!({
-            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard",
-            "version": "1.4",
-            "body": body,
-            "msteams": {"width": "Full"},
-        });
-        if !actions.is_empty() {
-            card["actions"] = Value::Array(actions);
-        }
-        json!({
-            "type": "message",
-            "attachments": [{
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": null,
-                "content": card,
-            }],
-        })
     }
+    let mut card = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "msteams": {"width": "Full"},
+    });
+    if !actions.is_empty() {
+        card["actions"] = Value::Array(actions);
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": card,
+        }],
+    })
 }
 
 /// The headline in red (`attention`) or green (`good`).
@@ -113,21 +104,4 @@ fn headline(batch: &Batch, n: &Notification) -> Value {
 
 fn summary(n: &Notification) -> Value {
     json!({"type": "TextBlock", "text": render::summary(n), "wrap": true})
-}
-
-impl Notifier for TeamsSink {
-    fn kind(&self) -> &'static str {
-        "teams"
-    }
-
-    fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>> {
-        Box::pin(async move {
-            let answer =
-                http::deliver(self.client.post(&self.url).json(&Self::message(batch))).await?;
-            Ok(Delivered {
-                references: Vec::new(),
-                response: format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
-            })
-        })
-    }
 }

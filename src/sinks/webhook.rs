@@ -2,7 +2,7 @@
 //! docs/webhook.schema.json), custom headers, and an optional HMAC-SHA256 signature of the body.
 
 use futures::future::BoxFuture;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
 
 use super::{AttemptError, Batch, Delivered, Notifier, http, render};
@@ -24,20 +24,10 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(c: &WebhookChannel) -> Result<Self, String> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in &c.headers {
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("headers: {name:?} is not a valid header name"))?;
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
-                format!("headers.{name}: not a valid header value (value not shown)")
-            })?;
-            v.set_sensitive(true);
-            headers.insert(n, v);
-        }
         Ok(WebhookSink {
             client: http::client(&c.delivery)?,
             url: c.url.expose().to_string(),
-            headers,
+            headers: http::headers(&c.headers)?,
             key: c
                 .hmac_secret
                 .as_ref()
@@ -116,7 +106,7 @@ impl Notifier for WebhookSink {
             let answer = http::deliver(req.body(body)).await?;
             Ok(Delivered {
                 references: Vec::new(),
-                response: format!("HTTP {}{}", answer.status, http::detail(&answer.body)),
+                response: answer.to_string(),
             })
         })
     }
