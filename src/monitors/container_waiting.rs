@@ -180,6 +180,7 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{at, config};
     use serde_json::json;
 
     fn pod(init: serde_json::Value, main: serde_json::Value) -> Pod {
@@ -198,18 +199,6 @@ mod tests {
     fn waiting(name: &str, reason: &str) -> serde_json::Value {
         json!([{"name": name, "image": "registry.example/api:v2", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": reason, "message": "Back-off pulling image \"registry.example/api:v2\""}}}])
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
     }
 
     #[test]

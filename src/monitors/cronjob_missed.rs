@@ -102,6 +102,7 @@ impl ObjectMonitor<CronJob> for CronjobMissed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit;
     use serde_json::json;
 
     fn cj(spec: serde_json::Value, last: Option<&str>) -> CronJob {
@@ -116,7 +117,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {cronjob_missed: {grace: 5m}}\n", &Default::default()).unwrap()
+        testkit::config("monitors: {cronjob_missed: {grace: 5m}}")
     }
 
     #[test]

@@ -77,11 +77,12 @@ impl ObjectMonitor<DaemonSet> for DaemonsetUnscheduled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{at, config};
     use serde_json::json;
 
     #[test]
     fn each_problem_is_its_own_alert_after_the_window() {
-        let c = crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {daemonset_unscheduled: {for: 10m}}\n", &Default::default()).unwrap();
+        let c = config("monitors: {daemonset_unscheduled: {for: 10m}}");
         let ds = |current: i32, mis: i32, unavailable: i32| -> DaemonSet {
             serde_json::from_value(json!({
                 "metadata": {"name": "agent", "namespace": "mon"},
@@ -91,19 +92,18 @@ mod tests {
             .unwrap()
         };
         let m = DaemonsetUnscheduled::default();
-        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
         assert!(
-            m.firing(&c, &ds(2, 1, 3), t("2026-11-22T12:00:00Z"))
+            m.firing(&c, &ds(2, 1, 3), at("2026-11-22T12:00:00Z"))
                 .is_empty()
         );
         let got: Vec<String> = m
-            .firing(&c, &ds(2, 1, 3), t("2026-11-22T12:10:00Z"))
+            .firing(&c, &ds(2, 1, 3), at("2026-11-22T12:10:00Z"))
             .into_iter()
             .map(|f| f.alert.key.reason)
             .collect();
         assert_eq!(got, vec!["Unscheduled", "Misscheduled", "Unavailable"]);
         assert!(
-            m.firing(&c, &ds(3, 0, 0), t("2026-11-22T12:11:00Z"))
+            m.firing(&c, &ds(3, 0, 0), at("2026-11-22T12:11:00Z"))
                 .is_empty()
         );
     }

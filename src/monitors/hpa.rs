@@ -129,6 +129,7 @@ impl ObjectMonitor<HorizontalPodAutoscaler> for HpaUnhealthy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{self, at};
     use serde_json::json;
 
     fn hpa(current: i32, conditions: serde_json::Value) -> HorizontalPodAutoscaler {
@@ -141,22 +142,21 @@ mod tests {
     }
 
     fn config() -> Config {
-        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {hpa_at_max: {for: 15m}, hpa_unhealthy: {for: 10m}}\n", &Default::default()).unwrap()
+        testkit::config("monitors: {hpa_at_max: {for: 15m}, hpa_unhealthy: {for: 10m}}")
     }
 
     #[test]
     fn at_max_needs_the_window() {
         let m = HpaAtMax::default();
-        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
         assert!(
-            m.firing(&config(), &hpa(5, json!([])), t("2026-11-22T12:00:00Z"))
+            m.firing(&config(), &hpa(5, json!([])), at("2026-11-22T12:00:00Z"))
                 .is_empty()
         );
-        let f = m.firing(&config(), &hpa(5, json!([])), t("2026-11-22T12:15:00Z"));
+        let f = m.firing(&config(), &hpa(5, json!([])), at("2026-11-22T12:15:00Z"));
         assert_eq!(f[0].alert.title, "HPA api is at its maximum of 5 replicas");
         assert_eq!(f[0].alert.owner.as_deref(), Some("Deployment/api"));
         assert!(
-            m.firing(&config(), &hpa(4, json!([])), t("2026-11-22T12:16:00Z"))
+            m.firing(&config(), &hpa(4, json!([])), at("2026-11-22T12:16:00Z"))
                 .is_empty()
         );
     }
@@ -164,23 +164,22 @@ mod tests {
     #[test]
     fn a_recreated_hpa_starts_a_new_window() {
         let m = HpaAtMax::default();
-        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
         let with_uid = |uid: &str| {
             let mut h = hpa(5, json!([]));
             h.metadata.uid = Some(uid.into());
             h
         };
         assert!(
-            m.firing(&config(), &with_uid("old"), t("2026-11-22T12:00:00Z"))
+            m.firing(&config(), &with_uid("old"), at("2026-11-22T12:00:00Z"))
                 .is_empty()
         );
         // Deleted and created again under the same name: the old one's window does not count.
         assert!(
-            m.firing(&config(), &with_uid("new"), t("2026-11-22T12:15:00Z"))
+            m.firing(&config(), &with_uid("new"), at("2026-11-22T12:15:00Z"))
                 .is_empty()
         );
         assert_eq!(
-            m.firing(&config(), &with_uid("new"), t("2026-11-22T12:30:00Z"))
+            m.firing(&config(), &with_uid("new"), at("2026-11-22T12:30:00Z"))
                 .len(),
             1
         );

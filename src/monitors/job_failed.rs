@@ -153,6 +153,7 @@ impl ObjectMonitor<Job> for JobFailed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{self, at};
     use serde_json::json;
 
     fn named(name: &str, created: &str, status: serde_json::Value) -> Job {
@@ -170,11 +171,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {job_failed: {long_running: 1h}}\n", &Default::default()).unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
+        testkit::config("monitors: {job_failed: {long_running: 1h}}")
     }
 
     /// A monitor past its first pass after start-up.

@@ -35,6 +35,8 @@ pub mod rollout_stuck;
 pub mod since;
 pub mod startup_latency;
 pub mod stats;
+#[cfg(test)]
+mod testkit;
 pub mod tls_cert_expiry;
 pub mod trend;
 pub mod warning_events;

@@ -201,6 +201,7 @@ pub fn trim(node: &mut Node) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{at, config};
     use serde_json::json;
 
     fn node(spec: serde_json::Value, conditions: serde_json::Value) -> Node {
@@ -215,18 +216,6 @@ mod tests {
     fn cond(t: &str, status: &str, since: &str) -> serde_json::Value {
         json!({"type": t, "status": status, "reason": "KubeletNotReady",
             "message": "PLEG is not healthy", "lastTransitionTime": since})
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
     }
 
     const LONG: &str = "2026-11-22T11:00:00Z";

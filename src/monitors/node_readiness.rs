@@ -90,6 +90,7 @@ impl Index<Node> for NodeReadiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::at;
     use serde_json::json;
 
     fn node(name: &str, conditions: serde_json::Value) -> Node {
@@ -102,10 +103,6 @@ mod tests {
 
     fn ready(status: &str, since: Option<&str>) -> serde_json::Value {
         json!([{"type": "Ready", "status": status, "lastTransitionTime": since}])
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
     }
 
     #[test]

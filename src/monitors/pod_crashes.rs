@@ -196,6 +196,7 @@ impl ObjectMonitor<Pod> for PodCrashes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::config;
     use serde_json::json;
 
     fn pod(statuses: serde_json::Value) -> Pod {
@@ -214,14 +215,6 @@ mod tests {
 
     fn now() -> Timestamp {
         "2026-11-22T12:00:00Z".parse().unwrap()
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
     }
 
     #[test]

@@ -221,6 +221,7 @@ pub async fn flush(groups: Arc<Groups>, pipeline: Pipeline, token: CancellationT
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{self, secs_after_noon as at};
     use serde_json::json;
 
     fn pod(name: &str, node: &str, reason: Option<&str>) -> Pod {
@@ -239,15 +240,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        crate::config::load(
-            "channels: {l: {type: log}}\nrouting: {default: [l]}\n",
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(secs: i64) -> Timestamp {
-        "2026-11-22T12:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_secs(secs)
+        testkit::config("")
     }
 
     fn monitor() -> PodEvicted {

@@ -127,6 +127,7 @@ impl ObjectMonitor<Pod> for PodNotReady {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{at, config};
     use serde_json::json;
 
     fn pod(
@@ -143,18 +144,6 @@ mod tests {
                 "containerStatuses": [{"name": "server", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state}]}
         }))
         .unwrap()
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
     }
 
     /// What the monitor reports: `fire`, `hold` (keep an active alert, start none) or `none`.

@@ -141,6 +141,7 @@ impl ObjectMonitor<Pod> for PodRestarts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{config, mins_after_noon as at};
     use serde_json::json;
 
     fn pod(uid: &str, restarts: i32) -> Pod {
@@ -151,18 +152,6 @@ mod tests {
                 {"name": "server", "image": "i", "imageID": "", "ready": true, "restartCount": restarts, "state": {"running": {}}}]}
         }))
         .unwrap()
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(min: i64) -> Timestamp {
-        "2026-11-22T12:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_mins(min)
     }
 
     #[test]

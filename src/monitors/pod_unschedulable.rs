@@ -70,6 +70,7 @@ impl ObjectMonitor<Pod> for PodUnschedulable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{at, config};
     use serde_json::json;
 
     fn pod(conditions: serde_json::Value) -> Pod {
@@ -80,18 +81,6 @@ mod tests {
             "status": {"phase": "Pending", "conditions": conditions}
         }))
         .unwrap()
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
     }
 
     const MSG: &str =

@@ -149,6 +149,7 @@ pub fn trim(pvc: &mut PersistentVolumeClaim) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{at, config};
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher;
     use serde_json::json;
@@ -166,18 +167,6 @@ mod tests {
             "status": {"phase": phase}
         }))
         .unwrap()
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
-        .unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
     }
 
     #[test]

@@ -122,10 +122,11 @@ impl ObjectMonitor<StatefulSet> for ReplicasUnavailable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit;
     use serde_json::json;
 
     fn config() -> Config {
-        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {replicas_unavailable: {for: 15m, none_available_for: 5m}}\n", &Default::default()).unwrap()
+        testkit::config("monitors: {replicas_unavailable: {for: 15m, none_available_for: 5m}}")
     }
 
     fn deploy(available: i32, since: &str) -> Deployment {

@@ -230,14 +230,11 @@ impl ObjectMonitor<DaemonSet> for RolloutStuck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::{self, at};
     use serde_json::json;
 
     fn config() -> Config {
-        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {rollout_stuck: {stalled_for: 10m}}\n", &Default::default()).unwrap()
-    }
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
+        testkit::config("monitors: {rollout_stuck: {stalled_for: 10m}}")
     }
 
     fn deploy(paused: bool, conditions: serde_json::Value) -> Deployment {

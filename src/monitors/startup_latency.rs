@@ -140,11 +140,8 @@ impl ObjectMonitor<Pod> for StartupLatency {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::at as ts;
     use serde_json::json;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
 
     fn pod(created: &str, conditions: serde_json::Value) -> Pod {
         serde_json::from_value(json!({

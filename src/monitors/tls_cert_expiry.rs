@@ -122,6 +122,7 @@ impl ObjectMonitor<Secret> for TlsCertExpiry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit;
 
     /// A self-signed certificate for `CN=test.example` (made with openssl for this test).
     const CERT: &str = include_str!("../../tests/support/test-cert.pem");
@@ -144,7 +145,9 @@ mod tests {
     }
 
     fn config() -> Config {
-        crate::config::load("channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors: {tls_cert_expiry: {enabled: true, warn_days: 28, crit_days: 14}}\n", &Default::default()).unwrap()
+        testkit::config(
+            "monitors: {tls_cert_expiry: {enabled: true, warn_days: 28, crit_days: 14}}",
+        )
     }
 
     #[test]

@@ -228,6 +228,7 @@ pub fn trim(e: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitors::testkit::config;
     use serde_json::json;
 
     fn event(kind: &str, reason: &str, count: i32, last: &str) -> Event {
@@ -239,14 +240,6 @@ mod tests {
             "count": count, "firstTimestamp": "2026-11-22T11:58:00Z", "lastTimestamp": last,
             "source": {"component": "kubelet", "host": "n1"}
         }))
-        .unwrap()
-    }
-
-    fn config(extra: &str) -> Config {
-        crate::config::load(
-            &format!("channels: {{l: {{type: log}}}}\nrouting: {{default: [l]}}\n{extra}"),
-            &Default::default(),
-        )
         .unwrap()
     }
 
