@@ -463,6 +463,124 @@ mod tests {
         );
     }
 
+    /// Every `# TYPE` of the exposition as the name a query uses (counters with `_total`, info
+    /// with `_info`) and its type.
+    fn exported(text: &str) -> std::collections::BTreeSet<(String, String)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (name, kind) = l.split_once(' ').expect("# TYPE <name> <type>");
+                let name = match kind {
+                    "counter" => format!("{name}_total"),
+                    "info" => format!("{name}_info"),
+                    _ => name.to_string(),
+                };
+                (name, kind.to_string())
+            })
+            .collect()
+    }
+
+    /// One series in every family, so that each is exported (an empty family is not). Names every
+    /// field: a new metric does not compile until it is added here.
+    fn one_series_each(m: &Metrics) {
+        let Metrics {
+            registry: _,
+            status: _,
+            alerts_fired,
+            alerts_resolved,
+            alerts_deduped,
+            alerts_digested,
+            alerts_muted,
+            active_alerts,
+            notifications_sent,
+            notifications_failed,
+            notifications_retried,
+            send_duration,
+            config_reloads,
+            config_generation: _,
+            leader: _,
+            watch_events,
+            watch_restarts,
+            watch_evaluations,
+            state_writes,
+            state_size_bytes: _,
+            state_pruned: _,
+            canary_runs,
+            canary_duration: _,
+            pod_startup_duration,
+            stats_scan_duration: _,
+            stats_fetches,
+        } = m;
+        let alert = AlertLabels {
+            monitor: "m".into(),
+            severity: "info".into(),
+        };
+        for f in [
+            alerts_fired,
+            alerts_resolved,
+            alerts_deduped,
+            alerts_digested,
+        ] {
+            f.get_or_create(&alert).inc();
+        }
+        let monitor = MonitorLabels {
+            monitor: "m".into(),
+        };
+        alerts_muted.get_or_create(&monitor).inc();
+        active_alerts.get_or_create(&monitor).inc();
+        let channel = ChannelLabels {
+            channel: "c".into(),
+            sink: "log".into(),
+        };
+        for f in [
+            notifications_sent,
+            notifications_failed,
+            notifications_retried,
+        ] {
+            f.get_or_create(&channel).inc();
+        }
+        send_duration.get_or_create(&channel).observe(1.0);
+        for f in [config_reloads, state_writes, canary_runs, stats_fetches] {
+            f.get_or_create(&ResultLabels::new("success")).inc();
+        }
+        for f in [watch_events, watch_restarts, watch_evaluations] {
+            f.get_or_create(&ResourceLabels::new("pods")).inc();
+        }
+        pod_startup_duration
+            .get_or_create(&StageLabels {
+                stage: "ready".into(),
+            })
+            .observe(1.0);
+    }
+
+    /// Every metric row of docs/observability.md: name and type.
+    fn documented(page: &str) -> std::collections::BTreeSet<(String, String)> {
+        let row = regex::Regex::new(r"^\| `(kpulse_[a-z_]+)` \| ([a-z]+) \|").unwrap();
+        page.lines()
+            .filter_map(|l| row.captures(l))
+            .map(|c| (c[1].to_string(), c[2].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_metrics_are_exactly_the_registered_ones() {
+        let page = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/observability.md"
+        ))
+        .unwrap();
+        let m = Metrics::new();
+        one_series_each(&m);
+        let (exported, documented) = (exported(&m.encode()), documented(&page));
+        let undocumented: Vec<_> = exported.difference(&documented).collect();
+        let unregistered: Vec<_> = documented.difference(&exported).collect();
+        assert!(
+            undocumented.is_empty() && unregistered.is_empty(),
+            "registered but not in docs/observability.md: {undocumented:?}\n\
+             in docs/observability.md but not registered: {unregistered:?}"
+        );
+    }
+
     #[test]
     fn config_reloads_and_leadership_are_counted_and_shown() {
         let m = Metrics::new();
