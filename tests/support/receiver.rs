@@ -1,5 +1,5 @@
-//! A real HTTP receiver on 127.0.0.1 for the sink tests: records every request and answers from
-//! a script, or echoes what it received.
+//! A real HTTP receiver on 127.0.0.1 for the sink tests and the end-to-end tests (e2e/harness):
+//! records every request and answers from a script, or echoes what it received.
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
@@ -58,6 +58,7 @@ type Answer = Box<dyn Fn(&Seen) -> (u16, String, Option<String>) + Send + Sync>;
 
 /// An HTTP receiver that records every request and answers from a script, then with `default`,
 /// after `delay`.
+#[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -152,6 +153,17 @@ impl Receiver {
         self.script.lock().unwrap().extend(replies.iter().copied());
     }
 
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request so far, oldest first.
+    pub fn received(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Every request so far, which are then forgotten.
     pub fn take(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }

@@ -1,0 +1,18 @@
+//! Helpers shared by the end-to-end tests, used as `crate::harness::X`.
+
+#![allow(dead_code)]
+
+mod cluster;
+mod kpulse;
+mod receiver;
+mod waits;
+
+// The harness offers more than the tests use at any one time.
+#[allow(unused_imports)]
+pub use cluster::{
+    TestNamespace, ago, certificate, client, status_crash_loop, status_oom_killed, status_running,
+};
+pub use kpulse::{Kpulse, count, in_cluster, log_config, metric, start, wait_state};
+#[allow(unused_imports)]
+pub use receiver::{Received, Receiver};
+pub use waits::{WAIT, eventually};
