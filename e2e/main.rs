@@ -7,6 +7,7 @@ mod canary;
 mod ha;
 mod harness;
 mod hpa;
+mod incidents;
 mod many_workloads;
 
 mod nodes_events;

@@ -79,6 +79,8 @@ pub struct Metrics {
     pub alerts_resolved: Family<AlertLabels, Counter>,
     pub alerts_deduped: Family<AlertLabels, Counter>,
     pub alerts_digested: Family<AlertLabels, Counter>,
+    /// Alerts that joined their workload's incident instead of being sent on their own.
+    pub alerts_grouped: Family<AlertLabels, Counter>,
     pub alerts_muted: Family<MonitorLabels, Counter>,
     pub active_alerts: Family<MonitorLabels, Gauge>,
     pub notifications_sent: Family<ChannelLabels, Counter>,
@@ -138,6 +140,7 @@ impl Metrics {
             alerts_resolved: Family::default(),
             alerts_deduped: Family::default(),
             alerts_digested: Family::default(),
+            alerts_grouped: Family::default(),
             alerts_muted: Family::default(),
             active_alerts: Family::default(),
             notifications_sent: Family::default(),
@@ -190,6 +193,11 @@ impl Metrics {
                 "alerts_digested",
                 "Alerts queued into a digest",
                 m.alerts_digested.clone(),
+            );
+            r.register(
+                "alerts_grouped",
+                "Alerts that joined their workload's incident instead of being sent on their own",
+                m.alerts_grouped.clone(),
             );
             r.register(
                 "alerts_muted",
@@ -352,6 +360,11 @@ impl Metrics {
                     .get_or_create(&MonitorLabels {
                         monitor: key.monitor.clone(),
                     })
+                    .inc();
+            }
+            Decision::Grouped { key, severity, .. } => {
+                self.alerts_grouped
+                    .get_or_create(&labels(key, *severity))
                     .inc();
             }
             Decision::ResolvedSilently { .. } => {}

@@ -348,11 +348,12 @@ impl Pipeline {
             .collect();
         drop(engine);
 
-        if outcome
-            .decisions
-            .iter()
-            .any(|d| matches!(d, Decision::Fired { .. } | Decision::Resolved { .. }))
-        {
+        if outcome.decisions.iter().any(|d| {
+            matches!(
+                d,
+                Decision::Fired { .. } | Decision::Resolved { .. } | Decision::Grouped { .. }
+            )
+        }) {
             self.inner.changed.notify_one();
         }
         for d in &outcome.decisions {
@@ -419,6 +420,9 @@ fn log_decision(d: &Decision) {
         Decision::Deduped { key, .. } => tracing::debug!(alert = %key, "duplicate dropped"),
         Decision::Digested { key, channel, .. } => {
             tracing::debug!(alert = %key, channel, "queued for digest")
+        }
+        Decision::Grouped { key, incident, .. } => {
+            tracing::info!(alert = %key, incident, "joined its workload's incident")
         }
         Decision::Muted { key, rule } => {
             tracing::debug!(alert = %key, rule = ?rule, "muted by rule")

@@ -26,6 +26,9 @@ pub struct Config {
     /// Duplicate suppression and digest batching.
     #[serde(default)]
     pub dedupe: Dedupe,
+    /// Pod alerts of one workload told as one incident.
+    #[serde(default)]
+    pub incidents: Incidents,
     /// Named notification channels. Names are referenced by `routing`; letters, digits, `-` and
     /// `_`, at most 63 characters.
     #[serde(default)]
@@ -67,6 +70,7 @@ impl Default for Config {
             cluster: default_cluster(),
             resolution: Resolution::default(),
             dedupe: Dedupe::default(),
+            incidents: Incidents::default(),
             channels,
             routing: Routing {
                 default: vec!["log".to_string()],
@@ -120,6 +124,42 @@ impl Default for Dedupe {
         Dedupe {
             window: default_window(),
             digest: Digest::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Incidents {
+    /// Group the alerts of pods that belong to one workload (Deployment, StatefulSet, DaemonSet,
+    /// Job, ...) into one incident: one message, one `[RESOLVED]` when every member has cleared.
+    /// A workload's `replicas_unavailable` alert folds into its pods' open incident.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long an incident collects alerts before its first message. A single alert is then
+    /// sent as it is.
+    #[serde(default = "default_group_wait")]
+    pub group_wait: HumanDuration,
+    /// At most one update per interval when an incident already told grows (more pods, or a
+    /// higher severity).
+    #[serde(default = "default_group_interval")]
+    pub group_interval: HumanDuration,
+}
+
+fn default_group_wait() -> HumanDuration {
+    HumanDuration::secs(30)
+}
+
+fn default_group_interval() -> HumanDuration {
+    HumanDuration::mins(5)
+}
+
+impl Default for Incidents {
+    fn default() -> Self {
+        Incidents {
+            enabled: true,
+            group_wait: default_group_wait(),
+            group_interval: default_group_interval(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! production, tests with any timestamps they like) drives time. Each call returns an
 //! [`Outcome`]: the messages to send ([`Dispatch`]) and what was decided, for metrics and logs.
 
+mod incident;
 mod router;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertKey, Finding, Notification, Severity, State};
 use crate::config::Config;
+pub use incident::{Incident, IncidentSettings, Told};
 pub use router::{Route, Router, RouterError};
 
 /// The engine's share of the configuration.
@@ -26,6 +28,7 @@ pub struct Settings {
     /// Channels whose receiver forgets a firing alert that is not sent again (Alertmanager), and
     /// how often their active alerts are re-sent.
     pub resend: BTreeMap<String, SignedDuration>,
+    pub incidents: IncidentSettings,
 }
 
 impl Settings {
@@ -41,6 +44,11 @@ impl Settings {
                 .iter()
                 .filter_map(|(name, c)| Some((name.clone(), c.resend_interval()?.signed())))
                 .collect(),
+            incidents: IncidentSettings {
+                enabled: config.incidents.enabled,
+                group_wait: config.incidents.group_wait.signed(),
+                group_interval: config.incidents.group_interval.signed(),
+            },
         })
     }
 
@@ -172,6 +180,12 @@ pub enum Decision {
     },
     /// A routing rule with no channels matched.
     Muted { key: AlertKey, rule: Option<usize> },
+    /// Joined the incident of its workload instead of being sent on its own.
+    Grouped {
+        key: AlertKey,
+        severity: Severity,
+        incident: String,
+    },
 }
 
 /// The result of one engine call.
@@ -201,6 +215,13 @@ pub struct ActiveAlert {
     /// Provider references per channel, e.g. the Slack message to thread the resolution under.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refs: BTreeMap<String, String>,
+    /// A member of this incident: never sent on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_of: Option<String>,
+    /// The message of this incident: it resolves when the incident's members have cleared, not
+    /// by a monitor's reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 /// Notifications waiting for a channel's digest.
@@ -219,6 +240,9 @@ pub struct Snapshot {
     pub dedupe: Vec<(AlertKey, Timestamp)>,
     pub active: Vec<ActiveAlert>,
     pub digest: BTreeMap<String, DigestQueue>,
+    /// Open incidents, by workload.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub incidents: BTreeMap<String, Incident>,
 }
 
 impl Snapshot {
@@ -244,6 +268,7 @@ pub struct Engine {
     /// restart or a leader change the first tick re-sends at once, which is what a receiver that
     /// may have expired them needs.
     resent: BTreeMap<String, Timestamp>,
+    incidents: BTreeMap<String, Incident>,
 }
 
 impl Engine {
@@ -254,6 +279,7 @@ impl Engine {
             active: BTreeMap::new(),
             digest: BTreeMap::new(),
             resent: BTreeMap::new(),
+            incidents: BTreeMap::new(),
         }
     }
 
@@ -273,6 +299,13 @@ impl Engine {
         if alert.resolvable {
             if let Some(active) = self.active.get_mut(&key) {
                 let escalated = alert.severity > active.alert.severity && active.notified;
+                if let Some(incident) = active
+                    .member_of
+                    .as_ref()
+                    .and_then(|g| self.incidents.get_mut(g))
+                {
+                    incident.severity = incident.severity.max(alert.severity);
+                }
                 if active.notified && !escalated {
                     // Still firing: nothing to send, and not a duplicate worth counting. The
                     // alert keeps what was told (title, severity, detail), so its resolution
@@ -297,6 +330,9 @@ impl Engine {
                     }
                 }
                 return outcome;
+            }
+            if let Some(group) = self.group(&alert) {
+                return self.join(group, alert, now);
             }
             // Without resolutions the user never heard this ended, so a re-fire inside the
             // window would be a repeat; with resolutions on, it is news and is sent.
@@ -325,6 +361,8 @@ impl Engine {
                     channels,
                     notified,
                     refs: BTreeMap::new(),
+                    member_of: None,
+                    incident: None,
                 },
             );
             outcome
@@ -338,8 +376,194 @@ impl Engine {
                     }],
                 };
             }
+            if let Some(group) = self.group(&alert) {
+                self.dedupe.insert(key, now);
+                return self.join(group, alert, now);
+            }
             self.fire(&alert, now).0
         }
+    }
+
+    /// The incident `alert` opens or joins, if it is grouped.
+    fn group(&self, alert: &Alert) -> Option<String> {
+        if !self.settings.incidents.enabled {
+            return None;
+        }
+        incident::group_of(alert)
+            .or_else(|| incident::fold_of(alert).filter(|g| self.incidents.contains_key(g)))
+    }
+
+    /// `alert` joins (or opens) the incident `group`; nothing is sent now.
+    fn join(&mut self, group: String, alert: Alert, now: Timestamp) -> Outcome {
+        let incident = self
+            .incidents
+            .entry(group.clone())
+            .or_insert_with(|| Incident::open(&alert, now));
+        incident.join(&alert);
+        let decision = Decision::Grouped {
+            key: alert.key.clone(),
+            severity: alert.severity,
+            incident: group.clone(),
+        };
+        if alert.resolvable {
+            self.active.insert(
+                alert.key.clone(),
+                ActiveAlert {
+                    alert,
+                    since: now,
+                    channels: Vec::new(),
+                    notified: false,
+                    refs: BTreeMap::new(),
+                    member_of: Some(group),
+                    incident: None,
+                },
+            );
+        }
+        Outcome {
+            dispatches: Vec::new(),
+            decisions: vec![decision],
+        }
+    }
+
+    /// A member of `group` cleared: the incident resolves once every member has.
+    fn member_cleared(&mut self, group: &str, key: &AlertKey, now: Timestamp) -> Outcome {
+        let Some(incident) = self.incidents.get_mut(group) else {
+            return Outcome::default();
+        };
+        incident.members.remove(key);
+        if !incident.members.is_empty() {
+            return Outcome::default();
+        }
+        match incident.told.clone() {
+            Some(told) => {
+                self.incidents.remove(group);
+                self.resolve(&told.key, now)
+            }
+            // Cleared within group_wait: nothing was said, nothing to say (notices still go out).
+            None if incident.notices == 0 => {
+                self.incidents.remove(group);
+                Outcome::default()
+            }
+            None => Outcome::default(),
+        }
+    }
+
+    /// Sends incidents whose `group_wait` has passed, and updates of grown ones.
+    fn release_incidents(&mut self, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        let groups: Vec<String> = self.incidents.keys().cloned().collect();
+        for group in groups {
+            outcome.merge(self.release(&group, now));
+        }
+        outcome
+    }
+
+    fn release(&mut self, group: &str, now: Timestamp) -> Outcome {
+        let IncidentSettings {
+            group_wait,
+            group_interval,
+            ..
+        } = self.settings.incidents;
+        let Some(incident) = self.incidents.get(group) else {
+            return Outcome::default();
+        };
+        if let Some(told) = &incident.told {
+            if !incident.grew() || told.at + group_interval > now {
+                return Outcome::default();
+            }
+            return self.update(group, now);
+        }
+        if incident.opened_at + group_wait > now {
+            return Outcome::default();
+        }
+        let incident = self.incidents.remove(group).expect("present");
+        if incident.single() {
+            // One alert: told as itself.
+            let Some(member) = incident.members.first() else {
+                return self.fire(&incident.first, now).0;
+            };
+            let Some(alert) = self.active.get(member).map(|a| a.alert.clone()) else {
+                return Outcome::default();
+            };
+            let (outcome, channels) = self.fire(&alert, now);
+            if let Some(a) = self.active.get_mut(member) {
+                a.member_of = None;
+                a.notified = !channels.is_empty();
+                a.channels = channels;
+            }
+            return outcome;
+        }
+        let alert = incident.alert();
+        if !alert.resolvable {
+            return self.fire(&alert, now).0;
+        }
+        let (outcome, channels) = self.fire(&alert, now);
+        let key = alert.key.clone();
+        let told = Told {
+            key: key.clone(),
+            at: now,
+            pods: incident.pods.len(),
+            severity: incident.severity,
+        };
+        self.active.insert(
+            key,
+            ActiveAlert {
+                alert,
+                since: now,
+                notified: !channels.is_empty(),
+                channels,
+                refs: BTreeMap::new(),
+                member_of: None,
+                incident: Some(group.to_string()),
+            },
+        );
+        self.incidents.insert(
+            group.to_string(),
+            Incident {
+                told: Some(told),
+                ..incident
+            },
+        );
+        outcome
+    }
+
+    /// An incident already told grew: one update to the channels it went to.
+    fn update(&mut self, group: &str, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        let Some(incident) = self.incidents.get_mut(group) else {
+            return outcome;
+        };
+        let alert = incident.alert();
+        let Some(told) = incident.told.as_mut() else {
+            return outcome;
+        };
+        told.at = now;
+        told.pods = incident.pods.len();
+        told.severity = incident.severity;
+        let key = told.key.clone();
+        let Some(active) = self.active.get_mut(&key) else {
+            return outcome;
+        };
+        active.alert = alert.clone();
+        let (channels, refs) = (active.channels.clone(), active.refs.clone());
+        for channel in &channels {
+            let item = DispatchItem {
+                notification: Notification {
+                    state: State::Firing,
+                    alert: alert.clone(),
+                    at: now,
+                },
+                reference: refs.get(channel).cloned(),
+            };
+            self.deliver(channel, item, now, &mut outcome);
+        }
+        outcome.decisions.push(Decision::Fired {
+            key,
+            severity: alert.severity,
+            channels,
+            rule: None,
+        });
+        outcome
     }
 
     /// A monitor's complete view of what is firing within `scope`: new alerts fire, active
@@ -358,10 +582,9 @@ impl Engine {
         let cleared: Vec<AlertKey> = self
             .active
             .range(scope.first_key(monitor)..)
-            .map(|(k, _)| k)
-            .take_while(|k| k.monitor == monitor && (!scope.contiguous() || scope.covers(k)))
-            .filter(|k| scope.covers(k) && !keys.contains(*k))
-            .cloned()
+            .take_while(|(k, _)| k.monitor == monitor && (!scope.contiguous() || scope.covers(k)))
+            .filter(|(k, a)| scope.covers(k) && !keys.contains(*k) && a.incident.is_none())
+            .map(|(k, _)| k.clone())
             .collect();
         for Finding {
             mut alert,
@@ -385,6 +608,14 @@ impl Engine {
         let Some(entry) = self.active.remove(key) else {
             return Outcome::default();
         };
+        if let Some(group) = &entry.member_of {
+            let mut outcome = Outcome {
+                dispatches: Vec::new(),
+                decisions: vec![Decision::ResolvedSilently { key: key.clone() }],
+            };
+            outcome.merge(self.member_cleared(group, key, now));
+            return outcome;
+        }
         if !self.settings.resolution_enabled || !entry.notified {
             return Outcome {
                 dispatches: Vec::new(),
@@ -415,8 +646,8 @@ impl Engine {
     /// Sends digests whose interval has passed, re-sends active alerts to channels whose resend
     /// interval has passed, and forgets dedupe entries older than the window.
     pub fn tick(&mut self, now: Timestamp) -> Outcome {
+        let mut outcome = self.release_incidents(now);
         // Resends first: a digest about to go out now is not also resent.
-        let mut outcome = Outcome::default();
         for (channel, every) in &self.settings.resend {
             if self
                 .resent
@@ -490,6 +721,20 @@ impl Engine {
     pub fn drop_monitor(&mut self, monitor: &str) -> usize {
         let before = self.active.len();
         self.active.retain(|k, _| k.monitor != monitor);
+        // Incidents of that monitor's alerts go too, silently, like their members.
+        let gone: Vec<String> = self
+            .incidents
+            .iter_mut()
+            .filter_map(|(g, i)| {
+                i.members.retain(|k| k.monitor != monitor);
+                (i.members.is_empty() && (i.notices == 0 || i.told.is_some())).then(|| g.clone())
+            })
+            .collect();
+        for group in gone {
+            if let Some(told) = self.incidents.remove(&group).and_then(|i| i.told) {
+                self.active.remove(&told.key);
+            }
+        }
         before - self.active.len()
     }
 
@@ -543,6 +788,7 @@ impl Engine {
             dedupe,
             active: self.active.values().cloned().collect(),
             digest: self.digest.clone(),
+            incidents: self.incidents.clone(),
         }
     }
 
@@ -555,6 +801,7 @@ impl Engine {
             .map(|a| (a.alert.key.clone(), a))
             .collect();
         self.digest = snapshot.digest;
+        self.incidents = snapshot.incidents;
     }
 
     fn within_window(&self, key: &AlertKey, now: Timestamp) -> bool {

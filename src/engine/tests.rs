@@ -659,3 +659,204 @@ proptest! {
         }
     }
 }
+
+fn replica(n: usize, reason: &str, resolvable: bool) -> Alert {
+    let key = AlertKey::new("pod_crashes", "shop", "Pod", format!("api-{n}"), reason);
+    let mut a = Alert::new(key, Severity::Warning, format!("api-{n} {reason}"), t(0))
+        .owner("Deployment/api")
+        .node(format!("n{}", n % 3));
+    a.resolvable = resolvable;
+    a
+}
+
+fn secs(s: i64) -> Timestamp {
+    t(0) + SignedDuration::from_secs(s)
+}
+
+/// Titles of what was sent, with their state.
+fn told(o: &Outcome) -> Vec<(State, String)> {
+    o.dispatches
+        .iter()
+        .flat_map(|d| &d.notifications)
+        .map(|n| (n.notification.state, n.notification.alert.title.clone()))
+        .collect()
+}
+
+#[test]
+fn ten_crashing_replicas_are_one_message_and_one_resolution() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let mut out = Vec::new();
+    for n in 0..10 {
+        let crash = found(vec![replica(n, "CrashLoopBackOff", true)]);
+        out.extend(told(&e.reconcile(
+            "pod_crashes",
+            &Scope::object("shop", "Pod", format!("api-{n}")),
+            crash,
+            secs(n as i64),
+        )));
+        // The container's exit notice is the same thing, not a second message.
+        out.extend(told(&e.submit(replica(n, "Error", false), secs(n as i64))));
+    }
+    out.extend(told(&e.tick(secs(29))));
+    assert!(out.is_empty(), "nothing before group_wait: {out:?}");
+    let first = told(&e.tick(secs(30)));
+    assert_eq!(
+        first,
+        vec![(
+            State::Firing,
+            "Deployment api: 10 pods CrashLoopBackOff, Error on 3 nodes".to_string()
+        )]
+    );
+    // The Deployment short of replicas is the same incident.
+    let mut short = workload("Deployment", "api");
+    short.key.monitor = "replicas_unavailable".into();
+    assert!(
+        told(&e.reconcile(
+            "replicas_unavailable",
+            &Scope::Kind("Deployment".into()),
+            found(vec![short]),
+            secs(31)
+        ))
+        .is_empty()
+    );
+    // Pods recover one by one: silence until the last one (and the Deployment) has.
+    let mut resolved = Vec::new();
+    for n in 0..10 {
+        let scope = Scope::object("shop", "Pod", format!("api-{n}"));
+        resolved.extend(told(&e.reconcile(
+            "pod_crashes",
+            &scope,
+            vec![],
+            secs(40 + n as i64),
+        )));
+    }
+    assert!(
+        resolved.is_empty(),
+        "the Deployment is still short: {resolved:?}"
+    );
+    let o = e.reconcile(
+        "replicas_unavailable",
+        &Scope::Kind("Deployment".into()),
+        vec![],
+        secs(60),
+    );
+    assert_eq!(
+        told(&o),
+        vec![(
+            State::Resolved,
+            "Deployment api: 10 pods CrashLoopBackOff, Error on 3 nodes".to_string()
+        )]
+    );
+    assert!(e.active().next().is_none(), "nothing left active");
+    assert!(told(&e.tick(secs(400))).is_empty());
+}
+
+#[test]
+fn a_single_pod_is_told_as_itself_after_group_wait() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let a = replica(1, "OOMKilled", true);
+    assert!(e.submit(a.clone(), secs(0)).dispatches.is_empty());
+    let o = e.tick(secs(30));
+    assert_eq!(
+        told(&o),
+        vec![(State::Firing, "api-1 OOMKilled".to_string())]
+    );
+    let o = e.resolve(&a.key, secs(40));
+    assert_eq!(
+        told(&o),
+        vec![(State::Resolved, "api-1 OOMKilled".to_string())]
+    );
+}
+
+#[test]
+fn an_incident_cleared_within_group_wait_says_nothing_but_its_notices_still_go_out() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let a = replica(1, "CrashLoopBackOff", true);
+    e.submit(a.clone(), secs(0));
+    assert!(e.resolve(&a.key, secs(5)).dispatches.is_empty());
+    assert!(
+        e.tick(secs(60)).dispatches.is_empty(),
+        "a condition gone within group_wait"
+    );
+    for n in 0..3 {
+        e.submit(replica(n, "Error", false), secs(100));
+    }
+    let o = e.tick(secs(130));
+    assert_eq!(
+        told(&o),
+        vec![(
+            State::Firing,
+            "Deployment api: 3 pods Error on 3 nodes".to_string()
+        )]
+    );
+    let sent = &o.dispatches[0].notifications[0].notification.alert;
+    assert!(!sent.resolvable, "notices only: nothing to resolve");
+    assert!(e.tick(secs(1000)).dispatches.is_empty());
+}
+
+#[test]
+fn a_grown_incident_sends_one_update_per_group_interval() {
+    let mut e = engine("incidents: {group_wait: 30s, group_interval: 5m}\n");
+    for n in 0..2 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(0));
+    }
+    assert_eq!(told(&e.tick(secs(30))).len(), 1);
+    for n in 2..5 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(60));
+    }
+    assert!(
+        told(&e.tick(secs(329))).is_empty(),
+        "not before group_interval"
+    );
+    assert_eq!(
+        told(&e.tick(secs(330))),
+        vec![(
+            State::Firing,
+            "Deployment api: 5 pods CrashLoopBackOff on 3 nodes".to_string()
+        )]
+    );
+    assert!(told(&e.tick(secs(1000))).is_empty(), "nothing new");
+}
+
+#[test]
+fn a_restart_in_the_middle_of_an_incident_sends_nothing_twice() {
+    let make = || engine("incidents: {group_wait: 30s}\n");
+    let mut e = make();
+    for n in 0..4 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(0));
+    }
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut e = make();
+    e.restore(serde_json::from_str(&json).unwrap());
+    assert_eq!(
+        told(&e.tick(secs(30))).len(),
+        1,
+        "the pending incident survived"
+    );
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut e = make();
+    e.restore(serde_json::from_str(&json).unwrap());
+    // The monitors' first full pass after the restart finds the same pods: silence.
+    let still = found(
+        (0..4)
+            .map(|n| replica(n, "CrashLoopBackOff", true))
+            .collect(),
+    );
+    assert!(
+        e.reconcile("pod_crashes", &Scope::Kind("Pod".into()), still, secs(40))
+            .dispatches
+            .is_empty()
+    );
+    let o = e.reconcile("pod_crashes", &Scope::Kind("Pod".into()), vec![], secs(50));
+    assert_eq!(told(&o).len(), 1);
+    assert_eq!(told(&o)[0].0, State::Resolved);
+}
+
+#[test]
+fn incidents_switched_off_send_every_pod_alert_on_its_own() {
+    let mut e = engine("incidents: {enabled: false}\n");
+    let sent: usize = (0..3)
+        .map(|n| told(&e.submit(replica(n, "CrashLoopBackOff", true), secs(0))).len())
+        .sum();
+    assert_eq!(sent, 3);
+}

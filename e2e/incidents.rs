@@ -1,0 +1,93 @@
+//! Incidents: the pods of one workload failing together are one message and one resolution.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use serde_json::json;
+
+use crate::harness::{
+    TestNamespace, WAIT, client, eventually, start, status_crash_loop, status_running,
+};
+use crate::workloads::{create, template};
+
+const REPLICAS: usize = 20;
+
+/// The names of the Deployment's pods, once the scheduler has placed all of them.
+async fn scheduled_pods(ns: &TestNamespace, app: &str) -> Vec<String> {
+    let pods = ns.pods();
+    let selector = format!("app={app}");
+    eventually(
+        &format!("{REPLICAS} pods of {app}, scheduled"),
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let names: Vec<String> = list
+                .items
+                .iter()
+                .filter(|p: &&Pod| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            (names.len() == REPLICAS).then_some(names)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn twenty_crashing_replicas_are_one_message_and_one_resolution() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "incident").await;
+    let kpulse = start(
+        &ns,
+        "incidents: {group_wait: 10s}\nmonitors: {pod_crashes: {resolve_after: 0s}, replicas_unavailable: {for: 20s, none_available_for: 20s}}\n",
+    )
+    .await;
+    create::<Deployment>(&ns, json!({
+        "metadata": {"name": "api"},
+        "spec": {"replicas": REPLICAS, "selector": {"matchLabels": {"app": "api"}}, "template": template("api", json!({}))}
+    }))
+    .await;
+    let pods = scheduled_pods(&ns, "api").await;
+    for pod in &pods {
+        ns.patch_pod_status(pod, status_crash_loop("Error", 1, 3))
+            .await;
+    }
+    let key = format!("pod_crashes/{}/Deployment/api", ns.name);
+    let is_incident = |n: &serde_json::Value, state: &str| {
+        n["key"].as_str().is_some_and(|k| k.starts_with(&key)) && n["state"] == state
+    };
+    let fired = kpulse
+        .wait_notification("the incident", WAIT, |n| is_incident(n, "firing"))
+        .await;
+    let title = fired["alert"]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with(&format!("Deployment api: {REPLICAS} pods ")),
+        "{title}"
+    );
+    // The Deployment short of every replica folds into the incident (it fires after 20s).
+    let short = format!("replicas_unavailable/{}/Deployment/api", ns.name);
+    kpulse.wait_log(&short, Duration::from_secs(60)).await;
+
+    for pod in &pods {
+        ns.patch_pod_status(pod, status_running(3, Some(("Error", 1))))
+            .await;
+    }
+    kpulse
+        .wait_notification("the incident's resolution", WAIT, |n| {
+            is_incident(n, "resolved")
+        })
+        .await;
+    let sent = kpulse.notifications_in(&ns.name);
+    assert_eq!(
+        sent.len(),
+        2,
+        "one message and one resolution for {REPLICAS} crashing replicas: {sent:#?}"
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
