@@ -503,6 +503,7 @@ mod tests {
             alerts_resolved,
             alerts_deduped,
             alerts_digested,
+            alerts_grouped,
             alerts_muted,
             active_alerts,
             notifications_sent,
@@ -533,6 +534,7 @@ mod tests {
             alerts_resolved,
             alerts_deduped,
             alerts_digested,
+            alerts_grouped,
         ] {
             f.get_or_create(&alert).inc();
         }

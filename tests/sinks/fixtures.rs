@@ -22,10 +22,13 @@ pub fn secrets() -> SecretMap {
 }
 
 /// A configuration whose `channels:` is `channels` (YAML), routing everything to `default`.
+/// Incidents are off: these tests send one pod alert through the pipeline at once, as a sink
+/// sees it; grouping has its own tests.
 pub fn config_with(channels: &str, default: &str) -> Config {
     kpulse::install_crypto_provider();
     let yaml = format!(
         "cluster: prod-eks-1\n\
+         incidents: {{enabled: false}}\n\
          links:\n  runbook: 'https://runbooks.example/{{monitor}}#{{reason}}'\n\
          channels:\n{channels}\n\
          routing: {{default: [{default}]}}\n"
