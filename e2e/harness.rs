@@ -274,6 +274,26 @@ impl Receiver {
         self.got.lock().unwrap().clone()
     }
 
+    /// The first alert of `key` (its `key_string`) in `state` that a webhook channel delivered
+    /// here, waiting for it.
+    pub async fn alert(&self, key: &str, state: &str) -> Value {
+        let matches = |a: &Value| a["key_string"] == key && a["state"] == state;
+        let got = self
+            .wait_for(&format!("webhook: {state} {key}"), WAIT, |r| {
+                r.body["alerts"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(matches))
+            })
+            .await;
+        got.body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| matches(a))
+            .unwrap()
+            .clone()
+    }
+
     /// Waits for a request matching `pred`.
     pub async fn wait_for(
         &self,
@@ -346,6 +366,22 @@ pub async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
         .wait_log("watches synced", Duration::from_secs(30))
         .await;
     kpulse
+}
+
+/// Starts kpulse with one `webhook` channel to a new [`Receiver`] on 127.0.0.1, watching `ns`
+/// (plus `monitors` settings), and waits until its watches have synced.
+pub async fn start_webhook(ns: &TestNamespace, monitors: &str) -> (Kpulse, Receiver) {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\n{monitors}",
+        receiver.url("/hook"),
+        ns.name
+    );
+    let kpulse = Kpulse::start(&config, &ns.name).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    (kpulse, receiver)
 }
 
 /// Waits for the `log` sink notification of `key` in `state` (`firing`, `resolved`).

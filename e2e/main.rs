@@ -11,6 +11,7 @@ mod hpa;
 mod nodes_events;
 mod pod_crashes;
 mod pods;
+mod real_node;
 mod reload;
 mod smoke;
 mod state;
