@@ -13,7 +13,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 busybox=/bin/busybox
 if [[ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]]; then
   echo "images: installing busybox-static" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends busybox-static >&2 ||
+    { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends busybox-static >&2; }
 fi
 
 key="$(cat "$0" "$root/hack/oci-image.py" "$busybox" | sha256sum | cut -c1-16)"
