@@ -13,6 +13,7 @@ mod many_workloads;
 mod nodes_events;
 mod pod_crashes;
 mod pods;
+mod real_node;
 mod reload;
 mod smoke;
 mod state;

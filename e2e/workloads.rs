@@ -11,9 +11,7 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::harness::{
-    Kpulse, Receiver, TestNamespace, WAIT, client, eventually, start, wait_state,
-};
+use crate::harness::{TestNamespace, client, eventually, start, start_webhook, wait_state};
 
 pub(crate) async fn create<K>(ns: &TestNamespace, object: Value) -> Api<K>
 where
@@ -152,40 +150,13 @@ async fn workloads_job_over_its_backoff_limit_fires_job_failed() {
     ns.delete().await;
 }
 
-/// The first alert a webhook receiver got for `key` in `state`.
-async fn webhook_alert(receiver: &Receiver, key: &str, state: &str) -> Value {
-    let matches = |a: &Value| a["key_string"] == key && a["state"] == state;
-    let got = receiver
-        .wait_for(&format!("webhook: {state} {key}"), WAIT, |r| {
-            r.body["alerts"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(matches))
-        })
-        .await;
-    got.body["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| matches(a))
-        .unwrap()
-        .clone()
-}
-
 #[tokio::test]
 async fn workloads_failed_cronjob_run_resolves_when_a_newer_run_succeeds() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "jobnext").await;
     // Delivered through a real webhook channel, as a receiving system would see it.
-    let receiver = Receiver::start().await;
-    let config = format!(
-        "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\nmonitors: {{cronjob_missed: {{enabled: false}}}}\n",
-        receiver.url("/hook"),
-        ns.name
-    );
-    let kpulse = Kpulse::start(&config, &ns.name).await;
-    kpulse
-        .wait_log("watches synced", Duration::from_secs(30))
-        .await;
+    let (kpulse, receiver) =
+        start_webhook(&ns, "monitors: {cronjob_missed: {enabled: false}}\n").await;
     // Suspended, so the CronJob controller starts no runs of its own; the test starts them.
     let cronjobs: Api<CronJob> = create(&ns, json!({
         "metadata": {"name": "nightly"},
@@ -197,7 +168,7 @@ async fn workloads_failed_cronjob_run_resolves_when_a_newer_run_succeeds() {
     create::<Job>(&ns, job("nightly-1", Some(&cj))).await;
     exit_pod(&ns, &job_pod(&ns, "nightly-1").await, 1).await;
     let key = format!("job_failed/{}/Job/nightly-1/BackoffLimitExceeded", ns.name);
-    let a = webhook_alert(&receiver, &key, "firing").await;
+    let a = receiver.alert(&key, "firing").await;
     assert_eq!(a["title"], "Job nightly-1 failed: BackoffLimitExceeded");
     assert_eq!(a["owner"], "CronJob/nightly");
     assert_eq!(a["severity"], "warning");
@@ -206,7 +177,7 @@ async fn workloads_failed_cronjob_run_resolves_when_a_newer_run_succeeds() {
     create::<Job>(&ns, job("nightly-2", Some(&cj))).await;
     exit_pod(&ns, &job_pod(&ns, "nightly-2").await, 0).await;
     // The failed Job is still there; the newer successful run ends the incident.
-    let r = webhook_alert(&receiver, &key, "resolved").await;
+    let r = receiver.alert(&key, "resolved").await;
     assert!(
         r["headline"]
             .as_str()

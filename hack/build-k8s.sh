@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the upstream Kubernetes control-plane programs (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) from the Go modules pinned in
+# Builds the upstream Kubernetes programs (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, and the kubelet of the real node) from the Go modules pinned in
 # hack/kube-testenv/go.mod, plus Helm, into .cache/k8s/<key>/bin, and prints that directory as
 # its last line. The key covers go.sum, the Go version and this script, so a second run reuses
 # the binaries and a version bump rebuilds them.
@@ -17,7 +17,7 @@ go_version="$(go env GOVERSION)"
 key="$( { cat "$mod/go.sum"; echo "$go_version $SCRIPT_VERSION $KUBE_VERSION $HELM_VERSION"; } | sha256sum | cut -c1-16)"
 out="$root/.cache/k8s/$key"
 bin="$out/bin"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet helm)
 
 complete=1
 for t in "${tools[@]}"; do [[ -x "$bin/$t" ]] || complete=0; done
@@ -47,14 +47,15 @@ X="$X -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
 X="$X -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1"
 X="$X -X k8s.io/client-go/pkg/version.gitMinor=$minor"
 
-echo "building Kubernetes $KUBE_VERSION control-plane programs with $go_version (first run only; takes a while)" >&2
+echo "building Kubernetes $KUBE_VERSION programs with $go_version (first run only; takes a while)" >&2
 (
   cd "$mod"
   go build -ldflags "-s -w $X" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubectl >&2
+    k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet >&2
   go build -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 >&2
 )
 echo "building Helm $HELM_VERSION" >&2

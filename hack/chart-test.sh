@@ -10,6 +10,10 @@
 #    of the rendered manifests, helm install into a namespace that enforces the `restricted` Pod
 #    Security Standard, RBAC proven with `kubectl auth can-i --as=<the ServiceAccount>` and with
 #    real requests made with a TokenRequest token, helm upgrade with other values, helm uninstall.
+# 4. On the real node of that control plane (hack/node.sh): kpulse's own image, built without
+#    Docker (hack/kpulse-image.sh from $KPULSE_IMAGE_BINARY; unset: the release build), helm
+#    install with 2 replicas into a `restricted` namespace: both Pods Running and Ready, one holds
+#    the Lease, the log shows synced watches and no 403, uninstall stops the containers.
 #
 # Each check prints PASS or FAIL; the last line is `N passed, M failed`; exit status 1 on any
 # failure. Helm and kubectl come from hack/build-k8s.sh (or $K8S_BIN).
@@ -271,14 +275,16 @@ else
   suffix="$(head -c 64 /dev/urandom | tr -dc 'a-z0-9' | head -c 6)"
   ns="kpulse-chart-$suffix"
   other="kpulse-chart-$suffix-other"
+  real_ns="kpulse-chart-$suffix-real"
   sa="system:serviceaccount:$ns:kpulse"
   kpulse_pid=""
   cleanup_server() {
     [[ -n "$kpulse_pid" ]] && kill "$kpulse_pid" 2>/dev/null && wait "$kpulse_pid" 2>/dev/null
     "$helm" uninstall kpulse -n "$ns" >/dev/null 2>&1 || true
+    "$helm" uninstall kpulse -n "$real_ns" >/dev/null 2>&1 || true
     # No kubelet confirms pod deletion on the local control plane: force it.
     "$kubectl" delete pods --all -n "$ns" --force --grace-period=0 >/dev/null 2>&1 || true
-    "$kubectl" delete namespace "$ns" "$other" --wait=false >/dev/null 2>&1 || true
+    "$kubectl" delete namespace "$ns" "$other" "$real_ns" --wait=false >/dev/null 2>&1 || true
     "$kubectl" delete clusterrole,clusterrolebinding "kpulse-$ns" --ignore-not-found >/dev/null 2>&1 || true
   }
   trap 'cleanup_server; rm -rf "$work"' EXIT
@@ -588,6 +594,69 @@ else
     pass "uninstall: kpulse-state (written by kpulse, not chart-owned) stays, as docs/install.md says"
   else
     fail "uninstall: kpulse-state is gone; docs/install.md says it stays"
+  fi
+
+  # -------------------------------------------------------------------------------------------
+  if ! "$kubectl" get node kpulse-real-1 >/dev/null 2>&1; then
+    if [[ "${KPULSE_REAL_NODE:-1}" == 0 ]]; then
+      echo "SKIP real node: KPULSE_REAL_NODE=0"
+    else
+      fail "real node: no node kpulse-real-1 (hack/cluster.sh up starts it; KPULSE_REAL_NODE=0 skips this)"
+    fi
+  else
+    echo "== real node: helm install with kpulse's own image, 2 replicas, restricted Pod Security"
+    if image="$(hack/kpulse-image.sh "$work/kpulse.tar" "${KPULSE_IMAGE_BINARY:-}" 2>"$work/image.err" | tail -n1)" &&
+       msg="$(source hack/node.sh && node_names "$(dirname "$KUBECONFIG")" && node_ctr images import "$work/kpulse.tar" 2>&1)"; then
+      pass "real node: image $image built without Docker and imported"
+    else
+      fail "real node: image: $(cat "$work/image.err") ${msg:-}"
+    fi
+    "$kubectl" create namespace "$real_ns" >/dev/null
+    "$kubectl" label namespace "$real_ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
+    if msg="$("$helm" install kpulse "$chart" -n "$real_ns" --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
+        --set replicas=2 --set-json 'nodeSelector={"kpulse.io/real-node":"true"}' \
+        --set-json 'tolerations=[{"key":"kpulse.io/real-node","operator":"Exists","effect":"NoSchedule"}]' 2>&1)"; then
+      pass "real node: helm install"
+    else
+      fail "real node: helm install: $msg"
+    fi
+    selector=app.kubernetes.io/instance=kpulse
+    # The ReplicaSet's pods exist a moment after the install; then the kubelet starts them.
+    for _ in $(seq 1 60); do
+      [[ "$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name | wc -l)" == 2 ]] && break
+      sleep 0.5
+    done
+    if msg="$("$kubectl" wait pods -n "$real_ns" -l "$selector" --for=condition=Ready --timeout=120s 2>&1)"; then
+      pass "real node: both kpulse Pods Running and Ready (readiness probe on /readyz)"
+    else
+      fail "real node: kpulse Pods not Ready: $msg $("$kubectl" get pods -n "$real_ns" -o wide 2>&1) $("$kubectl" logs -n "$real_ns" -l "$selector" --tail=20 2>&1)"
+    fi
+    pods="$("$kubectl" get pods -n "$real_ns" -l "$selector" -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].imageID}{"\n"}{end}')"
+    if [[ "$(awk '$2 == "kpulse-real-1" && $3 == 0 && $4 != "" {n++} END {print n+0}' <<<"$pods")" == 2 ]]; then
+      pass "real node: both Pods run on kpulse-real-1, never restarted"
+    else
+      fail "real node: Pods: $pods"
+    fi
+    holder="$("$kubectl" get lease kpulse-leader -n "$real_ns" -o jsonpath='{.spec.holderIdentity}' 2>&1)"
+    if [[ -n "$holder" ]] && grep -q "^$holder " <<<"$pods"; then
+      pass "real node: one replica holds the Lease ($holder)"
+    else
+      fail "real node: Lease holder '$holder' is not one of the Pods: $pods"
+    fi
+    logs="$("$kubectl" logs -n "$real_ns" -l "$selector" --tail=-1 2>&1)"
+    has "real node: kpulse reached the API server through the kubernetes Service with its token" "$logs" "watches synced"
+    if grep -qi forbidden <<<"$logs"; then
+      fail "real node: a Pod hit a 403 with the chart's RBAC: $(grep -i forbidden <<<"$logs" | head -n3)"
+    else
+      pass "real node: no 403 in the Pods' logs (RBAC allows what the monitors need)"
+    fi
+    if msg="$("$helm" uninstall kpulse -n "$real_ns" --wait --timeout 60s 2>&1)"; then pass "real node: helm uninstall"; else fail "real node: helm uninstall: $msg"; fi
+    for _ in $(seq 1 120); do
+      [[ -z "$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name 2>&1)" ]] && break
+      sleep 0.5
+    done
+    left="$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name 2>&1)"
+    if [[ -z "$left" ]]; then pass "real node: the kubelet stopped both Pods"; else fail "real node: Pods left: $left"; fi
   fi
 fi
 

@@ -2,18 +2,24 @@
 # A real Kubernetes control plane on 127.0.0.1, for tests and the demo.
 #
 #   hack/cluster.sh up        start etcd, kube-apiserver, kube-controller-manager and kube-scheduler
-#                             as separate processes on free ports, create fake Ready nodes, and
-#                             print `export KUBECONFIG=<dir>/admin.kubeconfig` as the last line
-#   hack/cluster.sh down DIR  stop the cluster whose work dir is DIR (default: the latest) and
-#                             remove DIR
+#                             as separate processes on free ports, create fake Ready nodes and the
+#                             real node, and print `export KUBECONFIG=<dir>/admin.kubeconfig` as
+#                             the last line
+#   hack/cluster.sh down DIR  stop the cluster whose work dir is DIR (default: the latest), its
+#                             real node and its containers, and remove DIR
 #
 # Environment: KPULSE_CLUSTER_DIR (work dir; default .cache/clusters/<unique id>),
-# KPULSE_FAKE_NODES (default 3), K8S_BIN (binaries; default: built by hack/build-k8s.sh).
-# No kubelet runs: pods are scheduled onto the fake nodes and tests patch their status the way a
-# kubelet would. The node-lifecycle controller is off so the fake nodes stay Ready.
+# KPULSE_FAKE_NODES (default 3), KPULSE_REAL_NODE (default 1; 0: no real node),
+# K8S_BIN (binaries; default: built by hack/build-k8s.sh).
+# The fake nodes run nothing: tests patch the status of pods scheduled onto them the way a kubelet
+# would. The real node `kpulse-real-1` (hack/node.sh) runs containerd and a kubelet; it is tainted
+# so only pods that tolerate `kpulse.io/real-node` land there. The node-lifecycle controller is
+# off so the fake nodes stay Ready.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 clusters="$root/.cache/clusters"
+# shellcheck source=hack/node.sh
+source "$root/hack/node.sh"
 
 log() { echo "cluster: $*" >&2; }
 
@@ -24,6 +30,8 @@ free_port() {
 stop_dir() {
   local dir="$1"
   [[ -d "$dir" ]] || return 0
+  # The kubelet and containerd first: their containers are stopped through containerd.
+  node_down "$dir"
   if [[ -d "$dir/pids" ]]; then
     for f in "$dir"/pids/*; do
       [[ -f "$f" ]] || continue
@@ -96,19 +104,21 @@ up() {
   mkdir -p "$dir/logs" "$dir/pids" "$dir/pki" "$dir/etcd"
   chmod 700 "$dir/etcd"
   pki="$dir/pki"
-  trap 'log "start failed; logs in $dir/logs"; tail -n 20 "$dir"/logs/*.log >&2 || true; stop_dir "$dir"' ERR
-  # Interrupted while starting: stop what was started rather than leave etcd and the apiserver behind.
-  trap 'log "interrupted; stopping $dir"; stop_dir "$dir"; exit 130' INT TERM
+  # A failed start (anywhere, functions included) stops what was started.
+  up_ok=0
+  trap '[[ $up_ok == 1 ]] || { log "start failed; logs in $dir/logs"; tail -n 20 "$dir"/logs/*.log >&2 || true; stop_dir "$dir"; }' EXIT
+  trap 'log "interrupted; stopping $dir"; exit 130' INT TERM
   local started=$SECONDS
 
   openssl genrsa -out "$pki/ca.key" 2048 2>/dev/null
   openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=kpulse-e2e-ca" -days 30 -out "$pki/ca.crt" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > "$pki/server.ext"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1\nextendedKeyUsage=serverAuth\n' > "$pki/server.ext"
   printf 'extendedKeyUsage=clientAuth\n' > "$pki/client.ext"
   cert apiserver "/CN=kube-apiserver" "$pki/server.ext"
   cert admin "/O=system:masters/CN=e2e-admin" "$pki/client.ext"
   cert kcm "/CN=system:kube-controller-manager" "$pki/client.ext"
   cert scheduler "/CN=system:kube-scheduler" "$pki/client.ext"
+  cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$pki/client.ext"
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
@@ -131,6 +141,9 @@ up() {
       --cert-dir="$dir/apiserver" \
       --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
       --client-ca-file="$pki/ca.crt" \
+      --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+      --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+      --kubelet-preferred-address-types=InternalIP \
       --authorization-mode=Node,RBAC \
       --service-account-issuer=https://kubernetes.default.svc.cluster.local \
       --service-account-key-file="$pki/sa.pub" \
@@ -205,7 +218,13 @@ EOF
       \"nodeInfo\":{\"kubeletVersion\":\"v1.35.4\",\"architecture\":\"amd64\",\"operatingSystem\":\"linux\",\"containerRuntimeVersion\":\"fake://1\",\"kernelVersion\":\"\",\"osImage\":\"fake\",\"kubeProxyVersion\":\"\",\"machineID\":\"\",\"systemUUID\":\"\",\"bootID\":\"\"}}}" >/dev/null
   done
 
-  trap - ERR INT TERM
+  if [[ "${KPULSE_REAL_NODE:-1}" != 0 ]]; then
+    log "starting the real node $NODE_NAME (KPULSE_REAL_NODE=0 starts none)"
+    node_up
+  fi
+
+  up_ok=1
+  trap - EXIT INT TERM
   ln -sfn "$dir" "$clusters/current"
   echo "$bin" > "$dir/bin"
   log "ready in $((SECONDS - started))s: $dir (apiserver https://127.0.0.1:$api_port)"

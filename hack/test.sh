@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Every test kpulse has. `hack/test.sh [all|unit|e2e]`.
 #   unit: lint, unit tests, sink tests against local receivers and SMTP.
-#   e2e:  builds (or reuses) the control-plane binaries, starts one local control plane shared by
-#         every end-to-end test, runs them, and tears it down even when they fail.
+#   e2e:  builds (or reuses) the Kubernetes binaries, starts one local control plane with its real
+#         node, shared by every end-to-end test and the chart tests, runs them, and tears it down
+#         even when they fail.
+# KPULSE_REAL_NODE=0: no real node (its tests skip). The chart tests run kpulse's image on the
+# real node, made from the debug build (the release build would add a quarter of an hour to a
+# cold run); KPULSE_IMAGE_BINARY=target/release/kpulse, after `make release`, uses that instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phase="${1:-all}"
@@ -21,6 +25,7 @@ if [[ "$phase" == all || "$phase" == e2e ]]; then
   echo "== building kpulse and the e2e tests"
   cargo build --bin kpulse
   cargo test --features e2e --test e2e --no-run
+  export KPULSE_IMAGE_BINARY="${KPULSE_IMAGE_BINARY:-$PWD/target/debug/kpulse}"
   echo "== starting the local control plane"
   up="$(hack/cluster.sh up | tail -n1)"
   eval "$up"

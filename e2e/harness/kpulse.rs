@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::cluster::{TestNamespace, client, kubeconfig};
+use super::receiver::Receiver;
 use super::waits::{WAIT, eventually};
 
 /// One sample from kpulse's `/metrics` (`series` with its labels), 0 when absent; `None` while
@@ -36,6 +37,22 @@ pub async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {
         .wait_log("watches synced", Duration::from_secs(30))
         .await;
     kpulse
+}
+
+/// Starts kpulse with one `webhook` channel to a new [`Receiver`] on 127.0.0.1, watching `ns`
+/// (plus `monitors` settings), and waits until its watches have synced.
+pub async fn start_webhook(ns: &TestNamespace, monitors: &str) -> (Kpulse, Receiver) {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\n{monitors}",
+        receiver.url("/hook"),
+        ns.name
+    );
+    let kpulse = Kpulse::start(&config, &ns.name).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    (kpulse, receiver)
 }
 
 /// Waits for the `log` sink notification of `key` in `state` (`firing`, `resolved`).

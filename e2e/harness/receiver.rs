@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::waits::eventually;
+use super::waits::{WAIT, eventually};
 
 #[path = "../../tests/support/receiver.rs"]
 mod shared;
@@ -26,6 +26,26 @@ impl Receiver {
 
     pub fn received(&self) -> Vec<Received> {
         self.0.received()
+    }
+
+    /// The first alert of `key` (its `key_string`) in `state` that a webhook channel delivered
+    /// here, waiting for it.
+    pub async fn alert(&self, key: &str, state: &str) -> serde_json::Value {
+        let matches = |a: &serde_json::Value| a["key_string"] == key && a["state"] == state;
+        let got = self
+            .wait_for(&format!("webhook: {state} {key}"), WAIT, |r| {
+                r.body["alerts"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(matches))
+            })
+            .await;
+        got.body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| matches(a))
+            .unwrap()
+            .clone()
     }
 
     /// Waits for a request matching `pred`.

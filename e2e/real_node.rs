@@ -1,0 +1,341 @@
+//! Detection on real containers: pods pinned to the real node `kpulse-real-1` (hack/node.sh:
+//! containerd, runc and a kubelet on this machine) fail the way they fail in production, and the
+//! kubelet, not the test, writes their status. Images are the local ones hack/images.sh builds.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, LogParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::harness::{
+    TestNamespace, WAIT, client, count, eventually, in_cluster, start, start_webhook, wait_state,
+};
+
+const NODE: &str = "kpulse-real-1";
+const IMAGE: &str = "kpulse.local/busybox:1";
+
+/// Whether the real node is there to run on. It is part of every local cluster unless
+/// `KPULSE_REAL_NODE=0`; when it should be there and is not Ready, the test fails.
+async fn real_node() -> bool {
+    if in_cluster() {
+        eprintln!("skipped in-cluster: these pods run the images of the local real node");
+        return false;
+    }
+    if std::env::var("KPULSE_REAL_NODE").is_ok_and(|v| v == "0") {
+        eprintln!("skipped: KPULSE_REAL_NODE=0 (the cluster has no real node)");
+        return false;
+    }
+    let nodes: Api<Node> = Api::all(client().await);
+    let node = nodes.get_opt(NODE).await.unwrap().unwrap_or_else(|| {
+        panic!(
+            "no node {NODE}: hack/cluster.sh up starts it (KPULSE_REAL_NODE=0 skips these tests)"
+        )
+    });
+    let ready = node
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    assert!(ready, "node {NODE} is not Ready");
+    true
+}
+
+/// A namespace of its own for a test on the real node, or `None` when there is no real node.
+async fn namespace(prefix: &str) -> Option<TestNamespace> {
+    if !real_node().await {
+        return None;
+    }
+    Some(TestNamespace::new(&client().await, prefix).await)
+}
+
+/// A pod for the real node (its taint tolerated, its label selected) with these containers.
+fn pod(name: &str, containers: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeSelector": {"kpulse.io/real-node": "true"},
+            "tolerations": [{"key": "kpulse.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": containers
+        }
+    }))
+    .unwrap()
+}
+
+/// One busybox container `app` running `script` with `sh -c`.
+fn sh(script: &str) -> Value {
+    json!({"name": "app", "image": IMAGE, "command": ["sh", "-c", script]})
+}
+
+async fn create(ns: &TestNamespace, pod: Pod) {
+    ns.pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+}
+
+async fn delete(ns: &TestNamespace, name: &str) {
+    ns.pods()
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete pod");
+}
+
+/// The status of container `app` once `pred` holds for it.
+async fn container_status(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let pods = ns.pods();
+    eventually(what, WAIT, || async {
+        let p = pods.get(name).await.ok()?;
+        let status = serde_json::to_value(p.status?.container_statuses?).ok()?;
+        status
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == "app" && pred(c))
+            .cloned()
+    })
+    .await
+}
+
+/// The last termination of container `app` (its current state if it is terminated, else its
+/// last state).
+fn terminated(c: &Value) -> &Value {
+    let now = &c["state"]["terminated"];
+    if now.is_object() {
+        now
+    } else {
+        &c["lastState"]["terminated"]
+    }
+}
+
+#[tokio::test]
+async fn real_node_container_over_its_memory_limit_is_oom_killed_and_alerts() {
+    let Some(ns) = namespace("real-oom").await else {
+        return;
+    };
+    let (kpulse, receiver) = start_webhook(&ns, "").await;
+
+    // dd, the container's only process, fills a 64 MiB buffer: the kernel kills it at the
+    // 16 MiB limit.
+    let mut hog = sh("exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    hog["resources"] = json!({"limits": {"memory": "16Mi"}});
+    create(&ns, pod("hog", json!([hog]))).await;
+
+    let key = format!("pod_crashes/{}/Pod/hog/OOMKilled", ns.name);
+    let fired = receiver.alert(&key, "firing").await;
+    assert_eq!(fired["key"]["monitor"], "pod_crashes");
+    assert_eq!(fired["key"]["reason"], "OOMKilled");
+    assert_eq!(fired["title"], "hog/app OOMKilled");
+    assert_eq!(fired["node"], NODE);
+    // The kubelet, not the test, wrote this.
+    let c = container_status(&ns, "hog", "OOMKilled in the pod status", |c| {
+        terminated(c)["reason"] == "OOMKilled"
+    })
+    .await;
+    assert_eq!(terminated(&c)["exitCode"], 137, "{c:#}");
+
+    delete(&ns, "hog").await;
+    let resolved = receiver.alert(&key, "resolved").await;
+    assert_eq!(
+        resolved["headline"],
+        format!("✅ [RESOLVED] [e2e] {}/pod/hog hog/app OOMKilled", ns.name)
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_container_exiting_1_crash_loops_and_alerts() {
+    let Some(ns) = namespace("real-crash").await else {
+        return;
+    };
+    let kpulse = start(&ns, "").await;
+
+    create(&ns, pod("crasher", json!([sh("echo starting; exit 1")]))).await;
+    let key = format!("pod_crashes/{}/Pod/crasher/CrashLoopBackOff", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(
+        fired["text"],
+        format!(
+            "🚨 [e2e] {}/pod/crasher crasher/app CrashLoopBackOff",
+            ns.name
+        )
+    );
+    let c = container_status(&ns, "crasher", "CrashLoopBackOff", |c| {
+        c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    })
+    .await;
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 1, "{c:#}");
+    assert_eq!(c["lastState"]["terminated"]["reason"], "Error", "{c:#}");
+    // Each restart after the error exit is also a one-shot notice with the exit code.
+    let exit_key = format!("pod_crashes/{}/Pod/crasher/ErrorExit", ns.name);
+    let notice = wait_state(&kpulse, &exit_key, "firing").await;
+    let message = notice["alert"]["message"].as_str().unwrap();
+    assert!(message.contains("exited with code 1 (Error)"), "{message}");
+
+    delete(&ns, "crasher").await;
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_missing_image_backs_off_and_resolves_when_the_image_is_fixed() {
+    let Some(ns) = namespace("real-pull").await else {
+        return;
+    };
+    let kpulse = start(&ns, "monitors: {container_waiting: {error_for: 1s}}\n").await;
+
+    // Not imported, and containerd reaches no registry: the pull fails on this machine.
+    let missing = "kpulse.local/missing:1";
+    create(
+        &ns,
+        pod(
+            "puller",
+            json!([{"name": "app", "image": missing, "command": ["sleep", "3600"]}]),
+        ),
+    )
+    .await;
+    let key = format!("container_waiting/{}/Pod/puller/ImagePullBackOff", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let title = fired["alert"]["title"].as_str().unwrap();
+    assert!(
+        title == "puller/app ImagePullBackOff" || title == "puller/app ErrImagePull",
+        "{title}"
+    );
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(message.contains(missing), "{message}");
+
+    // The image is fixed in place: the kubelet pulls nothing and starts the container.
+    ns.pods()
+        .patch(
+            "puller",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"containers": [{"name": "app", "image": IMAGE}]}})),
+        )
+        .await
+        .expect("patch the image");
+    container_status(&ns, "puller", "app running", |c| {
+        c["state"]["running"].is_object()
+    })
+    .await;
+    let resolved = wait_state(&kpulse, &key, "resolved").await;
+    assert!(
+        resolved["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("✅ [RESOLVED] [e2e]"),
+        "{resolved}"
+    );
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    delete(&ns, "puller").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_missing_configmap_key_fails_container_config_and_resolves_when_added() {
+    let Some(ns) = namespace("real-config").await else {
+        return;
+    };
+    let kpulse = start(&ns, "monitors: {container_waiting: {error_for: 1s}}\n").await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(ns.client().clone(), &ns.name);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "settings"}, "data": {"other": "x"}}))
+            .unwrap();
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+
+    let mut app = sh("sleep 3600");
+    app["env"] = json!([{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]);
+    create(&ns, pod("configured", json!([app]))).await;
+    let key = format!(
+        "container_waiting/{}/Pod/configured/CreateContainerConfigError",
+        ns.name
+    );
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let message = fired["alert"]["message"].as_str().unwrap();
+    // The kubelet's own words.
+    assert!(
+        message.contains("couldn't find key mode in ConfigMap"),
+        "{message}"
+    );
+
+    configmaps
+        .patch(
+            "settings",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"mode": "fast"}})),
+        )
+        .await
+        .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    let c = container_status(&ns, "configured", "app running", |c| {
+        c["state"]["running"].is_object()
+    })
+    .await;
+    assert_eq!(c["restartCount"], 0, "{c:#}");
+    delete(&ns, "configured").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_pods_have_no_route_off_this_machine() {
+    let Some(ns) = namespace("real-net").await else {
+        return;
+    };
+    let mut check = pod(
+        "routes",
+        json!([sh("ip -4 route; echo ---; cat /etc/resolv.conf")]),
+    );
+    check.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+    create(&ns, check).await;
+    let pods = ns.pods();
+    eventually("routes pod Succeeded", WAIT, || async {
+        let p = pods.get("routes").await.ok()?;
+        (p.status?.phase.as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+    let out = pods
+        .logs("routes", &LogParams::default())
+        .await
+        .expect("pod log through the API server and the kubelet");
+    let pod_ip = pods.get("routes").await.unwrap().status.unwrap().pod_ip;
+    let (routes, resolv) = out.split_once("---\n").expect("routes, then resolv.conf");
+    // Two routes, both on the bridge: the pod's own /24, and the `kubernetes` Service address
+    // (which this machine turns into the API server on 127.0.0.1). No default route; the only
+    // nameserver is the pod's own loopback (the kubelet's way of turning DNS off when the node has
+    // no resolv.conf).
+    let pod_ip = pod_ip.expect("pod IP");
+    let prefix = pod_ip.rsplit_once('.').unwrap().0;
+    let mut routes: Vec<String> = routes
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            format!("{prefix}.0/24 dev eth0 scope link src {pod_ip}"),
+            format!("10.96.0.1 via {prefix}.1 dev eth0"),
+        ],
+        "{out}"
+    );
+    let nameservers: Vec<&str> = resolv
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .collect();
+    assert_eq!(nameservers, ["127.0.0.1"], "{out}");
+    ns.delete().await;
+}
