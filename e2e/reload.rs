@@ -114,13 +114,11 @@ async fn an_invalid_edit_keeps_the_last_good_config_and_is_reported_on_the_confi
     ns.delete().await;
 }
 
-#[tokio::test]
-async fn a_rotated_secret_is_used_by_the_next_delivery() {
-    use crate::harness::Receiver;
-    let client = client().await;
-    let ns = TestNamespace::new(&client, "rotate").await;
-    let receiver = Receiver::start().await;
-    ns.apply_secret("kpulse-secrets", &[("HOOK_TOKEN", "first-token")])
+/// The Secret `kpulse-secrets` with `HOOK_TOKEN=token`, and a configuration whose webhook
+/// channel to a new receiver sends it as a bearer token.
+async fn webhook_with_secret(ns: &TestNamespace, token: &str) -> crate::harness::Receiver {
+    let receiver = crate::harness::Receiver::start().await;
+    ns.apply_secret("kpulse-secrets", &[("HOOK_TOKEN", token)])
         .await;
     ns.apply_config(&format!(
         "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', headers: {{Authorization: 'Bearer $HOOK_TOKEN'}}, delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\n",
@@ -128,6 +126,14 @@ async fn a_rotated_secret_is_used_by_the_next_delivery() {
         ns.name
     ))
     .await;
+    receiver
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_used_by_the_next_delivery() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "rotate").await;
+    let receiver = webhook_with_secret(&ns, "first-token").await;
     let kpulse = Kpulse::start_from_configmap(&ns.name, Some("kpulse-secrets")).await;
     kpulse
         .wait_log("watches synced", Duration::from_secs(30))
@@ -168,18 +174,10 @@ async fn a_rotated_secret_is_used_by_the_next_delivery() {
 
 #[tokio::test]
 async fn a_valid_configuration_with_a_secret_is_accepted_on_every_start() {
-    use crate::harness::Receiver;
     let client = client().await;
     let ns = TestNamespace::new(&client, "startsecret").await;
-    let receiver = Receiver::start().await;
-    ns.apply_secret("kpulse-secrets", &[("HOOK_TOKEN", "a-token")])
-        .await;
-    ns.apply_config(&format!(
-        "cluster: e2e\nchannels:\n  hook: {{type: webhook, url: '{}', headers: {{Authorization: 'Bearer $HOOK_TOKEN'}}, delivery: {{allow_http: true}}}}\nrouting: {{default: [hook]}}\nnamespaces: {{include: [{}]}}\n",
-        receiver.url("/hook"),
-        ns.name
-    ))
-    .await;
+    // The receiver stays up for the whole test: the channel is valid only while it listens.
+    let _receiver = webhook_with_secret(&ns, "a-token").await;
     // The ConfigMap and the Secret are listed by two watches; whichever finishes first, the
     // configuration must be read whole.
     for start in 1..=20 {
