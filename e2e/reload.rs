@@ -176,7 +176,7 @@ async fn a_rotated_secret_is_used_by_the_next_delivery() {
 async fn a_valid_configuration_with_a_secret_is_accepted_on_every_start() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "startsecret").await;
-    // The receiver stays up for the whole test: the channel is valid only while it listens.
+    // Kept for the whole test, so the channel points at a live receiver.
     let _receiver = webhook_with_secret(&ns, "a-token").await;
     // The ConfigMap and the Secret are listed by two watches; whichever finishes first, the
     // configuration must be read whole.
