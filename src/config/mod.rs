@@ -4,6 +4,7 @@
 //! the channel and http settings, and validates, returning every problem at once, each with the
 //! path of the field it concerns. No error message contains an expanded secret value.
 
+pub mod access;
 pub mod chart_schema;
 pub mod docs;
 pub mod model;

@@ -1,40 +1,88 @@
-//! Per-monitor settings. Every monitor has `enabled` and documented defaults; an unknown monitor
-//! name is a validation error.
+//! The monitor registry: every monitor declared once, with its settings, whether it is on by
+//! default, and the API access it needs. From it come the [`Monitors`] configuration section, the
+//! list of names, and (through `kpulse generate`) the chart's RBAC rules and monitor defaults, the
+//! chart test's lists and docs/install.md's RBAC table. Every monitor has `enabled` and documented
+//! defaults; an unknown monitor name is a validation error.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::access::*;
 use super::types::HumanDuration;
 
-/// Declares a monitor settings struct whose every field has a default, so `monitors: {x: {}}`
-/// and an absent `x` mean the same.
-macro_rules! monitor_settings {
-    (
+/// One monitor as the registry declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The key under `monitors` in the configuration, and `monitor` in alert keys.
+    pub name: &'static str,
+    /// Whether the monitor runs when the configuration does not say.
+    pub enabled_by_default: bool,
+    /// The cluster-wide API access it needs (see [`Access`]).
+    pub needs: &'static [Access],
+}
+
+/// Declares every monitor: its settings struct (whose every field has a default, so
+/// `monitors: {x: {}}` and an absent `x` mean the same), and [`Monitors`] with one field per
+/// monitor, [`Monitors::NAMES`], [`Monitors::REGISTRY`] and [`Monitors::enabled`].
+macro_rules! registry {
+    ($(
         $(#[$meta:meta])*
-        $name:ident (enabled = $enabled:expr) {
+        $monitor:ident : $name:ident (enabled = $enabled:literal, needs = [$($access:ident),* $(,)?]) {
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+            #[serde(deny_unknown_fields, default)]
+            pub struct $name {
+                /// Turn the monitor on or off.
+                pub enabled: bool,
+                $( $(#[$fmeta])* pub $field: $ty, )*
+            }
+
+            impl Default for $name {
+                fn default() -> Self {
+                    $name { enabled: $enabled, $( $field: $default, )* }
+                }
+            }
+        )*
+
+        /// Every monitor, by name.
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
         #[serde(deny_unknown_fields, default)]
-        pub struct $name {
-            /// Turn the monitor on or off.
-            pub enabled: bool,
-            $( $(#[$fmeta])* pub $field: $ty, )*
+        pub struct Monitors {
+            $( pub $monitor: $name, )*
         }
 
-        impl Default for $name {
-            fn default() -> Self {
-                $name { enabled: $enabled, $( $field: $default, )* }
+        impl Monitors {
+            /// Every monitor as declared, in registry order.
+            pub const REGISTRY: [Entry; [$(stringify!($monitor)),*].len()] = [$(
+                Entry {
+                    name: stringify!($monitor),
+                    enabled_by_default: $enabled,
+                    needs: &[$($access),*],
+                },
+            )*];
+
+            /// Names of every monitor, in registry order.
+            pub const NAMES: [&'static str; [$(stringify!($monitor)),*].len()] =
+                [$(stringify!($monitor)),*];
+
+            /// Whether the named monitor is switched on.
+            pub fn enabled(&self, name: &str) -> bool {
+                match name {
+                    $( stringify!($monitor) => self.$monitor.enabled, )*
+                    _ => false,
+                }
             }
         }
     };
 }
 
-monitor_settings! {
+registry! {
     /// Containers in CrashLoopBackOff (resolvable) and OOMKilled or error exits (one-shot notices).
-    PodCrashes (enabled = true) {
+    pod_crashes: PodCrashes (enabled = true, needs = [PODS]) {
         /// Alert on OOMKilled terminations.
         oom: bool = true,
         /// Alert on other non-zero exits (Error, ContainerCannotRun, StartError).
@@ -42,21 +90,17 @@ monitor_settings! {
         /// How long a container stays free of CrashLoopBackOff before the alert resolves.
         resolve_after: HumanDuration = HumanDuration::mins(2),
     }
-}
 
-monitor_settings! {
     /// A burst of container restarts in one pod within a window (point-in-time).
-    PodRestarts (enabled = true) {
+    pod_restarts: PodRestarts (enabled = true, needs = [PODS]) {
         /// Restarts within `window` that make a burst.
         threshold: u32 = 3,
         /// The sliding window the restarts must fall in.
         window: HumanDuration = HumanDuration::mins(15),
     }
-}
 
-monitor_settings! {
     /// Kubernetes Warning events, minus noise and reasons owned by other monitors (point-in-time).
-    WarningEvents (enabled = true) {
+    warning_events: WarningEvents (enabled = true, needs = [EVENTS, EVENTS_V1]) {
         /// Event reasons never reported.
         ignore_reasons: Vec<String> = Vec::new(),
         /// Flaky reasons reported only once their event count reaches `min_count`.
@@ -66,12 +110,10 @@ monitor_settings! {
         /// The event count a flaky reason needs before it is reported.
         min_count: u32 = 3,
     }
-}
 
-monitor_settings! {
     /// PVC fill level (space and inodes) from kubelet stats. Needs `get nodes/proxy` (see
     /// docs/install.md).
-    PvcUsage (enabled = false) {
+    pvc_usage: PvcUsage (enabled = false, needs = [NODES, NODES_PROXY, VOLUMES]) {
         /// Percent used (space or inodes) that warns.
         warn_at: u8 = 90,
         /// Percent used (space or inodes) that is critical.
@@ -89,12 +131,10 @@ monitor_settings! {
         /// shortest interval of those enabled).
         interval: HumanDuration = HumanDuration::secs(60),
     }
-}
 
-monitor_settings! {
     /// Node filesystem fill level (nodefs, imagefs, containerfs; space and inodes) from kubelet
     /// stats. Needs `get nodes/proxy`.
-    NodeDisk (enabled = false) {
+    node_disk: NodeDisk (enabled = false, needs = [NODES, NODES_PROXY]) {
         /// Percent used that warns (the kubelet evicts at 90% used on nodefs by default).
         warn_at: u8 = 80,
         /// Percent used that is critical.
@@ -102,132 +142,102 @@ monitor_settings! {
         /// How often the kubelet stats are read.
         interval: HumanDuration = HumanDuration::secs(60),
     }
-}
 
-monitor_settings! {
     /// Node Ready false/unknown, pressure conditions and custom (node-problem-detector) conditions.
-    NodeConditions (enabled = true) {
+    node_conditions: NodeConditions (enabled = true, needs = [NODES]) {
         /// How long Ready must be False or Unknown before alerting.
         not_ready_for: HumanDuration = HumanDuration::mins(5),
         /// How long a pressure or custom condition must hold.
         pressure_for: HumanDuration = HumanDuration::mins(2),
     }
-}
 
-monitor_settings! {
     /// Expiring certificates in `kubernetes.io/tls` Secrets. Needs read access to Secrets.
-    TlsCertExpiry (enabled = false) {
+    tls_cert_expiry: TlsCertExpiry (enabled = false, needs = [SECRETS]) {
         /// Fewer days left than this warns.
         warn_days: u32 = 28,
         /// Fewer days left than this (or expired) is critical.
         crit_days: u32 = 14,
     }
-}
 
-monitor_settings! {
     /// Deployments past their progress deadline, and StatefulSet/DaemonSet rollouts not progressing.
-    RolloutStuck (enabled = true) {
+    rollout_stuck: RolloutStuck (enabled = true, needs = [WORKLOADS, DAEMONSETS]) {
         /// How long a StatefulSet or DaemonSet rollout may make no progress.
         stalled_for: HumanDuration = HumanDuration::mins(15),
     }
-}
 
-monitor_settings! {
     /// HorizontalPodAutoscalers pinned at maxReplicas.
-    HpaAtMax (enabled = true) {
+    hpa_at_max: HpaAtMax (enabled = true, needs = [HPAS]) {
         /// How long currentReplicas must stay at maxReplicas.
         r#for: HumanDuration = HumanDuration::mins(15),
     }
-}
 
-monitor_settings! {
     /// DaemonSet pods that are unscheduled, misscheduled or unavailable.
-    DaemonsetUnscheduled (enabled = true) {
+    daemonset_unscheduled: DaemonsetUnscheduled (enabled = true, needs = [DAEMONSETS]) {
         /// How long pods must stay unscheduled, misscheduled or unavailable (each counted apart).
         r#for: HumanDuration = HumanDuration::mins(10),
     }
-}
 
-monitor_settings! {
     /// CronJobs whose scheduled run did not happen.
-    CronjobMissed (enabled = true) {
+    cronjob_missed: CronjobMissed (enabled = true, needs = [JOBS, CRONJOBS]) {
         /// Extra time after a slot (at least `startingDeadlineSeconds`) before it counts as missed.
         grace: HumanDuration = HumanDuration::mins(5),
     }
-}
 
-monitor_settings! {
     /// Jobs that failed (BackoffLimitExceeded, DeadlineExceeded, ...) or run far too long.
-    JobFailed (enabled = true) {
+    job_failed: JobFailed (enabled = true, needs = [JOBS]) {
         /// A Job still active after this long is reported (resolves when it finishes).
         long_running: HumanDuration = HumanDuration::hours(12),
     }
-}
 
-monitor_settings! {
     /// Pods the scheduler cannot place (PodScheduled=False, reason Unschedulable).
-    PodUnschedulable (enabled = true) {
+    pod_unschedulable: PodUnschedulable (enabled = true, needs = [PODS]) {
         /// How long the pod must stay unschedulable.
         r#for: HumanDuration = HumanDuration::mins(5),
     }
-}
 
-monitor_settings! {
     /// Containers stuck waiting: ImagePullBackOff, ErrImagePull, CreateContainerConfigError, ...
-    ContainerWaiting (enabled = true) {
+    container_waiting: ContainerWaiting (enabled = true, needs = [PODS]) {
         /// For image and configuration errors, which need someone to fix their cause.
         error_for: HumanDuration = HumanDuration::mins(5),
         /// For other waiting reasons such as ContainerCreating.
         other_for: HumanDuration = HumanDuration::hours(1),
     }
-}
 
-monitor_settings! {
     /// Running pods that are not Ready (pods of Jobs and pods on a node that is not Ready excluded).
-    PodNotReady (enabled = true) {
+    pod_not_ready: PodNotReady (enabled = true, needs = [PODS, NODES]) {
         /// How long Ready must stay False.
         r#for: HumanDuration = HumanDuration::mins(15),
     }
-}
 
-monitor_settings! {
     /// Deployments and StatefulSets with fewer available replicas than desired.
-    ReplicasUnavailable (enabled = true) {
+    replicas_unavailable: ReplicasUnavailable (enabled = true, needs = [WORKLOADS]) {
         /// How long fewer replicas than desired may be available.
         r#for: HumanDuration = HumanDuration::mins(15),
         /// No replica available at all is critical after this long.
         none_available_for: HumanDuration = HumanDuration::mins(5),
     }
-}
 
-monitor_settings! {
     /// Evicted pods, grouped per namespace and node (point-in-time).
-    PodEvicted (enabled = true) {
+    pod_evicted: PodEvicted (enabled = true, needs = [PODS]) {
         /// Evictions of one namespace's pods on one node within this window are one message.
         group_window: HumanDuration = HumanDuration::mins(5),
     }
-}
 
-monitor_settings! {
     /// HPAs that cannot scale (ScalingActive=False, AbleToScale=False).
-    HpaUnhealthy (enabled = true) {
+    hpa_unhealthy: HpaUnhealthy (enabled = true, needs = [HPAS]) {
         /// How long ScalingActive or AbleToScale must stay False.
         r#for: HumanDuration = HumanDuration::mins(10),
     }
-}
 
-monitor_settings! {
     /// PVCs stuck Pending (WaitForFirstConsumer claims only once a node is selected) or Lost.
-    PvcPending (enabled = true) {
+    pvc_pending: PvcPending (enabled = true, needs = [VOLUMES, STORAGE_CLASSES]) {
         /// How long a claim may stay Pending after its creation. Lost is reported at once.
         r#for: HumanDuration = HumanDuration::mins(5),
     }
-}
 
-monitor_settings! {
     /// Node process-ID and pod-slot headroom from kubelet stats and the node's capacity. Needs
     /// `get nodes/proxy`.
-    NodeResources (enabled = false) {
+    node_resources: NodeResources (enabled = false, needs = [NODES, NODES_PROXY]) {
         /// Percent of the node's PID limit in use that warns.
         pids_warn_at: u8 = 85,
         /// Percent of the node's PID limit in use that is critical.
@@ -237,12 +247,10 @@ monitor_settings! {
         /// How often the kubelet stats are read.
         interval: HumanDuration = HumanDuration::secs(60),
     }
-}
 
-monitor_settings! {
     /// An active canary: schedules a pause pod and expects it to be scheduled (and Running where
     /// kubelets run) in time.
-    Canary (enabled = false) {
+    canary: Canary (enabled = false, needs = []) {
         interval: HumanDuration = HumanDuration::mins(10),
         /// How long the pod may take.
         timeout: HumanDuration = HumanDuration::mins(2),
@@ -252,95 +260,8 @@ monitor_settings! {
         /// Only require scheduling (no kubelet needed), not Running.
         schedule_only: bool = false,
     }
-}
 
-monitor_settings! {
     /// Pod start-up latency metrics (scheduled, initialized, ready) for pods created after start:
     /// the histogram `kpulse_pod_startup_duration_seconds`. Sends no alerts.
-    StartupLatency (enabled = false) {}
-}
-
-/// Every monitor, by name.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct Monitors {
-    pub pod_crashes: PodCrashes,
-    pub pod_restarts: PodRestarts,
-    pub warning_events: WarningEvents,
-    pub pvc_usage: PvcUsage,
-    pub node_disk: NodeDisk,
-    pub node_conditions: NodeConditions,
-    pub tls_cert_expiry: TlsCertExpiry,
-    pub rollout_stuck: RolloutStuck,
-    pub hpa_at_max: HpaAtMax,
-    pub daemonset_unscheduled: DaemonsetUnscheduled,
-    pub cronjob_missed: CronjobMissed,
-    pub job_failed: JobFailed,
-    pub pod_unschedulable: PodUnschedulable,
-    pub container_waiting: ContainerWaiting,
-    pub pod_not_ready: PodNotReady,
-    pub replicas_unavailable: ReplicasUnavailable,
-    pub pod_evicted: PodEvicted,
-    pub hpa_unhealthy: HpaUnhealthy,
-    pub pvc_pending: PvcPending,
-    pub node_resources: NodeResources,
-    pub canary: Canary,
-    pub startup_latency: StartupLatency,
-}
-
-impl Monitors {
-    /// Names of every monitor, in the order above.
-    pub const NAMES: [&'static str; 22] = [
-        "pod_crashes",
-        "pod_restarts",
-        "warning_events",
-        "pvc_usage",
-        "node_disk",
-        "node_conditions",
-        "tls_cert_expiry",
-        "rollout_stuck",
-        "hpa_at_max",
-        "daemonset_unscheduled",
-        "cronjob_missed",
-        "job_failed",
-        "pod_unschedulable",
-        "container_waiting",
-        "pod_not_ready",
-        "replicas_unavailable",
-        "pod_evicted",
-        "hpa_unhealthy",
-        "pvc_pending",
-        "node_resources",
-        "canary",
-        "startup_latency",
-    ];
-
-    /// Whether the named monitor is switched on.
-    pub fn enabled(&self, name: &str) -> bool {
-        match name {
-            "pod_crashes" => self.pod_crashes.enabled,
-            "pod_restarts" => self.pod_restarts.enabled,
-            "warning_events" => self.warning_events.enabled,
-            "pvc_usage" => self.pvc_usage.enabled,
-            "node_disk" => self.node_disk.enabled,
-            "node_conditions" => self.node_conditions.enabled,
-            "tls_cert_expiry" => self.tls_cert_expiry.enabled,
-            "rollout_stuck" => self.rollout_stuck.enabled,
-            "hpa_at_max" => self.hpa_at_max.enabled,
-            "daemonset_unscheduled" => self.daemonset_unscheduled.enabled,
-            "cronjob_missed" => self.cronjob_missed.enabled,
-            "job_failed" => self.job_failed.enabled,
-            "pod_unschedulable" => self.pod_unschedulable.enabled,
-            "container_waiting" => self.container_waiting.enabled,
-            "pod_not_ready" => self.pod_not_ready.enabled,
-            "replicas_unavailable" => self.replicas_unavailable.enabled,
-            "pod_evicted" => self.pod_evicted.enabled,
-            "hpa_unhealthy" => self.hpa_unhealthy.enabled,
-            "pvc_pending" => self.pvc_pending.enabled,
-            "node_resources" => self.node_resources.enabled,
-            "canary" => self.canary.enabled,
-            "startup_latency" => self.startup_latency.enabled,
-            _ => false,
-        }
-    }
+    startup_latency: StartupLatency (enabled = false, needs = [PODS]) {}
 }
