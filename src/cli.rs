@@ -185,30 +185,9 @@ pub fn route_test(file: &Path, secrets: Option<&Path>, spec: &str) -> ExitCode {
     }
 }
 
-/// Generated files, relative to the repository root: those derived from the configuration
-/// types, and the pages whose example payloads are made by the real monitors and sinks (their
-/// prose is read from `root`).
-pub fn generated_files(root: &Path) -> Result<Vec<(&'static str, String)>, String> {
-    let mut files = vec![
-        (
-            "docs/configuration.md",
-            config::docs::configuration_markdown(),
-        ),
-        (
-            config::chart_schema::PATH,
-            config::chart_schema::values_schema_json(),
-        ),
-    ];
-    for page in crate::examples::PAGES {
-        let text = std::fs::read_to_string(root.join(page)).map_err(|e| format!("{page}: {e}"))?;
-        files.push((page, crate::examples::refresh(page, &text)?));
-    }
-    Ok(files)
-}
-
 /// `kpulse generate`: rewrites the generated files.
 pub fn generate(root: &Path) -> ExitCode {
-    let files = match generated_files(root) {
+    let files = match crate::generated::files(root) {
         Ok(files) => files,
         Err(e) => {
             eprintln!("{e}");

@@ -22,30 +22,14 @@ use crate::sinks::{Batch, alertmanager, opsgenie, pagerduty, webhook};
 /// The pages holding generated examples, relative to the repository root.
 pub const PAGES: [&str; 2] = ["docs/webhook.md", "docs/sinks.md"];
 
-const BEGIN: &str = "<!-- generated: ";
-const END: &str = "<!-- end generated -->";
-
 /// `page` (read from `path`) with every generated block rewritten.
 pub fn refresh(path: &str, page: &str) -> Result<String, String> {
     let blocks = blocks();
-    let mut out = String::new();
-    let mut rest = page;
-    while let Some(start) = rest.find(BEGIN) {
-        let (name, after) = rest[start + BEGIN.len()..]
-            .split_once(" -->\n")
-            .ok_or_else(|| format!("{path}: a `{BEGIN}` line does not end in ` -->`"))?;
-        let end = after
-            .find(END)
-            .ok_or_else(|| format!("{path}: generated block {name:?} has no `{END}` line"))?;
-        let content = blocks
+    crate::generated::rewrite(path, page, &crate::generated::MARKDOWN, |name| {
+        blocks
             .get(name)
-            .ok_or_else(|| format!("{path}: unknown generated block {name:?}"))?;
-        out.push_str(&rest[..start]);
-        out.push_str(&format!("{BEGIN}{name} -->\n```json\n{content}\n```\n"));
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    Ok(out)
+            .map(|content| format!("```json\n{content}\n```\n"))
+    })
 }
 
 /// Every generated block by name.
@@ -209,6 +193,8 @@ fn warning_event(now: Timestamp) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BEGIN: &str = crate::generated::MARKDOWN.begin;
 
     #[test]
     fn pages_with_examples_are_fresh() {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod examples;
+pub mod generated;
 pub mod http;
 pub mod kubelet;
 pub mod leader;
