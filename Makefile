@@ -28,7 +28,8 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-## Regenerate files derived from the code (configuration reference, chart schema, doc examples).
+## Regenerate files derived from the code (configuration reference, chart schema and RBAC rules,
+## monitor defaults and lists, doc examples).
 generate:
 	$(CARGO) run --quiet --bin kpulse -- generate --root .
 

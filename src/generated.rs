@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::config;
+use crate::config::{self, registry_files};
 
 /// How a kind of file marks a generated section.
 pub struct Markers {
@@ -69,8 +69,8 @@ pub fn rewrite(
 }
 
 /// Every generated file and its content, relative to the repository root: those derived from the
-/// configuration types, and the pages whose example payloads are made by
-/// the real monitors and sinks. Files with generated sections are read from `root`.
+/// configuration types and the monitor registry, and the pages whose example payloads are made
+/// by the real monitors and sinks. Files with generated sections are read from `root`.
 pub fn files(root: &Path) -> Result<Vec<(&'static str, String)>, String> {
     let read =
         |path: &str| std::fs::read_to_string(root.join(path)).map_err(|e| format!("{path}: {e}"));
@@ -83,7 +83,25 @@ pub fn files(root: &Path) -> Result<Vec<(&'static str, String)>, String> {
             config::chart_schema::PATH,
             config::chart_schema::values_schema_json(),
         ),
+        (
+            registry_files::CHART_REGISTRY,
+            registry_files::chart_registry(),
+        ),
+        (registry_files::SHELL_LISTS, registry_files::shell_lists()),
     ];
+    for (path, markers, section) in [
+        (registry_files::VALUES, &YAML, "monitors"),
+        (registry_files::INSTALL, &MARKDOWN, "rbac-table"),
+    ] {
+        let text = read(path)?;
+        if !text.contains(&format!("{}{section}{}", markers.begin, markers.close)) {
+            return Err(format!("{path}: has no generated block {section:?}"));
+        }
+        files.push((
+            path,
+            rewrite(path, &text, markers, registry_files::section)?,
+        ));
+    }
     for page in crate::examples::PAGES {
         files.push((page, crate::examples::refresh(page, &read(page)?)?));
     }
@@ -101,6 +119,17 @@ mod tests {
             let on_disk = std::fs::read_to_string(root.join(path)).unwrap_or_default();
             assert!(on_disk == content, "{path} is stale: run `make generate`");
         }
+    }
+
+    #[test]
+    fn a_file_without_its_generated_section_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("charts/kpulse")).unwrap();
+        std::fs::write(root.path().join(registry_files::VALUES), "config: {}\n").unwrap();
+        assert_eq!(
+            files(root.path()).unwrap_err(),
+            "charts/kpulse/values.yaml: has no generated block \"monitors\""
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub struct Access {
     pub verbs: &'static [&'static str],
     /// Why the rule exists: the chart's comment on it and docs/install.md's table say this.
     pub why: &'static str,
-    /// What the grant exposes beyond what the monitor reads, said wherever it is switched on.
+    /// What the grant exposes beyond what the monitor reads: said in the chart's comment on the
+    /// rule and next to the switch of every monitor that needs it.
     pub warning: Option<&'static str>,
 }
 
@@ -39,7 +40,7 @@ pub const EVENTS: Access = Access {
     group: "",
     resources: &["events"],
     verbs: READ,
-    why: "Kubernetes Warning Events (core/v1, and the same objects through events.k8s.io/v1).",
+    why: "Kubernetes Warning Events (core/v1).",
     warning: None,
 };
 
@@ -67,10 +68,9 @@ pub const NODES_PROXY: Access = Access {
     verbs: &["get"],
     why: "kubelet stats (GET /api/v1/nodes/NAME/proxy/stats/summary).",
     warning: Some(
-        "SECURITY TRADE-OFF: `get nodes/proxy` is NOT read-only. It reaches every kubelet \
-         endpoint, and kubelet exec/attach can be driven over a WebSocket opened with GET, so \
-         this grant amounts to command execution in any pod. That is why the monitors that need \
-         it are off by default; enable them only if you accept it (docs/install.md, \"RBAC\").",
+        "This grant is NOT read-only: it reaches every kubelet endpoint, and kubelet \
+         exec/attach can be driven over a WebSocket opened with GET, so it amounts to command \
+         execution in any pod.",
     ),
 };
 
@@ -140,7 +140,7 @@ pub const SECRETS: Access = Access {
     why: "the NotAfter date of tls.crt in kubernetes.io/tls Secrets.",
     warning: Some(
         "This reads Secrets in every namespace (kpulse filters on type=kubernetes.io/tls and \
-         drops tls.key before it is stored), which is why the monitor is off by default.",
+         drops tls.key before it is stored).",
     ),
 };
 

@@ -194,7 +194,7 @@ mod tests {
     }
 
     /// The chart decides RBAC from `values.config.monitors.<name>.enabled`, falling back to the
-    /// opt-in list in `_helpers.tpl`: both must say what the code does.
+    /// defaults in `files/monitors.yaml`: both must say what the code does.
     #[test]
     fn chart_monitor_defaults_match_the_code() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/kpulse");
@@ -204,6 +204,8 @@ mod tests {
         if let Err(e) = crate::config::load(&config, &crate::config::SecretMap::new()) {
             panic!("values.yaml: config is not a valid kpulse configuration:\n{e}");
         }
+        let text = std::fs::read_to_string(format!("{dir}/files/monitors.yaml")).unwrap();
+        let registry: Value = serde_saphyr::from_str(&text).unwrap();
         let defaults = crate::config::Monitors::default();
         for name in crate::config::Monitors::NAMES {
             assert_eq!(
@@ -211,27 +213,16 @@ mod tests {
                 Value::Bool(defaults.enabled(name)),
                 "values.yaml: config.monitors.{name}.enabled differs from the code's default"
             );
+            assert_eq!(
+                registry["defaults"][name],
+                Value::Bool(defaults.enabled(name)),
+                "files/monitors.yaml: defaults.{name} differs from the code's default"
+            );
         }
-        let helpers = std::fs::read_to_string(format!("{dir}/templates/_helpers.tpl")).unwrap();
-        let line = helpers
-            .lines()
-            .find(|l| l.contains("define \"kpulse.optInMonitors\""))
-            .expect("_helpers.tpl defines kpulse.optInMonitors");
-        let list = line
-            .split("-}}")
-            .nth(1)
-            .and_then(|rest| rest.split("{{-").next())
-            .unwrap_or_default();
-        let mut in_chart: Vec<&str> = list.split_whitespace().collect();
-        in_chart.sort_unstable();
-        let mut in_code: Vec<&str> = crate::config::Monitors::NAMES
-            .into_iter()
-            .filter(|n| !defaults.enabled(n))
-            .collect();
-        in_code.sort_unstable();
         assert_eq!(
-            in_chart, in_code,
-            "_helpers.tpl kpulse.optInMonitors must list the monitors that are off by default"
+            registry["defaults"].as_object().map(|d| d.len()),
+            Some(crate::config::Monitors::NAMES.len()),
+            "files/monitors.yaml: defaults names a monitor the code does not have"
         );
     }
 

@@ -9,6 +9,7 @@ pub mod chart_schema;
 pub mod docs;
 pub mod model;
 pub mod monitors;
+pub mod registry_files;
 pub mod secrets;
 pub mod types;
 mod validate;

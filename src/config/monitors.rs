@@ -248,8 +248,9 @@ registry! {
         interval: HumanDuration = HumanDuration::secs(60),
     }
 
-    /// An active canary: schedules a pause pod and expects it to be scheduled (and Running where
-    /// kubelets run) in time.
+    /// An active canary: schedules a pause pod in `namespace` and expects it to be scheduled (and
+    /// Running where kubelets run) in time. The chart lets kpulse create and delete pods in that
+    /// namespace only.
     canary: Canary (enabled = false, needs = []) {
         interval: HumanDuration = HumanDuration::mins(10),
         /// How long the pod may take.

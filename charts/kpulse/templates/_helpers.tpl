@@ -66,12 +66,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* kpulse writes its state to this ConfigMap itself; the chart never templates it. */}}
 {{- define "kpulse.stateConfigMap" -}}kpulse-state{{- end -}}
 
-{{/* Monitors kpulse leaves off unless `enabled: true` (src/config/monitors.rs; a unit test keeps
-this list in step with the code). Every other monitor is on unless `enabled: false`. */}}
-{{- define "kpulse.optInMonitors" -}}pvc_usage node_disk tls_cert_expiry node_resources canary startup_latency{{- end -}}
-
 {{/* "true" when the monitor named by the argument's `name` is enabled in `root.Values.config`,
-with kpulse's own default when the values do not say; "" otherwise.
+with kpulse's own default (files/monitors.yaml, generated from the code) when the values do not
+say; "" otherwise.
 Usage: include "kpulse.monitorEnabled" (dict "root" $ "name" "pod_crashes") */}}
 {{- define "kpulse.monitorEnabled" -}}
 {{- $config := .root.Values.config | default dict -}}
@@ -79,7 +76,7 @@ Usage: include "kpulse.monitorEnabled" (dict "root" $ "name" "pod_crashes") */}}
 {{- $m := index $monitors .name | default dict -}}
 {{- if hasKey $m "enabled" -}}
 {{- if $m.enabled -}}true{{- end -}}
-{{- else if not (has .name (splitList " " (include "kpulse.optInMonitors" .root))) -}}
+{{- else if index (.root.Files.Get "files/monitors.yaml" | fromYaml).defaults .name -}}
 true
 {{- end -}}
 {{- end -}}
