@@ -44,7 +44,7 @@ rules=(
   'apiGroups: [apps]|resources: [deployments, replicasets, statefulsets]|verbs: [get, list, watch]|rollout_stuck replicas_unavailable'
   'apiGroups: [apps]|resources: [daemonsets]|verbs: [get, list, watch]|rollout_stuck daemonset_unscheduled'
   'apiGroups: [autoscaling]|resources: [horizontalpodautoscalers]|verbs: [get, list, watch]|hpa_at_max hpa_unhealthy'
-  'apiGroups: [batch]|resources: [jobs]|verbs: [get, list, watch]|cronjob_missed job_failed'
   'apiGroups: [batch]|resources: [cronjobs]|verbs: [get, list, watch]|cronjob_missed'
+  'apiGroups: [batch]|resources: [jobs]|verbs: [get, list, watch]|job_failed'
   'apiGroups: [storage.k8s.io]|resources: [storageclasses]|verbs: [get, list, watch]|pvc_pending'
 )

@@ -112,8 +112,7 @@ pub const JOBS: Access = Access {
     group: "batch",
     resources: &["jobs"],
     verbs: READ,
-    why: "BackoffLimitExceeded, DeadlineExceeded and long-running Jobs; the Jobs a CronJob \
-          created.",
+    why: "BackoffLimitExceeded, DeadlineExceeded and long-running Jobs.",
     warning: None,
 };
 

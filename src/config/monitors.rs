@@ -178,7 +178,7 @@ registry! {
     }
 
     /// CronJobs whose scheduled run did not happen.
-    cronjob_missed: CronjobMissed (enabled = true, needs = [JOBS, CRONJOBS]) {
+    cronjob_missed: CronjobMissed (enabled = true, needs = [CRONJOBS]) {
         /// Extra time after a slot (at least `startingDeadlineSeconds`) before it counts as missed.
         grace: HumanDuration = HumanDuration::mins(5),
     }
