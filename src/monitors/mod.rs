@@ -41,6 +41,8 @@ pub mod tls_cert_expiry;
 pub mod trend;
 pub mod warning_events;
 pub mod watch;
+#[cfg(test)]
+mod wiring;
 pub mod workloads;
 
 use std::sync::Arc;

@@ -28,11 +28,11 @@ use crate::pipeline::Pipeline;
 pub type PodMonitor = dyn ObjectMonitor<Pod>;
 
 /// What the pod monitors share with other tasks.
-struct Shared {
+pub(super) struct Shared {
     /// Which nodes are Ready (kept by the Node watch), for `pod_not_ready`.
-    nodes: Arc<NodeReadiness>,
+    pub nodes: Arc<NodeReadiness>,
     /// Open eviction groups: `pod_evicted` records, [`pod_evicted::flush`] sends.
-    evictions: Arc<pod_evicted::Groups>,
+    pub evictions: Arc<pod_evicted::Groups>,
 }
 
 /// Every pod monitor; `metrics` receives the start-up latency histogram.
@@ -52,7 +52,7 @@ fn monitors(metrics: &Metrics, shared: &Shared) -> Vec<Arc<PodMonitor>> {
 }
 
 /// The Pod watch for every pod monitor.
-fn spec(client: kube::Client, metrics: &Metrics, shared: &Shared) -> WatchSpec<Pod> {
+pub(super) fn spec(client: kube::Client, metrics: &Metrics, shared: &Shared) -> WatchSpec<Pod> {
     WatchSpec {
         resource: "pods",
         kind: "Pod",

@@ -77,7 +77,7 @@ pub struct NodeFindings {
 }
 
 /// The monitors a scan serves, and how often it runs.
-fn due(config: &Config) -> Option<Duration> {
+pub(super) fn due(config: &Config) -> Option<Duration> {
     let m = &config.monitors;
     [
         (m.pvc_usage.enabled, m.pvc_usage.interval),

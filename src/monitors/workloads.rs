@@ -54,15 +54,17 @@ fn trim_job(j: &mut Job) {
     }
 }
 
-/// Starts the workload watches once the ignored namespaces are known.
-pub fn start(
-    client: kube::Client,
-    pipeline: Pipeline,
-    token: CancellationToken,
-    tasks: &mut JoinSet<()>,
-    ready: &Arc<signal::Sender<usize>>,
-    namespaces_listed: signal::Receiver<bool>,
-) {
+/// The workload watches, each with the monitors it feeds.
+pub(super) struct Watches {
+    pub deployments: WatchSpec<Deployment>,
+    pub statefulsets: WatchSpec<StatefulSet>,
+    pub daemonsets: WatchSpec<DaemonSet>,
+    pub jobs: WatchSpec<Job>,
+    pub cronjobs: WatchSpec<CronJob>,
+    pub hpas: WatchSpec<HorizontalPodAutoscaler>,
+}
+
+pub(super) fn watches(client: kube::Client) -> Watches {
     let rollout = Arc::new(RolloutStuck::default());
     let replicas = Arc::new(ReplicasUnavailable::default());
     let deployments = WatchSpec {
@@ -119,6 +121,26 @@ pub fn start(
         monitors: vec![Arc::new(HpaAtMax::default()), Arc::new(HpaUnhealthy)],
         index: None,
     };
+    Watches {
+        deployments,
+        statefulsets,
+        daemonsets,
+        jobs,
+        cronjobs,
+        hpas,
+    }
+}
+
+/// Starts the workload watches once the ignored namespaces are known.
+pub fn start(
+    client: kube::Client,
+    pipeline: Pipeline,
+    token: CancellationToken,
+    tasks: &mut JoinSet<()>,
+    ready: &Arc<signal::Sender<usize>>,
+    namespaces_listed: signal::Receiver<bool>,
+) {
+    let watches = watches(client);
     macro_rules! spawn_after_namespaces {
         ($spec:expr) => {{
             let (spec, p, guard, t, listed) = (
@@ -134,10 +156,10 @@ pub fn start(
             });
         }};
     }
-    spawn_after_namespaces!(deployments);
-    spawn_after_namespaces!(statefulsets);
-    spawn_after_namespaces!(daemonsets);
-    spawn_after_namespaces!(jobs);
-    spawn_after_namespaces!(hpas);
-    spawn_after_namespaces!(cronjobs);
+    spawn_after_namespaces!(watches.deployments);
+    spawn_after_namespaces!(watches.statefulsets);
+    spawn_after_namespaces!(watches.daemonsets);
+    spawn_after_namespaces!(watches.jobs);
+    spawn_after_namespaces!(watches.hpas);
+    spawn_after_namespaces!(watches.cronjobs);
 }
