@@ -298,6 +298,36 @@ mod tests {
         }
     }
 
+    /// docs/monitors.md's summary table has one row per registered monitor, and each has a
+    /// section.
+    #[test]
+    fn the_monitors_page_documents_every_registered_monitor() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/monitors.md");
+        let page = std::fs::read_to_string(path).unwrap();
+        // The summary table: from its header to the first line that is not a row.
+        let mut rows: Vec<&str> = page
+            .lines()
+            .skip_while(|l| !l.starts_with("| monitor |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| `"))
+            .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(m, _)| m))
+            .collect();
+        rows.sort_unstable();
+        let mut names = Monitors::NAMES;
+        names.sort_unstable();
+        assert_eq!(
+            rows, names,
+            "docs/monitors.md's table lists the registered monitors"
+        );
+        for name in Monitors::NAMES {
+            assert!(
+                page.lines()
+                    .any(|l| l.starts_with("### ") && l.contains(name)),
+                "docs/monitors.md has no section for {name}"
+            );
+        }
+    }
+
     #[test]
     fn wrap_keeps_words_whole() {
         assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
