@@ -485,6 +485,7 @@ else
   can yes get secrets/kpulse-creds -n "$ns"
   can yes create leases.coordination.k8s.io -n "$ns"
   can yes patch leases.coordination.k8s.io/kpulse-leader -n "$ns"
+  can yes watch leases.coordination.k8s.io/kpulse-leader -n "$ns"
   can no patch leases.coordination.k8s.io/other -n "$ns"
   can yes create pods -n "$ns"
   can yes delete pods -n "$ns"
