@@ -55,22 +55,37 @@ pub async fn run(
     tracing::info!(identity = %election.identity, lease = %election.lease, "standby: waiting for the lease");
     let mut leading = false;
     loop {
-        // `changed` sleeps until the holder's lease would expire; a change of the Lease object
-        // cuts that sleep short, and the next round looks at the Lease again.
-        let changed = tokio::select! {
-            _ = token.cancelled() => break,
-            changed = manager.changed() => changed,
-            lease = lease_changes.next() => {
-                // The manager only re-reads a Lease it believes held once that hold would have
-                // expired: a released one is read afresh by a new manager.
-                if !leading && matches!(lease, Some(Ok(ref l)) if released(l)) {
-                    match join(&client, &election, &token).await {
-                        Some(m) => manager = m,
-                        None => break,
+        // `changed` renews the lease while this replica holds it, and otherwise sleeps until the
+        // holder's lease would expire. Only a released Lease cuts that sleep short: the manager
+        // re-reads a Lease it believes held only once the hold would have expired, so a new
+        // manager reads it afresh. Other changes (renewals) leave `changed` running, so a
+        // renewal in flight is never dropped.
+        let next = {
+            let changed = manager.changed();
+            tokio::pin!(changed);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break None,
+                    result = &mut changed => break Some(result),
+                    lease = lease_changes.next() => {
+                        if !leading && matches!(lease, Some(Ok(ref l)) if released(l)) {
+                            break Some(Ok(false));
+                        }
                     }
+                }
+            }
+        };
+        let changed = match next {
+            None => break,
+            // Released: look again with a fresh manager.
+            Some(Ok(false)) if !leading => {
+                match join(&client, &election, &token).await {
+                    Some(m) => manager = m,
+                    None => break,
                 }
                 continue;
             }
+            Some(result) => result,
         };
         match changed {
             Ok(true) if !leading => {
