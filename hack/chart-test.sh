@@ -215,10 +215,13 @@ fi
 
 # The rendered configuration is one kpulse accepts (when the binary is built).
 kpulse_bin="${KPULSE_BIN:-$root/target/debug/kpulse}"
+rendered_config() { # [helm flags...] -> the config.yaml of the rendered ConfigMap
+  render --show-only templates/configmap.yaml "$@" | awk 'f { sub(/^    /, ""); print } /config.yaml: \|/ { f = 1 }'
+}
 if [[ -x "$kpulse_bin" ]]; then
   for case in "" "--set config.monitors.pvc_usage.enabled=true --set config.cluster=c1"; do
     # shellcheck disable=SC2086
-    render --show-only templates/configmap.yaml $case | awk 'f { sub(/^    /, ""); print } /config.yaml: \|/ { f = 1 }' >"$work/config.yaml"
+    rendered_config $case >"$work/config.yaml"
     if msg="$("$kpulse_bin" check-config "$work/config.yaml" 2>&1)"; then
       pass "kpulse check-config accepts the rendered config ${case:-(defaults)}"
     else
@@ -227,6 +230,55 @@ if [[ -x "$kpulse_bin" ]]; then
   done
 else
   echo "SKIP kpulse check-config on the rendered config ($kpulse_bin not built)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+echo "== examples/: values files that install as they are"
+# NAME=value lines from the `kubectl create secret ... --from-literal=NAME=value` command a file
+# shows (an example's header, the README), quotes removed.
+secret_literals() {
+  sed -n 's/.*--from-literal=\([A-Za-z_][A-Za-z0-9_]*\)=\(.*\)$/\1=\2/p' "$1" |
+    sed -e 's/ *\\$//' -e "s/=[\"']\(.*\)[\"']$/=\1/"
+}
+# check_example NAME FILE SECRETS-ENV: kpulse accepts the configuration FILE renders, with the
+# secret values SECRETS-ENV gives.
+check_example() {
+  if [[ ! -x "$kpulse_bin" ]]; then
+    echo "SKIP $1: kpulse check-config ($kpulse_bin not built)"
+    return
+  fi
+  local msg
+  rendered_config -f "$2" >"$work/example-config.yaml"
+  if msg="$("$kpulse_bin" check-config "$work/example-config.yaml" --secrets "$3" 2>&1)"; then
+    pass "$1: kpulse check-config accepts the rendered configuration"
+  else
+    fail "$1: kpulse check-config: $msg"
+  fi
+}
+examples=("$root"/examples/*.yaml)
+if ((${#examples[@]} >= 4)); then pass "examples: ${#examples[@]} values files"; else fail "examples: only ${#examples[@]} values files"; fi
+for example in "${examples[@]}"; do
+  name="examples/$(basename "$example")"
+  if out="$("$helm" lint --strict "$chart" -f "$example" 2>&1)"; then pass "$name: helm lint --strict"; else echo "$out"; fail "$name: helm lint --strict"; fi
+  if out="$(render -f "$example")"; then
+    pass "$name: helm template"
+    has "$name: uses the Secret its header creates" "$out" 'value: "kpulse-secrets"'
+  else
+    fail "$name: helm template: $(cat "$work/render.err")"
+  fi
+  has "$name: its header shows the helm install command" "$(cat "$example")" "helm install kpulse charts/kpulse -n kpulse -f $name"
+  secret_literals "$example" >"$work/example.env"
+  check_example "$name (with the Secret its header creates)" "$example" "$work/example.env"
+done
+# The README's install section, taken literally: the example it installs exists, and the Secret
+# its command creates fills every $NAME of that example.
+readme_example="$(sed -n 's/^helm install kpulse charts\/kpulse .*-f \(examples\/[a-z0-9-]*\.yaml\).*/\1/p' "$root/README.md" | head -n1)"
+if [[ -n "$readme_example" && -f "$root/$readme_example" ]]; then
+  pass "README: installs $readme_example, which exists"
+  secret_literals "$root/README.md" >"$work/readme.env"
+  check_example "README: $readme_example with the README's Secret" "$root/$readme_example" "$work/readme.env"
+else
+  fail "README: no 'helm install kpulse charts/kpulse ... -f examples/<file>.yaml' line naming an existing file"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +357,9 @@ else
   dry_run "PDB and NetworkPolicy" --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true \
     --set networkPolicy.egress.enabled=true --set-json 'networkPolicy.egress.apiServer=[{"ipBlock":{"cidr":"10.0.0.1/32"}}]'
   dry_run "every monitor on, canary in the release namespace" "${all_on[@]}" --set config.monitors.canary.namespace="$ns"
+  for example in "${examples[@]}"; do
+    dry_run "examples/$(basename "$example")" -f "$example"
+  done
 
   echo "== server side: helm install into a namespace enforcing the restricted Pod Security Standard"
   if msg="$("$helm" install kpulse "$chart" -n "$ns" 2>&1)"; then
