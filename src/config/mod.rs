@@ -11,12 +11,12 @@ pub mod model;
 pub mod monitors;
 pub mod registry_files;
 pub mod secrets;
+mod structure;
 pub mod types;
 mod validate;
 
 use std::fmt;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use model::*;
@@ -83,45 +83,84 @@ impl ConfigErrors {
 
 /// Parses, expands and validates a configuration.
 pub fn load(yaml: &str, secrets: &SecretMap) -> Result<Config, ConfigErrors> {
+    load_with(yaml, Some(secrets))
+}
+
+/// Parses and validates a configuration without its secret values (`kpulse check-config` and
+/// `route-test` without `--secrets`): `$NAME` references are left as they are and not checked,
+/// nor are the URLs that hold one.
+pub fn load_without_secrets(yaml: &str) -> Result<Config, ConfigErrors> {
+    load_with(yaml, None)
+}
+
+/// Every check in one pass: structure (each mistake taken out so the next one shows), secret
+/// references, then the semantic and URL checks on what remains, leaving out what would only
+/// repeat a structural problem.
+fn load_with(yaml: &str, secrets: Option<&SecretMap>) -> Result<Config, ConfigErrors> {
     let raw = parse_yaml(yaml)?;
-    let mut errors = structural_errors(&raw);
+    let structure = structure::check(raw.clone());
+    let mut errors = structure.errors.clone();
 
-    // Secret references are checked on the raw text, so a missing key is reported even when the
-    // same field has a structural problem.
-    let mut expanded = raw.clone();
-    let mut secret_errors = Vec::new();
-    if let Value::Object(map) = &mut expanded {
-        for section in ["channels", "http"] {
-            if let Some(v) = map.get_mut(section) {
-                secrets::expand_tree(v, secrets, section, &mut secret_errors);
-            }
-        }
-    }
+    // References are checked on the raw text, so a missing key is reported even where the same
+    // field has a structural problem. Without secrets, every reference is "unresolved".
+    let empty = SecretMap::new();
+    let mut raw = raw;
+    let references = expand_secrets(&mut raw, secrets.unwrap_or(&empty));
     errors.extend(
-        secret_errors
-            .into_iter()
-            .map(|(p, m)| ConfigError::new(p, m)),
+        references
+            .iter()
+            .filter(|(_, e)| secrets.is_some() || *e == secrets::ExpandError::Unterminated)
+            .map(|(path, e)| ConfigError::new(path, e.to_string())),
     );
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
 
-    // Structure is sound: every deserialization below succeeds. Semantic checks run on the raw
-    // config (so messages show `$NAME`, not its value); URL checks on the expanded one.
-    let unexpanded: Config = from_value(raw).map_err(|e| ConfigErrors(vec![e]))?;
-    let config: Config = from_value(expanded).map_err(|_| {
-        ConfigErrors(vec![ConfigError::new(
-            "channels",
-            "a secret value made the configuration invalid (value not shown)",
-        )])
-    })?;
-    let mut errors = validate::semantic(&unexpanded);
-    errors.extend(validate::urls(&config));
+    // Semantic checks run on the unexpanded configuration (messages show `$NAME`, not its
+    // value); URL checks on the expanded one, except where a reference did not expand.
+    let mut expanded = structure.repaired.clone();
+    expand_secrets(&mut expanded, secrets.unwrap_or(&empty));
+    let parsed = structure::deserialize::<Config>(structure.repaired.clone()).and_then(|u| {
+        structure::deserialize::<Config>(expanded)
+            .map(|e| (u, e))
+            .map_err(|mut f| {
+                f.message = "a secret value made it invalid (value not shown)".into();
+                f
+            })
+    });
+    let (unexpanded, config) = match parsed {
+        Ok(both) => both,
+        // A gap in the structural checks: reported, not hidden.
+        Err(failure) => {
+            errors.push(failure.error());
+            return Err(ConfigErrors(errors));
+        }
+    };
+    let unexpanded_at = |path: &str| references.iter().any(|(p, _)| p == path);
+    errors.extend(
+        validate::semantic(&unexpanded)
+            .into_iter()
+            .chain(validate::urls(&config))
+            .filter(|e| !structure.is_broken(&e.path) && !unexpanded_at(&e.path)),
+    );
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// Expands `$NAME` references in the sections that may hold them; returns the problems.
+fn expand_secrets(
+    document: &mut Value,
+    secrets: &SecretMap,
+) -> Vec<(String, secrets::ExpandError)> {
+    let mut problems = Vec::new();
+    if let Value::Object(map) = document {
+        for section in ["channels", "http"] {
+            if let Some(v) = map.get_mut(section) {
+                secrets::expand_tree(v, secrets, section, &mut problems);
+            }
+        }
+    }
+    problems
 }
 
 fn parse_yaml(yaml: &str) -> Result<Value, ConfigErrors> {
@@ -138,82 +177,6 @@ fn parse_yaml(yaml: &str) -> Result<Value, ConfigErrors> {
             "the configuration must be a YAML mapping (key: value)",
         )])),
     }
-}
-
-fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let mut path = if path == "." { String::new() } else { path };
-        let message = e.into_inner().to_string();
-        // serde reports an unknown field at its parent; name the field itself.
-        if let Some(field) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-            && !path.ends_with(&format!(".{field}"))
-            && path != field
-        {
-            path = if path.is_empty() {
-                field.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-        }
-        ConfigError::new(path, message)
-    })
-}
-
-/// Deserializes each section (each channel, each monitor, each routing rule) on its own, so
-/// that one mistake does not hide the next.
-fn structural_errors(raw: &Value) -> Vec<ConfigError> {
-    let Value::Object(top) = raw else {
-        return Vec::new();
-    };
-    let mut errors = Vec::new();
-    let mut check = |value: Value, fix: &dyn Fn(String) -> String| {
-        if let Err(e) = from_value::<Config>(value) {
-            errors.push(ConfigError::new(fix(e.path), e.message));
-        }
-    };
-    let same = |p: String| p;
-    for (key, value) in top {
-        match (key.as_str(), value) {
-            ("channels" | "monitors", Value::Object(entries)) => {
-                for (name, v) in entries {
-                    check(nest(&[key, name], v.clone()), &same);
-                }
-            }
-            ("routing", Value::Object(entries)) => {
-                for (name, v) in entries {
-                    match (name.as_str(), v) {
-                        ("rules", Value::Array(rules)) => {
-                            for (i, rule) in rules.iter().enumerate() {
-                                let value =
-                                    nest(&["routing", "rules"], Value::Array(vec![rule.clone()]));
-                                check(value, &|p: String| {
-                                    p.replacen(
-                                        "routing.rules[0]",
-                                        &format!("routing.rules[{i}]"),
-                                        1,
-                                    )
-                                });
-                            }
-                        }
-                        _ => check(nest(&["routing", name], v.clone()), &same),
-                    }
-                }
-            }
-            _ => check(nest(&[key], value.clone()), &same),
-        }
-    }
-    errors
-}
-
-fn nest(path: &[&str], leaf: Value) -> Value {
-    path.iter().rev().fold(leaf, |acc, key| {
-        let mut m = Map::new();
-        m.insert((*key).to_string(), acc);
-        Value::Object(m)
-    })
 }
 
 /// The JSON schema of the configuration (draft 2020-12, as schemars writes it).

@@ -85,29 +85,18 @@ fn push_value(name: &str, secrets: &SecretMap, out: &mut String, errors: &mut Ve
     }
 }
 
-/// Expands every string below `value` in place; problems are reported with their path.
+/// Expands every string below `value` in place; problems are reported with their path. A string
+/// with a problem is left as it is.
 pub fn expand_tree(
     value: &mut Value,
     secrets: &SecretMap,
     path: &str,
-    errors: &mut Vec<(String, String)>,
+    errors: &mut Vec<(String, ExpandError)>,
 ) {
     match value {
         Value::String(s) => match expand(s, secrets) {
             Ok(expanded) => *s = expanded,
-            Err(problems) => {
-                for p in problems {
-                    let message = match p {
-                        ExpandError::Unresolved(name) => format!(
-                            "unresolved secret reference ${name}: the Secret has no key {name:?}"
-                        ),
-                        ExpandError::Unterminated => {
-                            "unterminated ${...} reference (write $$ for a literal $)".to_string()
-                        }
-                    };
-                    errors.push((path.to_string(), message));
-                }
-            }
+            Err(problems) => errors.extend(problems.into_iter().map(|p| (path.to_string(), p))),
         },
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -125,6 +114,20 @@ pub fn expand_tree(
             }
         }
         _ => {}
+    }
+}
+
+impl std::fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpandError::Unresolved(name) => write!(
+                f,
+                "unresolved secret reference ${name}: the Secret has no key {name:?}"
+            ),
+            ExpandError::Unterminated => {
+                f.write_str("unterminated ${...} reference (write $$ for a literal $)")
+            }
+        }
     }
 }
 

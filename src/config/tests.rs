@@ -15,6 +15,16 @@ fn secrets() -> SecretMap {
     .collect()
 }
 
+/// Asserts that loading `yaml` fails with exactly these errors (each a fragment of one line).
+fn assert_errors(yaml: &str, secrets: &SecretMap, expected: &[&str]) {
+    let errs = load(yaml, secrets).unwrap_err();
+    let text = errs.to_string();
+    for e in expected {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+    assert_eq!(errs.len(), expected.len(), "{text}");
+}
+
 const GOOD: &str = r#"
 cluster: prod-eks-1
 dedupe:
@@ -85,31 +95,26 @@ routing:
 monitors:
   pvc_usage: {warn_at: 90, crit_at: 80}
 "#;
-    let errs = load(yaml, &secrets()).unwrap_err();
-    let text = errs.to_string();
-    assert_eq!(errs.len(), 1, "secret errors come first, alone: {text}");
-    assert!(
-        text.contains("channels.ops.webhook_url: unresolved secret reference $MISSING_WEBHOOK")
-    );
+    // A missing secret hides nothing, and the URL that did not expand is not checked as well.
+    let meaning = [
+        "routing.rules[1].channels[0]: unknown channel \"pager\"",
+        "routing.rules[0].match.namespace_regex: invalid regular expression",
+        "channels.mail.from: \"not an address\" is not a valid email address",
+        "monitors.pvc_usage.crit_at: (80) must not be below warn_at (90)",
+    ];
+    let mut expected = meaning.to_vec();
+    expected.push("channels.ops.webhook_url: unresolved secret reference $MISSING_WEBHOOK");
+    assert_errors(yaml, &secrets(), &expected);
 
     let mut s = secrets();
     s.insert(
         "MISSING_WEBHOOK".into(),
         "http://insecure.example/hook".into(),
     );
-    let errs = load(yaml, &s).unwrap_err();
-    let text = errs.to_string();
-    let expected = [
-        "routing.rules[1].channels[0]: unknown channel \"pager\"",
-        "routing.rules[0].match.namespace_regex: invalid regular expression",
-        "channels.mail.from: \"not an address\" is not a valid email address",
-        "monitors.pvc_usage.crit_at: (80) must not be below warn_at (90)",
-        "channels.ops.webhook_url: must use https://",
-    ];
-    for e in expected {
-        assert!(text.contains(e), "missing {e:?} in:\n{text}");
-    }
-    assert_eq!(errs.len(), 5, "{text}");
+    let mut expected = meaning.to_vec();
+    expected.push("channels.ops.webhook_url: must use https://");
+    assert_errors(yaml, &s, &expected);
+    let text = load(yaml, &s).unwrap_err().to_string();
     assert!(
         !text.contains("insecure.example"),
         "URL value leaked: {text}"
@@ -294,8 +299,6 @@ fn strings_rendered_into_every_message_are_bounded() {
         "n".repeat(64),
         "p".repeat(2048),
     );
-    let errs = load(&yaml, &secrets()).unwrap_err();
-    let text = errs.to_string();
     let expected = [
         "cluster: must be one line without control characters",
         "channels.cccccccccccccccccccccccccccccccccccccccc… (name): is 64 characters long; at most 63 are allowed",
@@ -304,10 +307,7 @@ fn strings_rendered_into_every_message_are_bounded() {
         "links.nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (name): is 64 characters long; at most 63 are allowed",
         "links.long: is 2067 characters long; at most 2048 are allowed",
     ];
-    for e in expected {
-        assert!(text.contains(e), "missing {e:?} in:\n{text}");
-    }
-    assert_eq!(errs.len(), expected.len(), "{text}");
+    assert_errors(&yaml, &secrets(), &expected);
 }
 
 #[test]
@@ -315,4 +315,110 @@ fn the_schema_carries_the_length_limits() {
     let schema = json_schema();
     assert_eq!(schema["properties"]["cluster"]["maxLength"], 100);
     assert_eq!(schema["properties"]["links"]["maxProperties"], 10);
+}
+
+/// The issue this pass exists for: one unknown key used to hide every other mistake.
+#[test]
+fn one_pass_reports_structure_secrets_and_meaning_together() {
+    let yaml = r#"
+clustr: x
+channels:
+  mail:
+    type: email
+    smtp: {host: smtp.example.com, tls: bogus}
+    from: kpulse@example.com
+    to: ops@example.com
+  ops: {type: slack, webhook_url: $MISSING}
+routing:
+  default: [opz]
+  rules:
+    - match: {monitor: pod_crash}
+      channels: [pager]
+monitors:
+  pvc_usage: {warn_at: 90, crit_at: 80}
+"#;
+    let expected = [
+        "clustr: unknown field `clustr`",
+        "channels.mail.smtp.tls: unknown variant `bogus`",
+        "channels.mail.to: invalid type: string \"ops@example.com\", expected a sequence",
+        "channels.ops.webhook_url: unresolved secret reference $MISSING",
+        "routing.default[0]: unknown channel \"opz\"",
+        "routing.rules[0].channels[0]: unknown channel \"pager\"",
+        "routing.rules[0].match.monitor[0]: unknown monitor \"pod_crash\"",
+        "monitors.pvc_usage.crit_at: (80) must not be below warn_at (90)",
+    ];
+    assert_errors(yaml, &secrets(), &expected);
+}
+
+#[test]
+fn every_channel_type_keeps_the_path_inside_the_channel() {
+    let types = structure::channel_types();
+    assert!(types.len() >= 10, "{types:?}");
+    for kind in types {
+        let yaml = format!(
+            "channels:\n  c: {{type: {kind}, delivery: {{timeout: soon, retries: many}}}}\nrouting: {{default: [c]}}\n"
+        );
+        let text = load(&yaml, &secrets()).unwrap_err().to_string();
+        for path in [
+            "channels.c.delivery.timeout: ",
+            "channels.c.delivery.retries: ",
+        ] {
+            assert!(text.contains(path), "{kind}: no {path:?} in:\n{text}");
+        }
+        assert!(
+            !text.contains("unknown channel"),
+            "{kind}: a faulty channel still counts as defined:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_default_standing_in_for_a_mistake_raises_no_error_of_its_own() {
+    // warn_at is taken out, so its default (90) would be above crit_at: not reported.
+    let yaml = "channels: {l: {type: log}}\nrouting: {default: [l]}\nmonitors:\n  pvc_usage: {warn_at: lots, crit_at: 80}\n  node_disk: {warn_at: 95, crit_at: 90}\n";
+    let errs = load(yaml, &secrets()).unwrap_err();
+    let text = errs.to_string();
+    assert!(
+        text.contains("monitors.pvc_usage.warn_at: invalid type"),
+        "{text}"
+    );
+    assert!(
+        text.contains("monitors.node_disk.crit_at: (90) must not be below warn_at (95)"),
+        "a sound monitor beside it is still checked: {text}"
+    );
+    assert_eq!(errs.len(), 2, "{text}");
+
+    // A routing rule with a faulty matcher still has its channels checked.
+    let yaml = "channels: {l: {type: log}}\nrouting:\n  default: [l]\n  rules:\n    - match: {severity: [urgent]}\n      channels: [nope]\n";
+    let text = load(yaml, &secrets()).unwrap_err().to_string();
+    assert!(
+        text.contains("routing.rules[0].match.severity[0]: unknown variant `urgent`")
+            && text.contains("routing.rules[0].channels[0]: unknown channel \"nope\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_secrets_references_are_left_unchecked() {
+    let yaml = "channels:\n  s: {type: slack, webhook_url: $SLACK_WEBHOOK}\n  h: {type: webhook, url: 'https://x.example/${OPEN'}\nrouting: {default: [s, pager]}\n";
+    let errs = load_without_secrets(yaml).unwrap_err();
+    let text = errs.to_string();
+    assert!(
+        text.contains("channels.h.url: unterminated ${...} reference"),
+        "{text}"
+    );
+    assert!(
+        text.contains("routing.default[1]: unknown channel"),
+        "{text}"
+    );
+    assert_eq!(
+        errs.len(),
+        2,
+        "no unresolved-reference or URL error: {text}"
+    );
+    let ok = load_without_secrets(
+        "channels: {s: {type: slack, webhook_url: $SLACK_WEBHOOK}}\nrouting: {default: [s]}\n",
+    )
+    .expect("valid without its secret values");
+    assert_eq!(ok.channels.len(), 1);
 }
