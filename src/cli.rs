@@ -53,13 +53,15 @@ pub fn parse_secrets(text: &str) -> Result<SecretMap, String> {
     Ok(map)
 }
 
+/// Loads a configuration file; without `secrets`, `$NAME` references are not resolved (and not
+/// reported).
 fn load_file(file: &Path, secrets: Option<&Path>) -> Result<Config, String> {
-    let secrets = match secrets {
-        Some(p) => read_secrets(p)?,
-        None => SecretMap::new(),
-    };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    config::load(&text, &secrets).map_err(|errs| {
+    let loaded = match secrets {
+        Some(p) => config::load(&text, &read_secrets(p)?),
+        None => config::load_without_secrets(&text),
+    };
+    loaded.map_err(|errs| {
         let n = errs.len();
         let list: Vec<String> = errs.0.iter().map(|e| format!("  {e}")).collect();
         format!(
@@ -87,6 +89,9 @@ pub fn check_config(file: &Path, secrets: Option<&Path>) -> ExitCode {
                 c.routing.rules.len(),
                 enabled
             );
+            if secrets.is_none() {
+                println!("{UNCHECKED_SECRETS}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -105,10 +110,22 @@ pub fn schema() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Parses `monitor=pod_crashes,namespace=payments,severity=critical,label.team=x`.
-pub fn parse_alert(spec: &str) -> Result<Alert, String> {
+/// Said when a file was checked without its secret values.
+const UNCHECKED_SECRETS: &str =
+    "$NAME references were not checked: pass --secrets FILE to resolve them";
+
+/// The alert `route-test` routes, and whether its severity was given.
+#[derive(Debug)]
+pub struct TestAlert {
+    pub alert: Alert,
+    pub severity_given: bool,
+}
+
+/// Parses `monitor=pod_crashes,namespace=payments,severity=critical,label.team=x`. The monitor
+/// must be one kpulse has.
+pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
     let mut key = AlertKey::new("", "", "Pod", "example", "Example");
-    let mut severity = Severity::Warning;
+    let mut severity = None;
     let mut labels = BTreeMap::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
@@ -120,7 +137,7 @@ pub fn parse_alert(spec: &str) -> Result<Alert, String> {
             "kind" => key.kind = v.to_string(),
             "name" => key.name = v.to_string(),
             "reason" => key.reason = v.to_string(),
-            "severity" => severity = v.parse()?,
+            "severity" => severity = Some(v.parse::<Severity>()?),
             other => match other.strip_prefix("label.") {
                 Some(label) => {
                     labels.insert(label.to_string(), v.to_string());
@@ -136,18 +153,57 @@ pub fn parse_alert(spec: &str) -> Result<Alert, String> {
     if key.monitor.is_empty() {
         return Err("monitor=... is required".into());
     }
-    Ok(Alert::new(key, severity, "route test", jiff::Timestamp::now()).labels(labels))
+    known_monitor(&key.monitor)?;
+    let alert = Alert::new(
+        key,
+        severity.unwrap_or(Severity::Warning),
+        "route test",
+        jiff::Timestamp::now(),
+    )
+    .labels(labels);
+    Ok(TestAlert {
+        alert,
+        severity_given: severity.is_some(),
+    })
+}
+
+/// An unknown monitor name is an error that suggests the names it resembles.
+fn known_monitor(name: &str) -> Result<(), String> {
+    let names = config::Monitors::NAMES;
+    if names.contains(&name) {
+        return Ok(());
+    }
+    let close: Vec<&str> = names
+        .into_iter()
+        .filter(|n| n.contains(name) || name.contains(n))
+        .collect();
+    let hint = if close.is_empty() {
+        format!("known: {}", names.join(", "))
+    } else {
+        format!("did you mean {}?", close.join(" or "))
+    };
+    Err(format!("monitor={name}: unknown monitor ({hint})"))
 }
 
 /// The text `route-test` prints.
-pub fn explain_route(config: &Config, alert: &Alert) -> Result<String, String> {
+pub fn explain_route(config: &Config, test: &TestAlert) -> Result<String, String> {
     let settings = Settings::from_config(config).map_err(|e| e.to_string())?;
     let engine = Engine::new(settings);
+    let alert = &test.alert;
     let x = engine.explain(alert);
-    let mut out = match x.route.rule {
+    let severity = alert.severity;
+    let mut out = if test.severity_given {
+        format!("alert: {}, severity {severity}\n", alert.key)
+    } else {
+        format!(
+            "alert: {}, severity {severity} (not given; add severity=info|warning|critical)\n",
+            alert.key
+        )
+    };
+    out.push_str(&match x.route.rule {
         Some(i) => format!("matched routing.rules[{i}]\n"),
         None => "no rule matched: routing.default\n".to_string(),
-    };
+    });
     if x.digest.is_empty() {
         out.push_str("muted: the rule has no channels\n");
     }
@@ -173,6 +229,9 @@ pub fn route_test(file: &Path, secrets: Option<&Path>, spec: &str) -> ExitCode {
         let alert = parse_alert(spec)?;
         explain_route(&c, &alert)
     });
+    if result.is_ok() && secrets.is_none() {
+        eprintln!("{UNCHECKED_SECRETS}");
+    }
     match result {
         Ok(text) => {
             print!("{text}");
@@ -225,17 +284,36 @@ mod tests {
         let a = parse_alert("monitor=pod_crashes,namespace=payments,severity=critical").unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "matched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
+            "alert: pod_crashes/payments/Pod/example/Example, severity critical\nmatched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
         );
         let a = parse_alert("monitor=pod_crashes,namespace=shop,severity=info").unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "no rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
+            "alert: pod_crashes/shop/Pod/example/Example, severity info\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
+        );
+        let a = parse_alert("monitor=job_failed,namespace=shop").unwrap();
+        assert!(
+            explain_route(&c, &a)
+                .unwrap()
+                .starts_with("alert: job_failed/shop/Pod/example/Example, severity warning (not given; add severity=info|warning|critical)\n"),
         );
         assert!(
-            parse_alert("monitor=x,colour=red")
+            parse_alert("monitor=pod_crashes,colour=red")
                 .unwrap_err()
                 .contains("colour")
+        );
+    }
+
+    #[test]
+    fn route_test_refuses_a_monitor_kpulse_does_not_have() {
+        assert_eq!(
+            parse_alert("monitor=pod_crash,severity=critical").unwrap_err(),
+            "monitor=pod_crash: unknown monitor (did you mean pod_crashes?)"
+        );
+        let e = parse_alert("monitor=disk_full").unwrap_err();
+        assert!(
+            e.starts_with("monitor=disk_full: unknown monitor (known: pod_crashes, "),
+            "{e}"
         );
     }
 

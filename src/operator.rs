@@ -130,10 +130,11 @@ pub async fn initial_config(client: &Client, args: &RunArgs) -> anyhow::Result<C
             tracing::warn!(namespace = %args.namespace, name = %args.config_map, "configuration ConfigMap not found; sending every alert to the log channel");
             Ok(Config::default())
         }
-        Err(crate::reload::ReadError::Api(e)) => Err(anyhow::Error::new(e).context(format!(
-            "reading the configuration from {}/{}",
-            args.namespace, args.config_map
-        ))),
+        Err(e @ crate::reload::ReadError::Api(_)) => Err(anyhow::anyhow!(
+            "reading the configuration from {}/{}: {e}",
+            args.namespace,
+            args.config_map
+        )),
         Err(crate::reload::ReadError::Invalid(e)) => Err(anyhow::anyhow!(e)),
     }
 }

@@ -48,6 +48,28 @@ pub enum ReadError {
     Invalid(String),
 }
 
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Api(e) => f.write_str(&api_error(e)),
+            ReadError::Invalid(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A Kubernetes API error in one line: the server's message and status code, without the
+/// response dump kube's own `Display` appends.
+pub fn api_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "{} (HTTP 403: kpulse's ServiceAccount may read only its ConfigMap and the Secret the chart names in existingSecret or creates from secrets)",
+            status.message
+        ),
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
 /// Secret values as strings; a non-UTF-8 value is an error naming the key (never the value).
 pub fn secret_map(secret: &Secret) -> Result<SecretMap, String> {
     let mut map = SecretMap::new();
@@ -235,7 +257,10 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, kube
 }
 
 fn error_policy(_cm: Arc<ConfigMap>, error: &kube::Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "cannot read the configuration objects; retrying");
+    tracing::warn!(
+        error = api_error(error),
+        "cannot read the configuration objects; retrying"
+    );
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -420,6 +445,25 @@ mod tests {
                 false, false, false, true, false, false, false, false, false, true, false
             ]
         );
+    }
+
+    #[test]
+    fn api_errors_read_as_one_line_without_a_response_dump() {
+        let status = kube::core::Status::failure(
+            "secrets \"other\" is forbidden: User \"system:serviceaccount:k:kpulse\" cannot get resource \"secrets\"",
+            "Forbidden",
+        )
+        .with_code(403);
+        let text = ReadError::Api(kube::Error::Api(status.boxed())).to_string();
+        assert!(
+            text.starts_with("secrets \"other\" is forbidden: User"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HTTP 403: kpulse's ServiceAccount may read only"),
+            "{text}"
+        );
+        assert!(!text.contains("Status {"), "a response dump: {text}");
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! The offline subcommands as a user runs them: the `kpulse` binary, files on disk, exit codes
+//! and the text it prints.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kpulse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpulse"))
+        .args(args)
+        .output()
+        .expect("run kpulse")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.display().to_string()
+}
+
+/// The README's configuration, as a user would copy it.
+const README_CONFIG: &str = "cluster: prod-eks-1
+channels:
+  ops:    {type: slack, webhook_url: $SLACK_WEBHOOK}
+  oncall: {type: pagerduty, routing_key: $PD_ROUTING_KEY}
+routing:
+  default: [ops]
+  rules:
+    - match: {severity: [critical], namespace: \"payments-*\"}
+      channels: [oncall, ops]
+";
+
+#[test]
+fn check_config_lists_every_problem_with_its_path_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "config.yaml",
+        "clustr: x
+channels:
+  mail: {type: email, smtp: {host: smtp.example.com, tls: bogus}, from: kpulse@example.com, to: ops@example.com}
+  ops: {type: slack, webhook_url: $SLACK_WEBHOOK}
+routing:
+  default: [opz]
+",
+    );
+    let secrets = write(dir.path(), "secrets.env", "OTHER=x\n");
+    let out = kpulse(&["check-config", &file, "--secrets", &secrets]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = text(&out);
+    for e in [
+        "5 problems:",
+        "  clustr: unknown field `clustr`",
+        "  channels.mail.smtp.tls: unknown variant `bogus`",
+        "  channels.mail.to: invalid type: string",
+        "  channels.ops.webhook_url: unresolved secret reference $SLACK_WEBHOOK",
+        "  routing.default[0]: unknown channel \"opz\"",
+    ] {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn without_secrets_the_readme_commands_work_and_say_what_was_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yaml", README_CONFIG);
+    let out = kpulse(&["check-config", &file]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("$NAME references were not checked: pass --secrets FILE"),
+        "{}",
+        text(&out)
+    );
+    let out = kpulse(&[
+        "route-test",
+        "--config",
+        &file,
+        "--alert",
+        "monitor=pod_crashes,namespace=payments-eu,severity=critical",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "alert: pod_crashes/payments-eu/Pod/example/Example, severity critical\nmatched routing.rules[0]\n  -> oncall (pagerduty): immediate\n  -> ops (slack): immediate\n"
+    );
+}
+
+#[test]
+fn route_test_refuses_an_unknown_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yaml", README_CONFIG);
+    let out = kpulse(&[
+        "route-test",
+        "--config",
+        &file,
+        "--alert",
+        "monitor=pod_crash",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("monitor=pod_crash: unknown monitor (did you mean pod_crashes?)"),
+        "{}",
+        text(&out)
+    );
+}
