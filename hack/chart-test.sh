@@ -222,7 +222,7 @@ if [[ -x "$kpulse_bin" ]]; then
   for case in "" "--set config.monitors.pvc_usage.enabled=true --set config.cluster=c1"; do
     # shellcheck disable=SC2086
     rendered_config $case >"$work/config.yaml"
-    if msg="$("$kpulse_bin" check-config "$work/config.yaml" 2>&1)"; then
+    if msg="$("$kpulse_bin" check-config --config "$work/config.yaml" 2>&1)"; then
       pass "kpulse check-config accepts the rendered config ${case:-(defaults)}"
     else
       fail "kpulse check-config rejects the rendered config ${case:-(defaults)}: $msg"
@@ -249,7 +249,7 @@ check_example() {
   fi
   local msg
   rendered_config -f "$2" >"$work/example-config.yaml"
-  if msg="$("$kpulse_bin" check-config "$work/example-config.yaml" --secrets "$3" 2>&1)"; then
+  if msg="$("$kpulse_bin" check-config --config "$work/example-config.yaml" --secrets "$3" 2>&1)"; then
     pass "$1: kpulse check-config accepts the rendered configuration"
   else
     fail "$1: kpulse check-config: $msg"
@@ -552,7 +552,7 @@ else
   # which it reports as a Warning Event on the ConfigMap.
   if [[ -x "$kpulse_bin" ]]; then
     "$kubectl" create secret generic kpulse-creds -n "$ns" --from-literal=TEST_CHANNEL_TOKEN=t0ken >/dev/null
-    if start_kpulse --secret kpulse-creds; then
+    if start_kpulse --secret-name kpulse-creds; then
       pass "kpulse becomes ready with the existing Secret and the opt-in monitors' RBAC"
     else
       fail "kpulse did not become ready with the existing Secret: $(tail -n 20 "$work/kpulse.log")"

@@ -1,18 +1,121 @@
-//! The offline subcommands: `check-config`, `schema`, `route-test`, `generate`.
+//! The command line: one vocabulary for every subcommand (`--config FILE`, `--secrets FILE`),
+//! and the offline subcommands `check-config`, `schema`, `route-test` and `generate`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::{self, Config, SecretMap};
 use crate::engine::{Engine, Settings};
 
-/// Reads secret values from a `NAME=value` file or a Secret manifest (`data` base64, or
-/// `stringData`).
+/// `kpulse`: every subcommand and flag.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kpulse",
+    version,
+    about = "Event-driven Kubernetes alerting: plain-words notifications and [RESOLVED] messages"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator (in-cluster, or against --kubeconfig).
+    Run(Box<crate::operator::RunArgs>),
+    /// Validate a configuration file; exit 1 listing every problem.
+    CheckConfig(CheckConfigArgs),
+    /// Print the JSON schema of the configuration (for editors: see docs/configuration.md).
+    Schema,
+    /// Show which channels an alert would reach, and why.
+    RouteTest(RouteTestArgs),
+    /// Regenerate files derived from the code (docs/configuration.md, the chart's
+    /// values.schema.json, the example payloads in docs/webhook.md and docs/sinks.md).
+    #[command(hide = true)]
+    Generate {
+        /// Repository root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+}
+
+/// Help of `--secrets`, the same on every subcommand.
+const SECRETS_HELP: &str = "Secret values for $NAME references: a NAME=value file (one per line), a Kubernetes Secret manifest (YAML), or a directory with one file per key (a mounted Secret)";
+
+/// A configuration file and the secret values for its `$NAME` references.
+#[derive(clap::Args, Debug)]
+pub struct FileArgs {
+    /// The configuration: the `config.yaml` of the ConfigMap, or `values.config` of the chart.
+    #[arg(long, visible_alias = "config-file", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, visible_alias = "secrets-file", value_name = "FILE", help = SECRETS_HELP,
+          long_help = format!("{SECRETS_HELP}. Without it, references are neither resolved nor checked."))]
+    pub secrets: Option<PathBuf>,
+}
+
+/// `kpulse check-config`.
+#[derive(clap::Args, Debug)]
+#[command(group(ArgGroup::new("input").required(true).args(["config", "file"])))]
+pub struct CheckConfigArgs {
+    /// The configuration file, as a positional argument (the same as --config FILE).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+/// `kpulse route-test`.
+#[derive(clap::Args, Debug)]
+#[command(group(ArgGroup::new("input").required(true).args(["config"])))]
+pub struct RouteTestArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Alert fields, e.g. `monitor=pod_crashes,namespace=payments,severity=critical`
+    /// (also kind, name, reason and label.NAME=value).
+    #[arg(long, value_name = "SPEC")]
+    pub alert: String,
+}
+
+impl CheckConfigArgs {
+    pub fn config(&self) -> &Path {
+        self.files
+            .config
+            .as_deref()
+            .or(self.file.as_deref())
+            .expect("clap requires FILE or --config")
+    }
+}
+
+/// Reads secret values from a `NAME=value` file, a Secret manifest (`data` base64, or
+/// `stringData`), or a directory with one file per key, as Kubernetes mounts a Secret.
 pub fn read_secrets(path: &Path) -> Result<SecretMap, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_secrets(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let shown = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    if path.is_dir() {
+        return read_secret_dir(path).map_err(|e| shown(&e));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| shown(&e))?;
+    parse_secrets(&text).map_err(|e| shown(&e))
+}
+
+/// A mounted Secret: one file per key. Names starting with `.` are the kubelet's own
+/// (`..data`, timestamped directories) and skipped.
+fn read_secret_dir(dir: &Path) -> Result<SecretMap, String> {
+    let mut map = SecretMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).map_err(|e| format!("{name}: {e}"))?;
+        let value = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
 }
 
 pub fn parse_secrets(text: &str) -> Result<SecretMap, String> {
@@ -314,6 +417,135 @@ mod tests {
         assert!(
             e.starts_with("monitor=disk_full: unknown monitor (known: pod_crashes, "),
             "{e}"
+        );
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        let mut argv = vec!["kpulse"];
+        argv.extend(args);
+        Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    #[test]
+    fn every_subcommand_takes_config_and_secrets_and_the_old_spellings() {
+        for args in [
+            &["check-config", "--config", "c.yaml", "--secrets", "s.env"][..],
+            &["check-config", "c.yaml", "--secrets", "s.env"],
+            &[
+                "check-config",
+                "--config-file",
+                "c.yaml",
+                "--secrets-file",
+                "s.env",
+            ],
+        ] {
+            let Command::CheckConfig(a) = parse(args) else {
+                panic!("{args:?}: not check-config");
+            };
+            assert_eq!(
+                (a.config(), a.files.secrets.as_deref()),
+                (Path::new("c.yaml"), Some(Path::new("s.env"))),
+                "{args:?}"
+            );
+        }
+        for args in [
+            &[
+                "route-test",
+                "--config",
+                "c.yaml",
+                "--secrets",
+                "s.env",
+                "--alert",
+                "monitor=job_failed",
+            ][..],
+            &[
+                "route-test",
+                "--config-file",
+                "c.yaml",
+                "--secrets-file",
+                "s.env",
+                "--alert",
+                "monitor=job_failed",
+            ],
+        ] {
+            let Command::RouteTest(a) = parse(args) else {
+                panic!("{args:?}: not route-test");
+            };
+            assert_eq!(a.files.config.as_deref(), Some(Path::new("c.yaml")));
+            assert_eq!(a.files.secrets.as_deref(), Some(Path::new("s.env")));
+        }
+        for args in [
+            &[
+                "run",
+                "--config",
+                "c.yaml",
+                "--secrets",
+                "s.env",
+                "--secret-name",
+                "creds",
+            ][..],
+            &[
+                "run",
+                "--config-file",
+                "c.yaml",
+                "--secrets-file",
+                "s.env",
+                "--secret",
+                "creds",
+            ],
+        ] {
+            let Command::Run(a) = parse(args) else {
+                panic!("{args:?}: not run");
+            };
+            assert_eq!(a.config_file.as_deref(), Some(Path::new("c.yaml")));
+            assert_eq!(a.secrets_file.as_deref(), Some(Path::new("s.env")));
+            assert_eq!(a.secret_name.as_deref(), Some("creds"));
+        }
+    }
+
+    #[test]
+    fn check_config_needs_exactly_one_file() {
+        let mut argv = vec!["kpulse", "check-config", "--secrets", "s.env"];
+        assert!(Cli::try_parse_from(&argv).is_err(), "no file");
+        argv.extend(["a.yaml", "--config", "b.yaml"]);
+        assert!(Cli::try_parse_from(&argv).is_err(), "two files");
+        assert!(Cli::try_parse_from(["kpulse", "route-test", "--alert", "monitor=x"]).is_err());
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{} {id}", cmd.get_name()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn secrets_from_a_mounted_secret_directory() {
+        // The kubelet's layout: keys are links into a timestamped directory behind `..data`.
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..2026_01_01_00_00_00.000000001");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("TOKEN"), "abc").unwrap();
+        std::os::unix::fs::symlink(&data, dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/TOKEN", dir.path().join("TOKEN")).unwrap();
+        let map = read_secrets(dir.path()).unwrap();
+        assert_eq!(
+            map.into_iter().collect::<Vec<_>>(),
+            [("TOKEN".to_string(), "abc".to_string())]
         );
     }
 

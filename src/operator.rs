@@ -27,14 +27,30 @@ pub struct RunArgs {
     /// Name of the configuration ConfigMap.
     #[arg(long, env = "KPULSE_CONFIG_MAP", default_value = "kpulse")]
     pub config_map: String,
-    /// Secret whose keys fill `$NAME` references.
-    #[arg(long, env = "KPULSE_SECRET")]
-    pub secret: Option<String>,
+    /// Name of the Secret (in --namespace) whose keys fill `$NAME` references.
+    #[arg(
+        long,
+        visible_alias = "secret",
+        env = "KPULSE_SECRET",
+        value_name = "NAME"
+    )]
+    pub secret_name: Option<String>,
     /// Read the configuration from this file instead of the ConfigMap (no live reload).
-    #[arg(long, env = "KPULSE_CONFIG_FILE")]
+    #[arg(
+        long = "config",
+        visible_alias = "config-file",
+        env = "KPULSE_CONFIG_FILE",
+        value_name = "FILE"
+    )]
     pub config_file: Option<PathBuf>,
-    /// `NAME=value` file for `$NAME` references, with --config-file.
-    #[arg(long, env = "KPULSE_SECRETS_FILE")]
+    /// Secret values for `$NAME` references with --config: a NAME=value file, a Secret manifest
+    /// (YAML), or a directory with one file per key.
+    #[arg(
+        long = "secrets",
+        visible_alias = "secrets-file",
+        env = "KPULSE_SECRETS_FILE",
+        value_name = "FILE"
+    )]
     pub secrets_file: Option<PathBuf>,
     /// Address of the HTTP server (/healthz, /readyz, /status).
     #[arg(long, env = "KPULSE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
@@ -106,7 +122,7 @@ fn source(args: &RunArgs) -> crate::reload::Source {
     crate::reload::Source {
         namespace: args.namespace.clone(),
         config_map: args.config_map.clone(),
-        secret: args.secret.clone(),
+        secret: args.secret_name.clone(),
     }
 }
 

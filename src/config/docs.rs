@@ -14,7 +14,7 @@ kpulse reads its configuration from the key `config.yaml` of the ConfigMap `kpul
 renders it from `values.config`). Edits are applied live. Check a file before applying it:
 
 ```sh
-kpulse check-config config.yaml --secrets secrets.env
+kpulse check-config --config config.yaml --secrets secrets.env
 ```
 
 Strings in `channels` and `http` may reference keys of the Secret the chart gives kpulse (its own,
