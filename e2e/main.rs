@@ -19,4 +19,5 @@ mod smoke;
 mod state;
 mod stats;
 mod tls;
+mod welcome;
 mod workloads;

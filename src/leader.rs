@@ -93,6 +93,7 @@ pub async fn run(
                 let snapshot = store.lock().await.load().await;
                 let replayed = pipeline.take_over(snapshot);
                 tracing::info!(identity = %election.identity, replayed, "leader: took over, state loaded");
+                tokio::spawn(crate::welcome::greet(pipeline.clone(), store.clone()));
             }
             Ok(false) if leading => {
                 leading = false;

@@ -178,10 +178,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let store: crate::state::SharedStore = Arc::new(tokio::sync::Mutex::new(
         crate::state::StateStore::new(client.clone(), &args.namespace),
     ));
-    if args.lease_name.is_none()
-        && let Some(snapshot) = store.lock().await.load().await
-    {
-        pipeline.restore(snapshot);
+    if args.lease_name.is_none() {
+        if let Some(snapshot) = store.lock().await.load().await {
+            pipeline.restore(snapshot);
+        }
+        tokio::spawn(crate::welcome::greet(pipeline.clone(), store.clone()));
     }
 
     let token = CancellationToken::new();
@@ -219,6 +220,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tasks.spawn(crate::reload::run(
             client.clone(),
             pipeline.clone(),
+            store.clone(),
             source(&args),
             token.clone(),
         ));

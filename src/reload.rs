@@ -211,6 +211,8 @@ impl Reports {
 struct Context {
     client: Client,
     pipeline: Pipeline,
+    /// For the welcome message of a new configuration.
+    store: crate::state::SharedStore,
     source: Source,
     reports: Mutex<Reports>,
 }
@@ -232,6 +234,10 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, kube
         Verdict::Applied(generation) => {
             metrics.config_reload(Ok(generation));
             tracing::info!(generation, "configuration applied");
+            tokio::spawn(crate::welcome::greet(
+                ctx.pipeline.clone(),
+                ctx.store.clone(),
+            ));
             Event {
                 type_: EventType::Normal,
                 reason: "ConfigApplied".into(),
@@ -265,7 +271,13 @@ fn error_policy(_cm: Arc<ConfigMap>, error: &kube::Error, _ctx: Arc<Context>) ->
 }
 
 /// Watches the configuration objects and applies changes until cancelled.
-pub async fn run(client: Client, pipeline: Pipeline, source: Source, token: CancellationToken) {
+pub async fn run(
+    client: Client,
+    pipeline: Pipeline,
+    store: crate::state::SharedStore,
+    source: Source,
+    token: CancellationToken,
+) {
     let reporter = Reporter {
         controller: "kpulse".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -279,6 +291,7 @@ pub async fn run(client: Client, pipeline: Pipeline, source: Source, token: Canc
         }),
         client: client.clone(),
         pipeline: pipeline.clone(),
+        store,
         source: source.clone(),
     });
     let by_name = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));

@@ -23,6 +23,8 @@ use crate::pipeline::Pipeline;
 pub const NAME: &str = "kpulse-state";
 /// Key of the compressed snapshot in `binaryData`.
 pub const KEY: &str = "state.json.gz";
+/// Key (in `data`) of the fingerprint of the configuration the last welcome message announced.
+pub const ANNOUNCED_KEY: &str = "announced-config";
 /// Largest compressed payload written: well below the 1 MiB ConfigMap limit, leaving room for
 /// metadata.
 pub const MAX_BYTES: usize = 900 * 1024;
@@ -149,6 +151,9 @@ pub fn fit(mut snapshot: Snapshot, limit: usize) -> (Vec<u8>, usize) {
 pub struct StateStore {
     api: Api<ConfigMap>,
     resource_version: Option<String>,
+    /// Fingerprint of the configuration the last welcome message announced (see
+    /// [`crate::welcome`]); written with every snapshot.
+    announced: Option<String>,
 }
 
 impl StateStore {
@@ -156,7 +161,18 @@ impl StateStore {
         StateStore {
             api: Api::namespaced(client, namespace),
             resource_version: None,
+            announced: None,
         }
+    }
+
+    /// The fingerprint of the configuration last announced, as loaded or set.
+    pub fn announced(&self) -> Option<&str> {
+        self.announced.as_deref()
+    }
+
+    /// Records an announced configuration; it is stored with the next write.
+    pub fn set_announced(&mut self, fingerprint: String) {
+        self.announced = Some(fingerprint);
     }
 
     /// The stored snapshot, if there is a usable one. Problems are logged, never fatal.
@@ -173,6 +189,7 @@ impl StateStore {
             }
         };
         self.resource_version = cm.metadata.resource_version.clone();
+        self.announced = cm.data.as_ref().and_then(|d| d.get(ANNOUNCED_KEY)).cloned();
         let result = cm
             .binary_data
             .as_ref()
@@ -209,16 +226,25 @@ impl StateStore {
                 ..Default::default()
             },
             binary_data: Some(BTreeMap::from([(KEY.to_string(), ByteString(bytes))])),
-            data: Some(BTreeMap::from([
-                (
-                    "format".to_string(),
-                    format!(
-                        "kpulse snapshot v{}, gzip JSON in binaryData.{KEY}",
-                        Snapshot::VERSION
+            data: Some(
+                [
+                    (
+                        "format".to_string(),
+                        format!(
+                            "kpulse snapshot v{}, gzip JSON in binaryData.{KEY}",
+                            Snapshot::VERSION
+                        ),
                     ),
-                ),
-                ("written-at".to_string(), jiff::Timestamp::now().to_string()),
-            ])),
+                    ("written-at".to_string(), jiff::Timestamp::now().to_string()),
+                ]
+                .into_iter()
+                .chain(
+                    self.announced
+                        .clone()
+                        .map(|a| (ANNOUNCED_KEY.to_string(), a)),
+                )
+                .collect(),
+            ),
             ..Default::default()
         };
         for attempt in 0..2 {

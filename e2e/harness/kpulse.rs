@@ -134,6 +134,12 @@ impl Kpulse {
         Self::spawn(namespace, &args, tempfile::tempdir().unwrap()).await
     }
 
+    /// [`Kpulse::start_from_configmap`] without a Secret, with more `kpulse run` flags.
+    pub async fn start_from_configmap_with(namespace: &str, extra: &[&str]) -> Self {
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Self::spawn(namespace, &args, tempfile::tempdir().unwrap()).await
+    }
+
     async fn spawn(namespace: &str, extra: &[String], dir: tempfile::TempDir) -> Self {
         // Port 0: the kernel picks free ports and kpulse logs them, so parallel tests never race
         // for a port that was free a moment ago.

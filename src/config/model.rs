@@ -54,6 +54,10 @@ pub struct Config {
     /// The HTTP server's optional endpoints.
     #[serde(default)]
     pub http: HttpSettings,
+    /// A message to the channels when kpulse starts with a configuration it has not announced
+    /// before, so you know delivery works.
+    #[serde(default)]
+    pub welcome: Welcome,
 }
 
 fn default_cluster() -> String {
@@ -81,6 +85,7 @@ impl Default for Config {
             links: BTreeMap::new(),
             state: StateSettings::default(),
             http: HttpSettings::default(),
+            welcome: Welcome::default(),
         }
     }
 }
@@ -664,4 +669,27 @@ pub struct HttpSettings {
     /// Bearer token for `POST /test-channel`. Unset: the endpoint is off. Use a `$NAME` reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_channel_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Welcome {
+    /// Send it: on the first start, and once after each configuration change (a restart with
+    /// the same configuration sends none; a change of Secret values alone neither). It names
+    /// the cluster, the monitors on, and where alerts go. Only the leader sends it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Channels that get it. Empty: every channel except `pagerduty`, `opsgenie` and
+    /// `alertmanager`, where it would open an incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+}
+
+impl Default for Welcome {
+    fn default() -> Self {
+        Welcome {
+            enabled: true,
+            channels: Vec::new(),
+        }
+    }
 }

@@ -70,6 +70,15 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         matcher_checks(&rule.matcher, &format!("{base}.match"), &mut errors);
     }
 
+    for (i, name) in config.welcome.channels.iter().enumerate() {
+        known_channel(
+            &channels,
+            name,
+            format!("welcome.channels[{i}]"),
+            &mut errors,
+        );
+    }
+
     if config.dedupe.digest.interval.is_zero() {
         errors.push(ConfigError::new(
             "dedupe.digest.interval",

@@ -65,6 +65,11 @@ impl Batch {
         )
         .message("kpulse can reach this channel. No action is needed.")
         .one_shot();
+        Self::notice(cluster, channel, alert, now)
+    }
+
+    /// One message about kpulse itself (a test message, the welcome message), sent at once.
+    pub fn notice(cluster: &str, channel: &str, alert: Alert, now: Timestamp) -> Self {
         Batch {
             cluster: cluster.to_string(),
             channel: channel.to_string(),
