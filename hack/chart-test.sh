@@ -270,6 +270,19 @@ for example in "${examples[@]}"; do
   secret_literals "$example" >"$work/example.env"
   check_example "$name (with the Secret its header creates)" "$example" "$work/example.env"
 done
+# The chart's default `log` channel goes once other channels take over the routes (Helm merges
+# maps, so it would otherwise stay unless the values said `log: null`), and stays while named.
+out="$(rendered_config)"
+has "log channel: in the default configuration" "$out" "    type: log"
+out="$(rendered_config -f "$root/examples/slack.yaml")"
+lacks "log channel: left out when routes name only your channels" "$out" "log:"
+out="$(rendered_config --set config.channels.ops.type=log --set config.channels.ops.delivery.retries=1)"
+has "log channel: kept while routing.default still names it" "$out" "  log:"
+out="$(rendered_config -f "$root/examples/slack.yaml" --set-json 'config.routing.rules=[{"match":{"severity":["info"]},"channels":["log"]}]')"
+has "log channel: kept while a rule names it" "$out" "  log:"
+out="$(rendered_config -f "$root/examples/slack.yaml" --set-json 'config.welcome={"channels":["log","slack"]}')"
+has "log channel: kept while welcome.channels names it" "$out" "  log:"
+
 # The README's install section, taken literally: the example it installs exists, and the Secret
 # its command creates fills every $NAME of that example.
 readme_example="$(sed -n 's/^helm install kpulse charts\/kpulse .*-f \(examples\/[a-z0-9-]*\.yaml\).*/\1/p' "$root/README.md" | head -n1)"
@@ -360,6 +373,10 @@ else
   for example in "${examples[@]}"; do
     dry_run "examples/$(basename "$example")" -f "$example"
   done
+  notes="$("$helm" install kpulse "$chart" -n "$ns" --dry-run=server -f "$root/examples/slack-pagerduty.yaml" 2>&1)"
+  has "notes (examples/slack-pagerduty.yaml): the rule" "$notes" "rule 1 -> pagerduty (pagerduty), slack (slack)"
+  has "notes (examples/slack-pagerduty.yaml): the default route" "$notes" "otherwise -> slack (slack)"
+  lacks "notes (examples/slack-pagerduty.yaml): not only the pod's log" "$notes" "nowhere else"
 
   echo "== server side: helm install into a namespace enforcing the restricted Pod Security Standard"
   if msg="$("$helm" install kpulse "$chart" -n "$ns" 2>&1)"; then
@@ -368,6 +385,9 @@ else
     fail "helm install: $msg"
   fi
   has "notes: how to turn on and send a test message" "$msg" "test_channel_token: \$TEST_CHANNEL_TOKEN"
+  has "notes: with the default values alerts reach only the pod's log" "$msg" "alerts are written to the pod's log and nowhere else"
+  has "notes: where alerts go" "$msg" "every alert -> log (log)"
+  has "notes: the welcome message" "$msg" "kpulse sends each channel a welcome message"
   has "notes: where to look" "$msg" "curl -s localhost:8080/status"
   has "notes: kpulse-state is left on uninstall" "$msg" "delete configmap kpulse-state"
   # The ReplicaSet controller creates the pod; PodSecurity admission would refuse it (FailedCreate).

@@ -63,6 +63,27 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* kpulse's configuration as the ConfigMap holds it: values.config, without the chart's default
+`log` channel when other channels are defined and no route (nor welcome.channels) names `log`.
+Helm merges maps, so without this a values file with its own channels would keep `log` unless it
+said `log: null`. */}}
+{{- define "kpulse.config" -}}
+{{- $config := deepCopy (.Values.config | default dict) -}}
+{{- $channels := $config.channels | default dict -}}
+{{- if and (hasKey $channels "log") (gt (len $channels) 1) -}}
+{{- $routing := $config.routing | default dict -}}
+{{- $welcome := $config.welcome | default dict -}}
+{{- $named := concat ($routing.default | default list) ($welcome.channels | default list) -}}
+{{- range ($routing.rules | default list) -}}
+{{- $named = concat $named (.channels | default list) -}}
+{{- end -}}
+{{- if not (has "log" $named) -}}
+{{- $_ := unset $channels "log" -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
 {{/* kpulse writes its state to this ConfigMap itself; the chart never templates it. */}}
 {{- define "kpulse.stateConfigMap" -}}kpulse-state{{- end -}}
 
@@ -109,4 +130,15 @@ Usage: include "kpulse.anyEnabled" (dict "root" $ "names" (list "hpa_at_max" "hp
 namespace, so releases in two namespaces never collide. */}}
 {{- define "kpulse.clusterName" -}}
 {{- printf "%s-%s" (include "kpulse.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* NOTES: channel names with their types, e.g. "ops (slack), oncall (pagerduty)"; "nowhere
+(muted)" for none. Usage: include "kpulse.notesChannels" (dict "names" $list "channels" $map) */}}
+{{- define "kpulse.notesChannels" -}}
+{{- $channels := .channels -}}
+{{- $out := list -}}
+{{- range .names -}}
+{{- $out = append $out (printf "%s (%s)" . ((index $channels . | default dict).type | default "?")) -}}
+{{- end -}}
+{{- if $out }}{{ join ", " $out }}{{ else }}nowhere (muted){{ end -}}
 {{- end -}}
