@@ -207,8 +207,8 @@ has "configmap: values.config rendered" "$cm" "cluster: prod-eks-1"
 has "configmap: nested values rendered" "$cm" "- critical"
 out="$(render "${all_on[@]}" --set replicas=2 --set secrets.X=y --set serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true --set networkPolicy.enabled=true --api-versions monitoring.coreos.com/v1)"
 n_cm="$(grep -c '^kind: ConfigMap' <<<"$out")"
-if [[ "$n_cm" == 1 ]] && ! grep -qE '^  name: "?kpulse-state"?$' <<<"$out"; then
-  pass "kpulse-state is never templated (one ConfigMap: the config)"
+if [[ "$n_cm" == 2 ]] && ! grep -qE '^  name: "?kpulse-state"?$' <<<"$out"; then
+  pass "kpulse-state is never templated (two ConfigMaps: the config and the check's copy)"
 else
   fail "kpulse-state is never templated: found $n_cm ConfigMaps"
 fi
@@ -295,6 +295,44 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+echo "== template: the check-config hook (kpulse check-config before install and upgrade)"
+hook="$(render --show-only templates/check-config.yaml -f "$root/examples/slack.yaml")"
+has "hook: runs before install and upgrade" "$hook" "helm.sh/hook: pre-install,pre-upgrade"
+has "hook: copies before the Job" "$hook" 'helm.sh/hook-weight: "-10"'
+has "hook: a failed Job stays for its log" "$hook" "helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded"
+has "hook: the chart's image" "$hook" 'image: "ghcr.io/kpulse/kpulse:'
+has "hook: kpulse check-config on the configuration" "$hook" "- /etc/kpulse/config/config.yaml"
+has "hook: with the Secret, whose name the path carries" "$hook" "- /etc/kpulse/secret/kpulse-secrets"
+has "hook: the existing Secret itself" "$hook" "secretName: kpulse-secrets"
+has "hook: a missing Secret is check-config's to report" "$hook" "optional: true"
+has "hook: one attempt" "$hook" "backoffLimit: 0"
+has "hook: no API access" "$hook" "automountServiceAccountToken: false"
+has "hook: restricted security context" "$hook" "allowPrivilegeEscalation: false"
+has "hook: the problems in the pod status" "$hook" "terminationMessagePolicy: FallbackToLogsOnError"
+lacks "hook: no copy of an existing Secret" "$hook" "kind: Secret"
+if grep -qE 'app.kubernetes.io/name: kpulse$' <<<"$hook"; then
+  fail "hook: its pod carries the selector label of the kpulse pods"
+else
+  pass "hook: the Service and policies do not select its pod"
+fi
+cm_config="$(awk '/^kind: ConfigMap/ { f = 1 } f && /config.yaml: \|/ { c = 1; next } c && /^---/ { exit } c { sub(/^    /, ""); print }' <<<"$hook")"
+if [[ "$cm_config" == "$(rendered_config -f "$root/examples/slack.yaml")" ]]; then
+  pass "hook: checks the configuration the ConfigMap gets"
+else
+  fail "hook: its configuration differs from the ConfigMap's"
+fi
+hook="$(render --show-only templates/check-config.yaml --set secrets.SLACK_WEBHOOK=https://hooks.example.com/x)"
+has "hook: a copy of the chart's own Secret (created after the hook)" "$hook" "kind: Secret"
+has "hook: the copy is used" "$hook" "secretName: kpulse-check-config"
+hook="$(render --show-only templates/check-config.yaml)"
+lacks "hook: no Secret volume without a Secret" "$hook" "secret:"
+if render --show-only templates/check-config.yaml --set configCheck.enabled=false >/dev/null; then
+  fail "hook: configCheck.enabled=false renders no check"
+else
+  pass "hook: configCheck.enabled=false renders no check"
+fi
+
+# ---------------------------------------------------------------------------------------------
 echo "== template: optional objects"
 sm="$(render --set serviceMonitor.enabled=true --api-versions monitoring.coreos.com/v1 --show-only templates/servicemonitor.yaml)"
 has "servicemonitor: rendered when the API exists" "$sm" "kind: ServiceMonitor"
@@ -335,21 +373,42 @@ else
   ns="kpulse-chart-$suffix"
   other="kpulse-chart-$suffix-other"
   real_ns="kpulse-chart-$suffix-real"
+  hns="kpulse-chart-$suffix-hook"
   sa="system:serviceaccount:$ns:kpulse"
   kpulse_pid=""
   cleanup_server() {
     [[ -n "$kpulse_pid" ]] && kill "$kpulse_pid" 2>/dev/null && wait "$kpulse_pid" 2>/dev/null
     "$helm" uninstall kpulse -n "$ns" >/dev/null 2>&1 || true
     "$helm" uninstall kpulse -n "$real_ns" >/dev/null 2>&1 || true
-    # No kubelet confirms pod deletion on the local control plane: force it.
+    "$helm" uninstall kpulse -n "$hns" >/dev/null 2>&1 || true
+    # No kubelet confirms pod deletion on the fake nodes: force it.
     "$kubectl" delete pods --all -n "$ns" --force --grace-period=0 >/dev/null 2>&1 || true
-    "$kubectl" delete namespace "$ns" "$other" "$real_ns" --wait=false >/dev/null 2>&1 || true
+    "$kubectl" delete pods --all -n "$hns" --force --grace-period=0 >/dev/null 2>&1 || true
+    "$kubectl" delete namespace "$ns" "$other" "$real_ns" "$hns" --wait=false >/dev/null 2>&1 || true
+    "$kubectl" delete clusterrole,clusterrolebinding "kpulse-$hns" --ignore-not-found >/dev/null 2>&1 || true
     "$kubectl" delete clusterrole,clusterrolebinding "kpulse-$ns" --ignore-not-found >/dev/null 2>&1 || true
   }
   trap 'cleanup_server; rm -rf "$work"' EXIT
   "$kubectl" create namespace "$ns" >/dev/null
   "$kubectl" create namespace "$other" >/dev/null
   "$kubectl" label namespace "$ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
+
+  # The check-config hook Job needs a kubelet to run its pod; the local control plane has none, so
+  # hack/run-pod.py plays one with this build of kpulse while helm waits (its output goes to
+  # $work/hook.out). Without the binary the check is switched off.
+  helm_hooked() { # NAMESPACE install|upgrade ARGS...
+    local hns="$1"; shift
+    if [[ ! -x "$kpulse_bin" ]]; then
+      "$helm" "$@" --set configCheck.enabled=false
+      return
+    fi
+    python3 "$root/hack/run-pod.py" "$kubectl" "$hns" app.kubernetes.io/component=check-config \
+      "$kpulse_bin" "$(mktemp -d "$work/pod.XXXXXX")" >"$work/hook.out" 2>&1 &
+    local runner=$! rc=0
+    "$helm" "$@" || rc=$?
+    wait "$runner" 2>/dev/null
+    return $rc
+  }
 
   server_version="$("$kubectl" version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"\(v[^"]*\)".*/\1/p' | tail -n1)"
   srender() { "$helm" template kpulse "$chart" --namespace "$ns" --kube-version "${server_version:-$kube_version}" "$@" 2>"$work/render.err"; }
@@ -379,7 +438,7 @@ else
   lacks "notes (examples/slack-pagerduty.yaml): not only the pod's log" "$notes" "nowhere else"
 
   echo "== server side: helm install into a namespace enforcing the restricted Pod Security Standard"
-  if msg="$("$helm" install kpulse "$chart" -n "$ns" 2>&1)"; then
+  if msg="$(helm_hooked "$ns" install kpulse "$chart" -n "$ns" 2>&1)"; then
     pass "helm install"
   else
     fail "helm install: $msg"
@@ -543,7 +602,9 @@ else
   fi
 
   echo "== server side: helm upgrade with opt-in monitors, HA and an existing Secret"
-  if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values \
+  # The check reads the existing Secret, so it exists before the upgrade that names it.
+  "$kubectl" create secret generic kpulse-creds -n "$ns" --from-literal=TEST_CHANNEL_TOKEN=t0ken >/dev/null
+  if msg="$(helm_hooked "$ns" upgrade kpulse "$chart" -n "$ns" --reuse-values \
     --set config.monitors.tls_cert_expiry.enabled=true --set config.monitors.pvc_usage.enabled=true \
     --set config.monitors.canary.enabled=true --set config.monitors.canary.namespace="$ns" \
     --set replicas=2 --set existingSecret=kpulse-creds --set config.http.test_channel_token='$TEST_CHANNEL_TOKEN' 2>&1)"; then
@@ -571,7 +632,6 @@ else
   # kpulse with the existing Secret (read and watched by name) and a rejected configuration edit,
   # which it reports as a Warning Event on the ConfigMap.
   if [[ -x "$kpulse_bin" ]]; then
-    "$kubectl" create secret generic kpulse-creds -n "$ns" --from-literal=TEST_CHANNEL_TOKEN=t0ken >/dev/null
     if start_kpulse --secret-name kpulse-creds; then
       pass "kpulse becomes ready with the existing Secret and the opt-in monitors' RBAC"
     else
@@ -605,7 +665,7 @@ else
   strategy="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.strategy.type}/{.spec.replicas}')"
   if [[ "$strategy" == "RollingUpdate/2" ]]; then pass "upgrade: HA Deployment rolls with 2 replicas"; else fail "upgrade: strategy/replicas is $strategy"; fi
 
-  if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reset-values 2>&1)"; then
+  if msg="$(helm_hooked "$ns" upgrade kpulse "$chart" -n "$ns" --reset-values 2>&1)"; then
     pass "helm upgrade back to the defaults"
   else
     fail "helm upgrade back to the defaults: $msg"
@@ -619,7 +679,7 @@ else
   strategy="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.spec.strategy.type}/{.spec.replicas}')"
   if [[ "$strategy" == "Recreate/1" ]]; then pass "upgrade: back to Recreate with 1 replica"; else fail "upgrade: strategy/replicas is $strategy"; fi
   gen="$("$kubectl" get deployment kpulse -n "$ns" -o jsonpath='{.metadata.generation}')"
-  if "$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values --set config.cluster=upgraded >/dev/null 2>&1 &&
+  if helm_hooked "$ns" upgrade kpulse "$chart" -n "$ns" --reuse-values --set config.cluster=upgraded >/dev/null 2>&1 &&
     [[ "$("$kubectl" get configmap kpulse -n "$ns" -o jsonpath='{.data.config\.yaml}')" == *"cluster: upgraded"* ]]; then
     pass "upgrade: changed values reach the config ConfigMap"
   else
@@ -633,7 +693,7 @@ else
   # With monitors switched off the chart drops their rules, so kpulse must not start the watches
   # they need (set CHART_TEST_TRIMMED_RBAC=0 to skip this case while debugging).
   if [[ "${CHART_TEST_TRIMMED_RBAC:-1}" == 1 && -x "$kpulse_bin" ]]; then
-    if msg="$("$helm" upgrade kpulse "$chart" -n "$ns" --reuse-values "${all_off[@]}" 2>&1)"; then
+    if msg="$(helm_hooked "$ns" upgrade kpulse "$chart" -n "$ns" --reuse-values "${all_off[@]}" 2>&1)"; then
       pass "helm upgrade with every monitor off"
     else
       fail "helm upgrade with every monitor off: $msg"
@@ -727,6 +787,63 @@ else
     done
     left="$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name 2>&1)"
     if [[ -z "$left" ]]; then pass "real node: the kubelet stopped both Pods"; else fail "real node: Pods left: $left"; fi
+  fi
+fi
+
+if [[ -n "${hns:-}" && -x "$kpulse_bin" ]]; then
+  echo "== server side: helm install stops on what kpulse check-config finds (pre-install hook)"
+  # hack/run-pod.py runs the hook's pod with this build of kpulse: what is verified here is the
+  # hook's wiring (its ConfigMap and Secret, volumes, args, Pod Security admission of its pod) and
+  # Helm's handling of its outcome; not the image itself nor a real kubelet mounting the volumes.
+  "$kubectl" create namespace "$hns" >/dev/null
+  "$kubectl" label namespace "$hns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
+  # The termination message of the newest check pod: what `kubectl describe pod` shows.
+  check_message() {
+    "$kubectl" get pods -n "$hns" -l app.kubernetes.io/component=check-config --sort-by=.metadata.creationTimestamp \
+      -o jsonpath='{.items[-1:].status.containerStatuses[0].state.terminated.message}' 2>/dev/null
+  }
+  rejected() { # NAME EXPECTED-PROBLEM helm-flags...
+    local name="$1" want="$2" msg; shift 2
+    if msg="$(helm_hooked "$hns" install kpulse "$chart" -n "$hns" "$@" 2>&1)"; then
+      fail "$name: helm install succeeded"
+    else
+      has "$name: helm install fails on the check" "$msg" "job kpulse-check-config failed"
+      has "$name: the check names the problem" "$(check_message)" "$want"
+      lacks "$name: no Deployment was created" "$("$kubectl" get deployments -n "$hns" -o name 2>&1)" "deployment"
+    fi
+    "$helm" uninstall kpulse -n "$hns" >/dev/null 2>&1
+  }
+  rejected "a route to an unknown channel" 'routing.default[0]: unknown channel "pager"' --set-json 'config.routing.default=["pager"]'
+  "$kubectl" create secret generic kpulse-secrets -n "$hns" --from-literal=OTHER=x >/dev/null
+  rejected "a \$NAME missing from the Secret" 'channels.slack.webhook_url: unresolved secret reference $SLACK_WEBHOOK: the Secret has no key "SLACK_WEBHOOK"' -f "$root/examples/slack.yaml"
+  "$kubectl" delete secret kpulse-secrets -n "$hns" >/dev/null
+  rejected "a missing Secret" "/etc/kpulse/secret/kpulse-secrets: no secret values: the Secret does not exist or has no keys" -f "$root/examples/slack.yaml"
+
+  # With the Secret its header creates, the example installs; the check's objects are gone after.
+  secret_literals "$root/examples/slack.yaml" | sed 's/^/--from-literal=/' | xargs "$kubectl" create secret generic kpulse-secrets -n "$hns" >/dev/null
+  if msg="$(helm_hooked "$hns" install kpulse "$chart" -n "$hns" -f "$root/examples/slack.yaml" 2>&1)"; then
+    pass "examples/slack.yaml with its Secret passes the check and installs"
+  else
+    fail "examples/slack.yaml with its Secret: $msg $(cat "$work/hook.out")"
+  fi
+  has "the check ran kpulse check-config" "$(cat "$work/hook.out")" "valid: cluster \"my-cluster\""
+  left="$("$kubectl" get jobs,configmaps,secrets -n "$hns" -l app.kubernetes.io/component=check-config -o name 2>&1)"
+  if [[ -z "$left" ]]; then pass "a passed check leaves nothing behind"; else fail "a passed check left: $left"; fi
+  # The chart's own Secret (from `secrets`) is checked through a copy: the Secret itself is only
+  # created after the hook.
+  if msg="$(helm_hooked "$hns" upgrade kpulse "$chart" -n "$hns" -f "$root/examples/slack.yaml" --set existingSecret= \
+    --set secrets.SLACK_WEBHOOK=https://hooks.slack.example/T0/B0/x 2>&1)"; then
+    pass "an upgrade to the chart's own Secret passes the check (through its copy)"
+  else
+    fail "an upgrade to the chart's own Secret: $msg $(cat "$work/hook.out")"
+  fi
+  if msg="$(helm_hooked "$hns" upgrade kpulse "$chart" -n "$hns" --reuse-values --set-json 'config.routing.rules=[{"match":{"severity":["critical"]},"channels":["oncall"]}]' 2>&1)"; then
+    fail "an upgrade routing to an unknown channel succeeded"
+  else
+    has "helm upgrade fails on the check too" "$msg" "job kpulse-check-config failed"
+    has "the upgrade's check names the problem" "$(check_message)" 'routing.rules[0].channels[0]: unknown channel "oncall"'
+    cluster="$("$kubectl" get configmap kpulse -n "$hns" -o jsonpath='{.data.config\.yaml}')"
+    lacks "a rejected upgrade leaves the configuration in use alone" "$cluster" "oncall"
   fi
 fi
 

@@ -43,7 +43,13 @@ YAML
 kubeconfig="$KUBECONFIG"
 if [[ -f charts/kpulse/Chart.yaml ]]; then
   say "Installing the chart (helm install kpulse charts/kpulse -n kpulse -f values.yaml)"
+  # The chart's check-config hook Job runs before anything is installed; with no kubelet here,
+  # hack/run-pod.py runs its pod with the kpulse just built.
+  python3 hack/run-pod.py kubectl kpulse app.kubernetes.io/component=check-config \
+    "$PWD/target/debug/kpulse" "$work/check-config" >"$work/check-config.log" 2>&1 &
   helm install kpulse charts/kpulse -n kpulse -f "$work/values.yaml" >/dev/null
+  wait $!
+  sed 's/^/   /' "$work/check-config.log"
   # Run on this machine with the chart's ServiceAccount, so its RBAC is what kpulse gets.
   sa="$(kubectl -n kpulse get serviceaccount -l app.kubernetes.io/name=kpulse -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || echo kpulse)"
   token="$(kubectl -n kpulse create token "$sa" --duration=1h)"

@@ -160,15 +160,26 @@ pub fn parse_secrets(text: &str) -> Result<SecretMap, String> {
 /// reported).
 fn load_file(file: &Path, secrets: Option<&Path>) -> Result<Config, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut note = String::new();
     let loaded = match secrets {
-        Some(p) => config::load(&text, &read_secrets(p)?),
+        Some(p) => {
+            let values = read_secrets(p)?;
+            // A mounted Secret that is missing (an optional volume) is an empty directory.
+            if values.is_empty() && p.is_dir() {
+                note = format!(
+                    "\n{}: no secret values: the Secret does not exist or has no keys",
+                    p.display()
+                );
+            }
+            config::load(&text, &values)
+        }
         None => config::load_without_secrets(&text),
     };
     loaded.map_err(|errs| {
         let n = errs.len();
         let list: Vec<String> = errs.0.iter().map(|e| format!("  {e}")).collect();
         format!(
-            "{}: {n} problem{}:\n{}",
+            "{}: {n} problem{}:\n{}{note}",
             file.display(),
             if n == 1 { "" } else { "s" },
             list.join("\n")

@@ -110,3 +110,49 @@ fn route_test_refuses_an_unknown_monitor() {
         text(&out)
     );
 }
+
+/// What the chart's check-config Job runs: the configuration and the Secret as mounted files.
+#[test]
+fn check_config_with_a_mounted_secret_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yaml", README_CONFIG);
+    let secret = dir.path().join("kpulse-secrets");
+    std::fs::create_dir(&secret).unwrap();
+    let check = || {
+        let out = kpulse(&[
+            "check-config",
+            "--config",
+            &file,
+            "--secrets",
+            &secret.display().to_string(),
+        ]);
+        (out.status.success(), text(&out))
+    };
+    // An optional Secret volume whose Secret does not exist: an empty directory.
+    let (ok, shown) = check();
+    assert!(!ok);
+    for e in [
+        "channels.ops.webhook_url: unresolved secret reference $SLACK_WEBHOOK",
+        "kpulse-secrets: no secret values: the Secret does not exist or has no keys",
+    ] {
+        assert!(shown.contains(e), "missing {e:?} in:\n{shown}");
+    }
+    // The Secret exists with one of its two keys.
+    write(
+        &secret,
+        "SLACK_WEBHOOK",
+        "https://hooks.slack.example/T0/B0/x",
+    );
+    let (ok, shown) = check();
+    assert!(!ok);
+    assert!(
+        shown.contains(
+            "1 problem:\n  channels.oncall.routing_key: unresolved secret reference $PD_ROUTING_KEY"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("no secret values"), "{shown}");
+    write(&secret, "PD_ROUTING_KEY", "0123");
+    let (ok, shown) = check();
+    assert!(ok, "{shown}");
+}

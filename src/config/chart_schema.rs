@@ -59,6 +59,10 @@ fn chart_properties() -> Map<String, Value> {
             "pullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]}
         })),
         "imagePullSecrets": list("Pull secrets for the image, as in a Pod spec."),
+        "configCheck": object("The pre-install/pre-upgrade Job that runs `kpulse check-config` on the configuration and the Secret.", json!({
+            "enabled": boolean("Run the check; a failure stops `helm install` / `helm upgrade`."),
+            "activeDeadlineSeconds": {"type": "integer", "minimum": 30, "description": "How long the Job may take before it fails."}
+        })),
         "replicas": {
             "type": "integer",
             "minimum": 1,

@@ -142,3 +142,24 @@ namespace, so releases in two namespaces never collide. */}}
 {{- end -}}
 {{- if $out }}{{ join ", " $out }}{{ else }}nowhere (muted){{ end -}}
 {{- end -}}
+
+{{/* Labels of the check-config hook objects: not the selector labels, so nothing that selects
+the kpulse pods selects the check's pod. */}}
+{{- define "kpulse.checkConfigLabels" -}}
+helm.sh/chart: {{ include "kpulse.chart" . }}
+app.kubernetes.io/name: {{ include "kpulse.name" . }}-check-config
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: check-config
+app.kubernetes.io/part-of: kpulse
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Hook annotations of the check-config objects; the argument is the hook weight (the
+ConfigMap and Secret copies before the Job). Deleted before the next check and when it succeeds;
+a failed Job stays for its log. */}}
+{{- define "kpulse.checkConfigHook" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ . | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}
