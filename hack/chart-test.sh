@@ -267,6 +267,12 @@ for example in "${examples[@]}"; do
     fail "$name: helm template: $(cat "$work/render.err")"
   fi
   has "$name: its header shows the helm install command" "$(cat "$example")" "helm install kpulse charts/kpulse -n kpulse -f $name"
+  modeline="$(sed -n '1s/^# yaml-language-server: \$schema=//p' "$example")"
+  if [[ -n "$modeline" && -f "$(dirname "$example")/$modeline" ]]; then
+    pass "$name: its first line points editors at the chart's schema"
+  else
+    fail "$name: no yaml-language-server modeline naming an existing schema on its first line"
+  fi
   secret_literals "$example" >"$work/example.env"
   check_example "$name (with the Secret its header creates)" "$example" "$work/example.env"
 done

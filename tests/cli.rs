@@ -156,3 +156,16 @@ fn check_config_with_a_mounted_secret_names_what_is_missing() {
     let (ok, shown) = check();
     assert!(ok, "{shown}");
 }
+
+#[test]
+fn schema_prints_the_configuration_schema_for_editors() {
+    let out = kpulse(&["schema"]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema, kpulse::config::json_schema());
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(schema["properties"]["channels"].is_object());
+}

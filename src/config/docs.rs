@@ -21,6 +21,37 @@ Strings in `channels` and `http` may reference keys of the Secret the chart give
 from `secrets`, or yours, from `existingSecret`) as `$NAME` or `${NAME}`; `$$` writes a literal `$`.
 The process environment is never used. Every field below is optional unless marked *required*.
 
+## Editor support
+
+`kpulse schema` prints the JSON Schema of this configuration, made from the same types as this
+page. Point your editor at it to get completion, these descriptions on hover, and unknown keys,
+wrong types and bad durations underlined as you type. With the YAML language server (VS Code's
+YAML extension, Neovim, Helix, Zed, ...) a first-line comment does it:
+
+```sh
+kpulse schema > kpulse.schema.json
+```
+
+```yaml
+# yaml-language-server: $schema=./kpulse.schema.json
+cluster: prod-eks-1
+channels:
+  ops: {type: slack, webhook_url: $SLACK_WEBHOOK}
+routing:
+  default: [ops]
+```
+
+A Helm values file uses the chart's `values.schema.json` instead, which holds the same schema
+under `config:` next to the chart's own keys (the files in `examples/` start with this line):
+
+```yaml
+# yaml-language-server: $schema=../charts/kpulse/values.schema.json
+```
+
+The schema is JSON Schema 2020-12; editors whose validator implements draft-07 (the YAML language
+server today) still read its keys, types, enums, patterns and descriptions. It cannot see across
+fields or into the Secret: `kpulse check-config` does that.
+
 ";
 
 /// The whole reference page.
