@@ -332,6 +332,7 @@ has "hook: a copy of the chart's own Secret (created after the hook)" "$hook" "k
 has "hook: the copy is used" "$hook" "secretName: kpulse-check-config"
 hook="$(render --show-only templates/check-config.yaml)"
 lacks "hook: no Secret volume without a Secret" "$hook" "secret:"
+has "hook: without a Secret no \$NAME resolves, as in kpulse" "$hook" "- /dev/null"
 if render --show-only templates/check-config.yaml --set configCheck.enabled=false >/dev/null; then
   fail "hook: configCheck.enabled=false renders no check"
 else
@@ -820,6 +821,7 @@ if [[ -n "${hns:-}" && -x "$kpulse_bin" ]]; then
     "$helm" uninstall kpulse -n "$hns" >/dev/null 2>&1
   }
   rejected "a route to an unknown channel" 'routing.default[0]: unknown channel "pager"' --set-json 'config.routing.default=["pager"]'
+  rejected "a \$NAME and no Secret at all" 'channels.slack.webhook_url: unresolved secret reference $SLACK_WEBHOOK' -f "$root/examples/slack.yaml" --set existingSecret=
   "$kubectl" create secret generic kpulse-secrets -n "$hns" --from-literal=OTHER=x >/dev/null
   rejected "a \$NAME missing from the Secret" 'channels.slack.webhook_url: unresolved secret reference $SLACK_WEBHOOK: the Secret has no key "SLACK_WEBHOOK"' -f "$root/examples/slack.yaml"
   "$kubectl" delete secret kpulse-secrets -n "$hns" >/dev/null
