@@ -7,8 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "Building kpulse and the control-plane programs (first run takes a while)"
+say "Building kpulse and the control-plane programs"
+if [[ ! -x target/debug/kpulse ]]; then
+  echo "first run: building kpulse and its dependencies with cargo; a few minutes" >&2
+fi
 cargo build --quiet --bin kpulse
+echo "  kpulse                          ready" >&2
 bin="$(hack/build-k8s.sh | tail -n1)"
 export PATH="$bin:$PATH"
 
@@ -71,11 +75,12 @@ PY
 fi
 
 say "Starting kpulse"
-RUST_LOG=warn "$PWD/target/debug/kpulse" run --kubeconfig "$kubeconfig" --namespace kpulse \
+RUST_LOG=warn,kpulse=info "$PWD/target/debug/kpulse" run --kubeconfig "$kubeconfig" --namespace kpulse \
   --http-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --log-format text > "$work/notifications.jsonl" 2> "$work/kpulse.log" &
 kpulse_pid=$!
 
-# Prints each new notification's headline and message in plain words.
+# Prints each new notification's headline and message in plain words, until one of kind `want`
+# came: welcome (kpulse's welcome message), firing or resolved (an alert).
 shown=0
 show() {
   local want="$1" deadline=$((SECONDS + 60))
@@ -85,11 +90,16 @@ import json, sys
 path, shown, want = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 lines = [json.loads(l) for l in open(path) if l.startswith("{")]
 new = lines[shown:]
+def kind(n):
+    return "welcome" if n["alert"]["key"]["monitor"] == "welcome" else n["state"]
 for n in new:
     print(n["text"])
     print("   " + n["message"])
+    if kind(n) == "welcome":
+        for k, v in n["alert"].get("fields", {}).items():
+            print(f"   {k}: {v}")
 print(f"#count={len(lines)}")
-sys.exit(0 if any(n["state"] == want for n in new) else 1)
+sys.exit(0 if any(kind(n) == want for n in new) else 1)
 PY
 )"; then
       echo "$out" | grep -v '^#count='
@@ -102,7 +112,15 @@ PY
   echo "no $want notification within 60s; kpulse log:"; cat "$work/kpulse.log"; return 1
 }
 
-sleep 3
+say "kpulse's welcome message: it can deliver (sent once per configuration)"
+show welcome
+# Watches listed once: from here on, what happens to pods is seen.
+for _ in $(seq 1 120); do
+  grep -q "kpulse is ready" "$work/kpulse.log" && break
+  kill -0 "$kpulse_pid" 2>/dev/null || { echo "kpulse exited:"; cat "$work/kpulse.log"; exit 1; }
+  sleep 0.5
+done
+
 say "Creating pod shop/api and making its container run out of memory (as a kubelet would report)"
 kubectl -n shop run api --image=registry.k8s.io/pause:3.10 --restart=Always >/dev/null
 kubectl -n shop wait --for=jsonpath='{.spec.nodeName}' pod/api --timeout=30s >/dev/null 2>&1 || true
@@ -110,7 +128,8 @@ now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 kubectl -n shop patch pod api --subresource=status --type=merge -p "{\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"api\",\"image\":\"registry.k8s.io/pause:3.10\",\"imageID\":\"\",\"ready\":false,\"restartCount\":0,\"state\":{\"terminated\":{\"reason\":\"OOMKilled\",\"exitCode\":137,\"startedAt\":\"$now\",\"finishedAt\":\"$now\"}}}]}}" >/dev/null
 show firing
 
-say "The container restarts and runs again"
+say "The container restarts and runs again (a few seconds later, as a kubelet would restart it)"
+sleep 5
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 kubectl -n shop patch pod api --subresource=status --type=merge -p "{\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"api\",\"image\":\"registry.k8s.io/pause:3.10\",\"imageID\":\"\",\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{\"startedAt\":\"$now\"}},\"lastState\":{\"terminated\":{\"reason\":\"OOMKilled\",\"exitCode\":137,\"startedAt\":\"$now\",\"finishedAt\":\"$now\"}}}]}}" >/dev/null
 show resolved
