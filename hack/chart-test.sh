@@ -391,7 +391,8 @@ else
     # No kubelet confirms pod deletion on the fake nodes: force it.
     "$kubectl" delete pods --all -n "$ns" --force --grace-period=0 >/dev/null 2>&1 || true
     "$kubectl" delete pods --all -n "$hns" --force --grace-period=0 >/dev/null 2>&1 || true
-    "$kubectl" delete namespace "$ns" "$other" "$real_ns" "$hns" --wait=false >/dev/null 2>&1 || true
+    "$helm" uninstall kpulse -n "$real_ns-bad" >/dev/null 2>&1 || true
+    "$kubectl" delete namespace "$ns" "$other" "$real_ns" "$real_ns-bad" "$hns" --wait=false >/dev/null 2>&1 || true
     "$kubectl" delete clusterrole,clusterrolebinding "kpulse-$hns" --ignore-not-found >/dev/null 2>&1 || true
     "$kubectl" delete clusterrole,clusterrolebinding "kpulse-$ns" --ignore-not-found >/dev/null 2>&1 || true
   }
@@ -742,6 +743,7 @@ else
     fi
   else
     echo "== real node: helm install with kpulse's own image, 2 replicas, restricted Pod Security"
+    # The check-config hook runs here for real: the kubelet mounts its volumes and runs the image.
     if image="$(hack/kpulse-image.sh "$work/kpulse.tar" "${KPULSE_IMAGE_BINARY:-}" 2>"$work/image.err" | tail -n1)" &&
        msg="$(source hack/node.sh && node_names "$(dirname "$KUBECONFIG")" && node_ctr images import "$work/kpulse.tar" 2>&1)"; then
       pass "real node: image $image built without Docker and imported"
@@ -753,11 +755,12 @@ else
     if msg="$("$helm" install kpulse "$chart" -n "$real_ns" --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
         --set replicas=2 --set-json 'nodeSelector={"kpulse.io/real-node":"true"}' \
         --set-json 'tolerations=[{"key":"kpulse.io/real-node","operator":"Exists","effect":"NoSchedule"}]' 2>&1)"; then
-      pass "real node: helm install"
+      pass "real node: helm install (its check-config hook Job ran kpulse's image and passed)"
     else
-      fail "real node: helm install: $msg"
+      fail "real node: helm install: $msg $("$kubectl" logs -n "$real_ns" job/kpulse-check-config 2>&1)"
     fi
-    selector=app.kubernetes.io/instance=kpulse
+    # The Deployment's pods (the check's pod carries the release label too).
+    selector=app.kubernetes.io/instance=kpulse,app.kubernetes.io/component=operator
     # The ReplicaSet's pods exist a moment after the install; then the kubelet starts them.
     for _ in $(seq 1 60); do
       [[ "$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name | wc -l)" == 2 ]] && break
@@ -787,6 +790,18 @@ else
     else
       pass "real node: no 403 in the Pods' logs (RBAC allows what the monitors need)"
     fi
+    # The default `log` channel is the Pods' stdout: the leader's welcome message is there, once.
+    welcomes=0
+    for _ in $(seq 1 60); do
+      welcomes="$("$kubectl" logs -n "$real_ns" -l "$selector" --tail=-1 2>/dev/null | grep -c '"text":"🚨 \[kubernetes\] channel/log kpulse is watching cluster kubernetes"')"
+      [[ "$welcomes" -ge 1 ]] && break
+      sleep 0.5
+    done
+    if [[ "$welcomes" == 1 ]]; then
+      pass "real node: one welcome message in the log channel, from the leader only"
+    else
+      fail "real node: $welcomes welcome messages in the Pods' logs (want 1)"
+    fi
     if msg="$("$helm" uninstall kpulse -n "$real_ns" --wait --timeout 60s 2>&1)"; then pass "real node: helm uninstall"; else fail "real node: helm uninstall: $msg"; fi
     for _ in $(seq 1 120); do
       [[ -z "$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name 2>&1)" ]] && break
@@ -794,6 +809,27 @@ else
     done
     left="$("$kubectl" get pods -n "$real_ns" -l "$selector" -o name 2>&1)"
     if [[ -z "$left" ]]; then pass "real node: the kubelet stopped both Pods"; else fail "real node: Pods left: $left"; fi
+
+    echo "== real node: helm install stops on what kpulse check-config finds"
+    bad_ns="$real_ns-bad"
+    "$kubectl" create namespace "$bad_ns" >/dev/null
+    "$kubectl" label namespace "$bad_ns" pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
+    # examples/slack.yaml without its Secret, and a rule routing to a channel nobody defined.
+    if msg="$("$helm" install kpulse "$chart" -n "$bad_ns" -f "$root/examples/slack.yaml" --set image.repository="${image%:*}" \
+        --set image.tag="${image##*:}" --set-json 'nodeSelector={"kpulse.io/real-node":"true"}' \
+        --set-json 'tolerations=[{"key":"kpulse.io/real-node","operator":"Exists","effect":"NoSchedule"}]' \
+        --set-json 'config.routing.rules=[{"match":{"severity":["critical"]},"channels":["pager"]}]' 2>&1)"; then
+      fail "real node: helm install of a configuration kpulse refuses succeeded"
+    else
+      has "real node: helm install fails on the check" "$msg" "job kpulse-check-config failed"
+      log="$("$kubectl" logs -n "$bad_ns" job/kpulse-check-config 2>&1)"
+      has "real node: the Job's log names the unknown channel" "$log" 'routing.rules[0].channels[0]: unknown channel "pager"'
+      has "real node: the Job's log names the missing \$NAME" "$log" 'channels.slack.webhook_url: unresolved secret reference $SLACK_WEBHOOK'
+      has "real node: the Job's log names the missing Secret" "$log" "/etc/kpulse/secret/kpulse-secrets: no secret values: the Secret does not exist or has no keys"
+      lacks "real node: nothing else was installed" "$("$kubectl" get deployments -n "$bad_ns" -o name 2>&1)" "deployment"
+    fi
+    "$helm" uninstall kpulse -n "$bad_ns" >/dev/null 2>&1
+    "$kubectl" delete namespace "$bad_ns" --wait=false >/dev/null 2>&1
   fi
 fi
 
