@@ -47,8 +47,9 @@ YAML
 kubeconfig="$KUBECONFIG"
 if [[ -f charts/kpulse/Chart.yaml ]]; then
   say "Installing the chart (helm install kpulse charts/kpulse -n kpulse -f values.yaml)"
-  # The chart's check-config hook Job runs before anything is installed; with no kubelet here,
-  # hack/run-pod.py runs its pod with the kpulse just built.
+  # The chart's check-config hook Job runs before anything is installed. Its pod lands on a fake
+  # node (the real node takes only what tolerates its taint), so hack/run-pod.py runs it with the
+  # kpulse just built.
   python3 hack/run-pod.py kubectl kpulse app.kubernetes.io/component=check-config \
     "$PWD/target/debug/kpulse" "$work/check-config" >"$work/check-config.log" 2>&1 &
   helm install kpulse charts/kpulse -n kpulse -f "$work/values.yaml" >/dev/null
