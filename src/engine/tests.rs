@@ -860,3 +860,62 @@ fn incidents_switched_off_send_every_pod_alert_on_its_own() {
         .sum();
     assert_eq!(sent, 3);
 }
+
+#[test]
+fn incidents_of_several_workloads_and_a_bare_pod_stay_apart_over_several_ticks() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let pod = |owner: Option<&str>, name: &str| {
+        let key = AlertKey::new("pod_crashes", "shop", "Pod", name, "CrashLoopBackOff");
+        let mut a = Alert::new(key, Severity::Warning, format!("{name} crashing"), t(0)).node("n1");
+        a.owner = owner.map(str::to_string);
+        a
+    };
+    let pods = [
+        pod(Some("Deployment/api"), "api-1"),
+        pod(Some("Deployment/api"), "api-2"),
+        pod(Some("StatefulSet/db"), "db-0"),
+        pod(Some("StatefulSet/db"), "db-1"),
+        pod(None, "bare"),
+    ];
+    let mut out = Vec::new();
+    // Every pod still crashing at each full pass of the pod watch, and a tick after each.
+    for round in 0..4 {
+        let now = secs(20 * round);
+        out.extend(told(&e.reconcile(
+            "pod_crashes",
+            &Scope::Kind("Pod".into()),
+            found(pods.to_vec()),
+            now,
+        )));
+        out.extend(told(&e.tick(now)));
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        out,
+        vec![
+            (
+                State::Firing,
+                "Deployment api: 2 pods CrashLoopBackOff on 1 node".to_string()
+            ),
+            (
+                State::Firing,
+                "StatefulSet db: 2 pods CrashLoopBackOff on 1 node".to_string()
+            ),
+            (State::Firing, "bare crashing".to_string()),
+        ]
+    );
+    // api recovers; db and the bare pod still crash: only api's incident resolves.
+    let o = e.reconcile(
+        "pod_crashes",
+        &Scope::Kind("Pod".into()),
+        found(pods[2..].to_vec()),
+        secs(100),
+    );
+    assert_eq!(
+        told(&o),
+        vec![(
+            State::Resolved,
+            "Deployment api: 2 pods CrashLoopBackOff on 1 node".to_string()
+        )]
+    );
+}
