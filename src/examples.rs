@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use crate::alert::{Alert, Notification, State};
 use crate::config::Config;
 use crate::engine::{DispatchItem, DispatchKind};
+use crate::monitors::pods::pod_crashes;
 use crate::monitors::watch::ObjectMonitor;
-use crate::monitors::{job_failed, pod_crashes, warning_events};
+use crate::monitors::{job_failed, warning_events};
 use crate::sinks::{Batch, alertmanager, opsgenie, pagerduty, webhook};
 
 /// The pages holding generated examples, relative to the repository root.
@@ -115,6 +116,7 @@ fn batch(kind: DispatchKind, items: Vec<DispatchItem>) -> Batch {
         kind,
         items,
         links: config.links,
+        at: jiff::Timestamp::UNIX_EPOCH,
     }
 }
 

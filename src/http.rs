@@ -346,7 +346,9 @@ impl App {
             .deliver(batch)
             .instrument(tracing::info_span!("test_channel", channel))
             .await;
-        self.pipeline.metrics().delivery(&report);
+        self.pipeline
+            .metrics()
+            .delivery(&report, self.pipeline.now());
         let (status, answer) = match report.result {
             Ok(delivered) => {
                 tracing::info!(

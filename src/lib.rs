@@ -6,7 +6,9 @@
 
 pub mod alert;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod engine;
 pub mod examples;
 pub mod generated;

@@ -15,8 +15,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::delivery::Report;
 use crate::engine::Decision;
-use crate::sinks::Report;
 use crate::status::Status;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -371,8 +371,9 @@ impl Metrics {
         }
     }
 
-    /// Records one delivery: counters, latency, and the channel's last success or failure.
-    pub fn delivery(&self, r: &Report) {
+    /// Records one delivery that finished `at`: counters, latency, and the channel's last
+    /// success or failure.
+    pub fn delivery(&self, r: &Report, at: jiff::Timestamp) {
         let labels = ChannelLabels {
             channel: r.channel.clone(),
             sink: r.sink.to_string(),
@@ -394,13 +395,13 @@ impl Metrics {
         self.send_duration
             .get_or_create(&labels)
             .observe(r.latency.as_secs_f64());
-        self.status.record_delivery(r, jiff::Timestamp::now());
+        self.status.record_delivery(r, at);
     }
 
     /// Records a configuration reload: `Ok(generation)` when applied, `Err(reason)` when the new
     /// configuration was rejected (the previous one stays in force). The reason must not contain
     /// secret values (validation errors name paths, not values).
-    pub fn config_reload(&self, result: Result<u64, &str>) {
+    pub fn config_reload(&self, result: Result<u64, &str>, at: jiff::Timestamp) {
         match result {
             Ok(generation) => {
                 self.config_reloads
@@ -413,7 +414,7 @@ impl Metrics {
                 self.config_reloads
                     .get_or_create(&ResultLabels::new("failure"))
                     .inc();
-                self.status.config_rejected(reason, jiff::Timestamp::now());
+                self.status.config_rejected(reason, at);
             }
         }
     }
@@ -428,7 +429,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::{Delivered, SendError};
+    use crate::delivery::{Delivered, SendError};
     use std::time::Duration;
 
     fn report(result: Result<Delivered, SendError>, attempts: u32) -> Report {
@@ -444,7 +445,10 @@ mod tests {
     #[test]
     fn a_delivery_moves_counters_and_the_channel_status() {
         let m = Metrics::new();
-        m.delivery(&report(Ok(Delivered::default()), 2));
+        m.delivery(
+            &report(Ok(Delivered::default()), 2),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
         let text = m.encode();
         for line in [
             "kpulse_notifications_sent_total{channel=\"ops\",sink=\"webhook\"} 1",
@@ -459,15 +463,18 @@ mod tests {
         let ops = m.status.channels()["ops"].clone();
         assert!(ops.last_success.is_some() && ops.last_failure.is_none());
 
-        m.delivery(&report(
-            Err(SendError {
-                channel: "ops".into(),
-                sink: "webhook",
-                message: "HTTP 500".into(),
-                attempts: 1,
-            }),
-            1,
-        ));
+        m.delivery(
+            &report(
+                Err(SendError {
+                    channel: "ops".into(),
+                    sink: "webhook",
+                    message: "HTTP 500".into(),
+                    attempts: 1,
+                }),
+                1,
+            ),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
         let ops = m.status.channels()["ops"].clone();
         assert_eq!(ops.last_error.as_deref(), Some("HTTP 500"));
         assert!(
@@ -599,9 +606,12 @@ mod tests {
     #[test]
     fn config_reloads_and_leadership_are_counted_and_shown() {
         let m = Metrics::new();
-        m.config_reload(Err("routing.default[0]: unknown channel \"x\""));
+        m.config_reload(
+            Err("routing.default[0]: unknown channel \"x\""),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
         assert!(m.status.config_error().is_some());
-        m.config_reload(Ok(2));
+        m.config_reload(Ok(2), jiff::Timestamp::UNIX_EPOCH);
         assert!(m.status.config_error().is_none());
         m.set_leader(false);
         assert!(!m.status.is_leader());

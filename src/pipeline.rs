@@ -19,8 +19,7 @@ use crate::engine::{Decision, Engine, Outcome, Scope, Settings, Snapshot};
 use crate::metrics::Metrics;
 use crate::sinks::{Batch, Registry, Report};
 
-/// A source of time; tests inject their own.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub use crate::clock::Clock;
 
 /// The configuration in force and the sinks built from it.
 #[derive(Debug, Clone)]
@@ -80,7 +79,7 @@ impl Pipeline {
         registry: Registry,
         metrics: Arc<Metrics>,
     ) -> Result<Self, crate::engine::RouterError> {
-        Self::with_clock(config, registry, metrics, Arc::new(Timestamp::now))
+        Self::with_clock(config, registry, metrics, crate::clock::wall())
     }
 
     pub fn with_clock(
@@ -94,7 +93,11 @@ impl Pipeline {
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 engine: Mutex::new(Engine::new(settings)),
-                runtime: RwLock::new(Arc::new(Runtime::new(config, registry, 1))),
+                runtime: RwLock::new(Arc::new(Runtime::new(
+                    config,
+                    registry.with_clock(clock.clone()),
+                    1,
+                ))),
                 clock,
                 metrics,
                 deliveries: TaskTracker::new(),
@@ -120,7 +123,11 @@ impl Pipeline {
             .write()
             .expect("runtime lock is never poisoned");
         let generation = rt.generation + 1;
-        *rt = Arc::new(Runtime::new(config, registry, generation));
+        *rt = Arc::new(Runtime::new(
+            config,
+            registry.with_clock(self.inner.clock.clone()),
+            generation,
+        ));
         engine.reconfigure(settings);
         self.inner.metrics.config_generation.set(generation as i64);
         Ok(generation)
@@ -383,7 +390,7 @@ impl Pipeline {
     }
 
     fn after_delivery(&self, report: &Report, firing: &[AlertKey]) {
-        self.inner.metrics.delivery(report);
+        self.inner.metrics.delivery(report, self.now());
         match &report.result {
             Ok(delivered) => {
                 tracing::debug!(channel = %report.channel, sink = report.sink, attempts = report.attempts, "delivered");

@@ -232,7 +232,7 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, kube
             return Ok(Action::await_change());
         }
         Verdict::Applied(generation) => {
-            metrics.config_reload(Ok(generation));
+            metrics.config_reload(Ok(generation), ctx.pipeline.now());
             tracing::info!(generation, "configuration applied");
             tokio::spawn(crate::welcome::greet(
                 ctx.pipeline.clone(),
@@ -247,7 +247,7 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, kube
             }
         }
         Verdict::Invalid(errors) => {
-            metrics.config_reload(Err(&errors));
+            metrics.config_reload(Err(&errors), ctx.pipeline.now());
             tracing::error!(errors = %errors, "invalid configuration; the last good one stays in use");
             Event {
                 type_: EventType::Warning,
@@ -327,7 +327,7 @@ pub async fn run(
                         source.namespace, source.config_map
                     );
                     tracing::warn!("{message}");
-                    pipeline.metrics().config_reload(Err(&message));
+                    pipeline.metrics().config_reload(Err(&message), pipeline.now());
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::sync::RwLock;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::sinks::Report;
+use crate::delivery::Report;
 
 /// The last configuration that was rejected while an older one stayed in force.
 #[derive(Debug, Clone, PartialEq, Serialize)]

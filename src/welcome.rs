@@ -210,7 +210,7 @@ pub async fn greet(pipeline: Pipeline, store: SharedStore) {
             .deliver(Batch::notice(&rt.config.cluster, channel, alert, now))
     });
     for report in futures::future::join_all(deliveries).await {
-        pipeline.metrics().delivery(&report);
+        pipeline.metrics().delivery(&report, pipeline.now());
         match &report.result {
             Ok(_) => tracing::info!(channel = %report.channel, "welcome message delivered"),
             Err(e) => {

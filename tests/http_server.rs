@@ -315,7 +315,7 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         .get_or_create(&ResultLabels::new("failure"))
         .inc();
     m.stats_scan_duration.observe(0.2);
-    m.config_reload(Ok(1));
+    m.config_reload(Ok(1), p.now());
     p.submit(crash("api-1", &p));
     let oom = Alert::new(
         AlertKey::new("oom_killed", "shop", "Pod", "api-2", "OOMKilled"),
@@ -481,8 +481,10 @@ async fn status_shows_config_alerts_and_channels_but_no_secret() {
         .reply(&app.metrics_routes())
         .await;
     assert_eq!(r.status().as_u16(), 502);
-    p.metrics()
-        .config_reload(Err("routing.default[0]: unknown channel \"pager\""));
+    p.metrics().config_reload(
+        Err("routing.default[0]: unknown channel \"pager\""),
+        p.now(),
+    );
 
     let r = warp::test::request()
         .path("/status")

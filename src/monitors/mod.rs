@@ -12,28 +12,18 @@
 
 pub mod canary;
 pub mod cluster;
-pub mod container_waiting;
 pub mod cronjob_missed;
 pub mod daemonset_unscheduled;
 pub mod filter;
 pub mod hpa;
 pub mod job_failed;
 pub mod node_conditions;
-pub mod node_disk;
 pub mod node_readiness;
-pub mod node_resources;
-pub mod pod_crashes;
-pub mod pod_evicted;
-pub mod pod_not_ready;
-pub mod pod_restarts;
-pub mod pod_unschedulable;
 pub mod pods;
 pub mod pvc_pending;
-pub mod pvc_usage;
 pub mod replicas_unavailable;
 pub mod rollout_stuck;
 pub mod since;
-pub mod startup_latency;
 pub mod stats;
 #[cfg(test)]
 mod testkit;

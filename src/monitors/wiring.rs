@@ -8,9 +8,10 @@ use std::sync::Arc;
 use kube::Resource;
 use serde_json::{Map, Value, json};
 
+use super::stats::{self, node_disk, node_resources, pvc_usage};
 use super::watch::WatchSpec;
 use super::workloads;
-use super::{canary, cluster, node_disk, node_resources, pods, pvc_usage, stats, tls_cert_expiry};
+use super::{canary, cluster, pods, tls_cert_expiry};
 use crate::config::{Config, Monitors};
 use crate::metrics::Metrics;
 

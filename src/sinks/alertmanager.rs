@@ -110,7 +110,7 @@ impl Notifier for AlertmanagerSink {
                 .client
                 .post(&self.url)
                 .headers(self.headers.clone())
-                .json(&alerts(batch, self.firing_until(Timestamp::now())));
+                .json(&alerts(batch, self.firing_until(batch.at)));
             let answer = http::deliver(request).await?;
             Ok(Delivered {
                 references: Vec::new(),

@@ -397,6 +397,7 @@ mod tests {
                 "runbook".to_string(),
                 "https://rb.example/{reason}?a=1&b=2".to_string(),
             )]),
+            at: jiff::Timestamp::UNIX_EPOCH,
         }
     }
 

@@ -29,9 +29,12 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use crate::alert::{Alert, AlertKey, Notification, Severity, State};
+use crate::clock::Clock;
 use crate::config::{Channel, Config, Delivery};
 use crate::engine::{Dispatch, DispatchItem, DispatchKind};
 use redact::Redactor;
+
+pub use crate::delivery::{Delivered, Report, SendError};
 
 /// What a sink renders: one dispatch plus the context every message shows.
 #[derive(Debug, Clone)]
@@ -42,6 +45,9 @@ pub struct Batch {
     pub items: Vec<DispatchItem>,
     /// Link templates from `links`, already filled in per alert by [`render::links`].
     pub links: BTreeMap<String, String>,
+    /// When the current attempt is made, on the registry's clock (set by [`Registry::deliver`]
+    /// before each attempt): what a sink stamps a post with.
+    pub at: Timestamp,
 }
 
 impl Batch {
@@ -52,6 +58,7 @@ impl Batch {
             kind: dispatch.kind,
             items: dispatch.notifications.clone(),
             links: config.links.clone(),
+            at: Timestamp::UNIX_EPOCH,
         }
     }
 
@@ -83,17 +90,9 @@ impl Batch {
                 reference: None,
             }],
             links: BTreeMap::new(),
+            at: now,
         }
     }
-}
-
-/// A successful delivery.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Delivered {
-    /// Provider references for firing messages (Slack `ts`), kept so resolutions can thread.
-    pub references: Vec<(AlertKey, String)>,
-    /// The provider's answer, shortened, for `/test-channel`.
-    pub response: String,
 }
 
 /// Why one attempt failed. The message may hold whatever the provider answered, secrets
@@ -125,16 +124,6 @@ impl AttemptError {
     }
 }
 
-/// A delivery that failed for good: names the channel, never a secret.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("channel {channel:?} ({sink}): {message} after {attempts} attempt(s)")]
-pub struct SendError {
-    pub channel: String,
-    pub sink: &'static str,
-    pub message: String,
-    pub attempts: u32,
-}
-
 /// A problem building a sink from its configuration.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("channels.{channel}: {message}")]
@@ -149,16 +138,6 @@ pub trait Notifier: Send + Sync {
     fn kind(&self) -> &'static str;
     /// One delivery attempt of the whole batch.
     fn attempt<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Delivered, AttemptError>>;
-}
-
-/// Outcome of one delivery, for metrics and logs.
-#[derive(Debug)]
-pub struct Report {
-    pub channel: String,
-    pub sink: &'static str,
-    pub attempts: u32,
-    pub latency: Duration,
-    pub result: Result<Delivered, SendError>,
 }
 
 struct Entry {
@@ -206,9 +185,20 @@ impl Entry {
 }
 
 /// The channels of one configuration, built and ready to send.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     channels: Arc<BTreeMap<String, Entry>>,
+    /// What [`Batch::at`] is set from; the pipeline hands in its own.
+    clock: Clock,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            channels: Arc::default(),
+            clock: crate::clock::wall(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -240,6 +230,7 @@ impl Registry {
         if errors.is_empty() {
             Ok(Registry {
                 channels: Arc::new(channels),
+                clock: crate::clock::wall(),
             })
         } else {
             Err(errors)
@@ -256,7 +247,14 @@ impl Registry {
             .collect();
         Registry {
             channels: Arc::new(channels),
+            clock: crate::clock::wall(),
         }
+    }
+
+    /// The same channels, stamping attempts with `clock` (the pipeline's).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn names(&self) -> impl Iterator<Item = &String> {
@@ -330,6 +328,7 @@ impl Registry {
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
+            batch.at = (self.clock)();
             match entry.attempt(&batch).await {
                 Ok(d) => break Ok(d),
                 Err(e) if e.retryable && attempts < max_attempts => {
@@ -581,6 +580,7 @@ mod tests {
                     "ops".to_string(),
                     Entry::new(echo, delivery, redactor),
                 )])),
+                clock: crate::clock::wall(),
             }
         };
         let err = registry(1).deliver(batch()).await.result.unwrap_err();

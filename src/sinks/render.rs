@@ -346,6 +346,7 @@ mod tests {
                     kind,
                     items: chunk.to_vec(),
                     links: BTreeMap::new(),
+                    at: jiff::Timestamp::UNIX_EPOCH,
                 });
             }
         }

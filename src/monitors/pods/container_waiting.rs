@@ -9,10 +9,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
-use super::pods::about;
-use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity, display_time};
+use super::pod;
+use crate::alert::{Severity, display_time};
 use crate::config::Config;
+use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "container_waiting";
 
@@ -105,21 +105,10 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
 
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
         let settings = &config.monitors.container_waiting;
-        let status = pod.status.as_ref();
-        let init = status
-            .and_then(|s| s.init_container_statuses.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|c| (c, true));
-        let main = status
-            .and_then(|s| s.container_statuses.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|c| (c, false));
         let pod_name = pod.name_any();
         let ns = pod.namespace().unwrap_or_default();
         let mut out: Vec<Finding> = Vec::new();
-        for (c, is_init) in init.chain(main) {
+        for (c, is_init) in pod::containers(pod) {
             let Some(waiting) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
                 continue;
             };
@@ -152,9 +141,10 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
                 .filter(|m| !m.is_empty())
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
-            let key = AlertKey::new(NAME, ns.clone(), "Pod", pod_name.clone(), key_reason);
-            let mut a = Alert::new(
-                key,
+            let mut a = pod::alert(
+                NAME,
+                pod,
+                key_reason,
                 Severity::Warning,
                 format!("{pod_name}/{} {reason}", c.name),
                 now,
@@ -171,7 +161,7 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
                 a = a.field("Image", c.image.clone());
             }
             a.first_seen = since;
-            out.push(Finding::firing(about(a, pod)));
+            out.push(Finding::firing(a));
         }
         out
     }

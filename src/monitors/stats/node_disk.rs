@@ -8,7 +8,7 @@
 
 use jiff::Timestamp;
 
-use super::stats::{bytes, level, percent};
+use super::level::{bytes, level, percent};
 use crate::alert::{Alert, AlertKey};
 use crate::config::monitors::NodeDisk;
 use crate::kubelet::{FsStats, Summary};

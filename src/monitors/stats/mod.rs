@@ -9,6 +9,11 @@
 //! that might still hold there. Scans are timed in `kpulse_stats_scan_duration_seconds` and node
 //! reads counted in `kpulse_stats_fetches_total{result}`.
 
+pub mod level;
+pub mod node_disk;
+pub mod node_resources;
+pub mod pvc_usage;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +24,9 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use tokio_util::sync::CancellationToken;
 
-use super::pvc_usage::{self, Claims};
-use super::{filter, node_disk, node_resources};
-use crate::alert::{Alert, Finding, Severity};
+use self::pvc_usage::Claims;
+use super::filter;
+use crate::alert::{Alert, Finding};
 use crate::config::Config;
 use crate::engine::Scope;
 use crate::kubelet::{ApiProxy, PvcRef, StatsFetcher, Summary};
@@ -34,38 +39,6 @@ pub const PARALLEL: usize = 8;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Objects per page when listing nodes and claims.
 pub const PAGE: u32 = 250;
-
-/// The severity for a percentage used: `crit_at` or more is critical, `warn_at` or more warns.
-pub fn level(used: f64, warn_at: u8, crit_at: u8) -> Option<Severity> {
-    if used >= f64::from(crit_at) {
-        Some(Severity::Critical)
-    } else if used >= f64::from(warn_at) {
-        Some(Severity::Warning)
-    } else {
-        None
-    }
-}
-
-/// A percentage as people read it, rounded down so that "85%" is never below an 85 threshold.
-pub fn percent(used: f64) -> String {
-    format!("{}%", used.floor() as u64)
-}
-
-/// Bytes in binary units: `512 B`, `1.5 KiB`, `9.8 GiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
 
 /// What one node's summary fires, per monitor.
 #[derive(Debug, Clone, Default)]
@@ -411,18 +384,7 @@ pub async fn run(client: kube::Client, pipeline: Pipeline, token: CancellationTo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertKey;
-
-    #[test]
-    fn levels_percentages_and_bytes() {
-        assert_eq!(level(84.9, 85, 97), None);
-        assert_eq!(level(85.0, 85, 97), Some(Severity::Warning));
-        assert_eq!(level(97.0, 85, 97), Some(Severity::Critical));
-        assert_eq!(percent(96.99), "96%");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(10 * 1024 * 1024 * 1024), "10.0 GiB");
-    }
+    use crate::alert::{AlertKey, Severity};
 
     fn config() -> Config {
         let mut c = Config::default();

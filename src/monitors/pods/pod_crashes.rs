@@ -6,10 +6,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
-use super::pods::about;
-use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use super::pod;
+use crate::alert::{Alert, Severity};
 use crate::config::Config;
+use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_crashes";
 
@@ -17,15 +17,7 @@ pub struct PodCrashes;
 
 /// Every container status of a pod, init containers first.
 fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
-    let s = pod.status.as_ref();
-    s.and_then(|s| s.init_container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .chain(
-            s.and_then(|s| s.container_statuses.as_ref())
-                .into_iter()
-                .flatten(),
-        )
+    pod::containers(pod).map(|(c, _)| c)
 }
 
 fn last_terminated(c: &ContainerStatus) -> Option<(&str, i32)> {
@@ -34,17 +26,7 @@ fn last_terminated(c: &ContainerStatus) -> Option<(&str, i32)> {
 }
 
 fn base_alert(pod: &Pod, reason: &str, title: String, message: String, now: Timestamp) -> Alert {
-    let key = AlertKey::new(
-        NAME,
-        pod.namespace().unwrap_or_default(),
-        "Pod",
-        pod.name_any(),
-        reason,
-    );
-    about(
-        Alert::new(key, Severity::Warning, title, now).message(message),
-        pod,
-    )
+    pod::alert(NAME, pod, reason, Severity::Warning, title, now).message(message)
 }
 
 impl ObjectMonitor<Pod> for PodCrashes {

@@ -12,11 +12,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::node_readiness::{NodeReadiness, NodeState};
-use super::pods::about;
-use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity, display_time};
+use super::pod;
+use crate::alert::{Severity, display_time};
 use crate::config::Config;
+use crate::monitors::node_readiness::{NodeReadiness, NodeState};
+use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_not_ready";
 
@@ -88,14 +88,19 @@ fn decide(config: &Config, pod: &Pod, node: NodeState, now: Timestamp) -> Vec<Fi
         .filter(|m| !m.is_empty())
         .map(|m| format!(" ({m})"))
         .unwrap_or_default();
-    let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "NotReady");
-    let mut a = Alert::new(key, Severity::Warning, format!("{name} not ready"), now)
-        .message(format!(
+    let mut a = pod::alert(
+        NAME,
+        pod,
+        "NotReady",
+        Severity::Warning,
+        format!("{name} not ready"),
+        now,
+    )
+    .message(format!(
             "Pod {ns}/{name} is running but has not been ready since {since}{detail}.{which} It receives no Service traffic; check its readiness probe.",
             since = display_time(since)
         ));
     a.first_seen = since;
-    let a = about(a, pod);
     match node {
         // The node's own trouble (or not known yet): keep an alert already active, start none.
         NodeState::NotReady | NodeState::Unknown => vec![Finding::holding(a)],
@@ -264,7 +269,7 @@ mod tests {
 
     #[test]
     fn reads_the_node_state_from_the_node_watch() {
-        use super::super::watch::Index;
+        use crate::monitors::watch::Index;
         let c = config(""); // for: 15m
         let node = |status: &str, since: &str| -> k8s_openapi::api::core::v1::Node {
             serde_json::from_value(

@@ -13,12 +13,12 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 
-use super::filter::{self, Namespaces};
-use super::stats::{bytes, level, percent};
-use super::trend::{Series, roughly};
+use super::level::{bytes, level, percent};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::monitors::PvcUsage;
 use crate::kubelet::{PvcRef, Summary};
+use crate::monitors::filter::{self, Namespaces};
+use crate::monitors::trend::{Series, roughly};
 
 pub const NAME: &str = "pvc_usage";
 pub const KIND: &str = "PersistentVolumeClaim";

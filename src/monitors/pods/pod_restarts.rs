@@ -13,10 +13,10 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::pods::about;
-use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity};
+use super::pod;
+use crate::alert::{Alert, Severity};
 use crate::config::Config;
+use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_restarts";
 
@@ -66,16 +66,8 @@ pub struct PodRestarts {
 }
 
 fn restarts(pod: &Pod) -> u32 {
-    let s = pod.status.as_ref();
-    s.and_then(|s| s.init_container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .chain(
-            s.and_then(|s| s.container_statuses.as_ref())
-                .into_iter()
-                .flatten(),
-        )
-        .map(|c| c.restart_count.max(0) as u32)
+    pod::containers(pod)
+        .map(|(c, _)| c.restart_count.max(0) as u32)
         .sum()
 }
 
@@ -120,9 +112,10 @@ impl ObjectMonitor<Pod> for PodRestarts {
         };
         let name = new.name_any();
         let ns = new.namespace().unwrap_or_default();
-        let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "RestartBurst");
-        let a = Alert::new(
-            key,
+        let a = pod::alert(
+            NAME,
+            new,
+            "RestartBurst",
             Severity::Warning,
             format!("{name} restarted {count} times"),
             now,
@@ -134,7 +127,7 @@ impl ObjectMonitor<Pod> for PodRestarts {
         .field("Restarts in window", count.to_string())
         .field("Restarts total", restarts(new).to_string())
         .one_shot();
-        vec![about(a, new)]
+        vec![a]
     }
 }
 

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 
-use super::stats::{level, percent};
+use super::level::{level, percent};
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::monitors::NodeResources;
 use crate::kubelet::Summary;

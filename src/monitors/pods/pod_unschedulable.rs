@@ -7,10 +7,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::pods::about;
-use super::watch::{Finding, ObjectMonitor};
-use crate::alert::{Alert, AlertKey, Severity, display_time};
+use super::pod;
+use crate::alert::{Severity, display_time};
 use crate::config::Config;
+use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_unschedulable";
 
@@ -56,14 +56,20 @@ impl ObjectMonitor<Pod> for PodUnschedulable {
             .filter(|m| !m.is_empty())
             .map(|m| format!(" The scheduler says: {m}"))
             .unwrap_or_default();
-        let key = AlertKey::new(NAME, ns.clone(), "Pod", name.clone(), "Unschedulable");
-        let mut a = Alert::new(key, Severity::Warning, format!("{name} unschedulable"), now)
-            .message(format!(
-                "Pod {ns}/{name} cannot be scheduled on any node since {since}.{why}",
-                since = display_time(since)
-            ));
+        let mut a = pod::alert(
+            NAME,
+            pod,
+            "Unschedulable",
+            Severity::Warning,
+            format!("{name} unschedulable"),
+            now,
+        )
+        .message(format!(
+            "Pod {ns}/{name} cannot be scheduled on any node since {since}.{why}",
+            since = display_time(since)
+        ));
         a.first_seen = since;
-        vec![Finding::firing(about(a, pod))]
+        vec![Finding::firing(a)]
     }
 }
 

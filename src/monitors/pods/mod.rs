@@ -4,23 +4,31 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::Api;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::container_waiting::ContainerWaiting;
+pub mod container_waiting;
+pub mod pod;
+pub mod pod_crashes;
+pub mod pod_evicted;
+pub mod pod_not_ready;
+pub mod pod_restarts;
+pub mod pod_unschedulable;
+pub mod startup_latency;
+
+use self::container_waiting::ContainerWaiting;
+use self::pod_crashes::PodCrashes;
+use self::pod_evicted::PodEvicted;
+use self::pod_not_ready::PodNotReady;
+use self::pod_restarts::PodRestarts;
+use self::pod_unschedulable::PodUnschedulable;
+use self::startup_latency::StartupLatency;
 use super::node_readiness::NodeReadiness;
-use super::pod_crashes::PodCrashes;
-use super::pod_evicted::{self, PodEvicted};
-use super::pod_not_ready::PodNotReady;
-use super::pod_restarts::PodRestarts;
-use super::pod_unschedulable::PodUnschedulable;
-use super::startup_latency::StartupLatency;
 use super::watch::{self, ObjectMonitor, WatchSpec, trim_meta};
 use super::{SyncGuard, cluster};
-use crate::alert::Alert;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
@@ -113,28 +121,4 @@ pub fn trim(pod: &mut Pod) {
         spec.tolerations = None;
         spec.ephemeral_containers = None;
     }
-}
-
-/// `Deployment/api` for a pod of ReplicaSet `api-7d9f8c`, else the direct owner.
-pub fn owner(pod: &Pod) -> Option<String> {
-    let o = pod
-        .owner_references()
-        .iter()
-        .find(|o| o.controller == Some(true))?;
-    if o.kind == "ReplicaSet"
-        && let Some(hash) = pod.labels().get("pod-template-hash")
-        && let Some(deploy) = o.name.strip_suffix(&format!("-{hash}"))
-    {
-        return Some(format!("Deployment/{deploy}"));
-    }
-    Some(format!("{}/{}", o.kind, o.name))
-}
-
-/// Completes a pod's alert with what every pod monitor reports: the pod's labels (for routing
-/// rules), its owning workload, and its node.
-pub fn about(alert: Alert, pod: &Pod) -> Alert {
-    let mut a = alert.labels(pod.labels().clone());
-    a.owner = owner(pod);
-    a.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    a
 }

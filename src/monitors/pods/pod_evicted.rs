@@ -19,10 +19,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use tokio_util::sync::CancellationToken;
 
-use super::pods::owner;
-use super::watch::{Finding, ObjectMonitor};
+use super::pod::owner;
 use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
+use crate::monitors::watch::{Finding, ObjectMonitor};
 use crate::pipeline::Pipeline;
 
 pub const NAME: &str = "pod_evicted";

@@ -17,10 +17,10 @@ use k8s_openapi::api::core::v1::Pod;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::watch::{Finding, ObjectMonitor};
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::metrics::StageLabels;
+use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "startup_latency";
 
