@@ -84,7 +84,12 @@ fn watches() -> Vec<Watch> {
         watch(&cluster::nodes(client.clone(), shared.nodes.clone())),
         watch(&cluster::pvcs(client.clone(), classes)),
         watch(&tls_cert_expiry::spec(client.clone())),
-        watch(&pods::spec(client, &Metrics::new(), &shared)),
+        watch(&pods::spec(
+            client,
+            &Metrics::new(),
+            &shared,
+            jiff::Timestamp::UNIX_EPOCH,
+        )),
         watch(&workloads.deployments),
         watch(&workloads.statefulsets),
         watch(&workloads.daemonsets),

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::Api;
 use kube::runtime::watcher;
@@ -43,8 +45,9 @@ pub(super) struct Shared {
     pub evictions: Arc<pod_evicted::Groups>,
 }
 
-/// Every pod monitor; `metrics` receives the start-up latency histogram.
-fn monitors(metrics: &Metrics, shared: &Shared) -> Vec<Arc<PodMonitor>> {
+/// Every pod monitor; `metrics` receives the start-up latency histogram, measured for pods
+/// created after `started`.
+fn monitors(metrics: &Metrics, shared: &Shared, started: Timestamp) -> Vec<Arc<PodMonitor>> {
     vec![
         Arc::new(PodCrashes),
         Arc::new(PodRestarts::default()),
@@ -53,21 +56,26 @@ fn monitors(metrics: &Metrics, shared: &Shared) -> Vec<Arc<PodMonitor>> {
         Arc::new(PodNotReady::new(shared.nodes.clone())),
         Arc::new(PodEvicted::new(shared.evictions.clone())),
         Arc::new(StartupLatency::new(
-            jiff::Timestamp::now(),
+            started,
             metrics.pod_startup_duration.clone(),
         )),
     ]
 }
 
 /// The Pod watch for every pod monitor.
-pub(super) fn spec(client: kube::Client, metrics: &Metrics, shared: &Shared) -> WatchSpec<Pod> {
+pub(super) fn spec(
+    client: kube::Client,
+    metrics: &Metrics,
+    shared: &Shared,
+    started: Timestamp,
+) -> WatchSpec<Pod> {
     WatchSpec {
         resource: "pods",
         kind: "Pod",
         api: Api::all(client),
         config: watcher::Config::default(),
         trim,
-        monitors: monitors(metrics, shared),
+        monitors: monitors(metrics, shared, started),
         index: None,
     }
 }
@@ -92,7 +100,7 @@ pub fn start(
         pipeline.clone(),
         token.clone(),
     ));
-    let spec = spec(client, pipeline.metrics(), &shared);
+    let spec = spec(client, pipeline.metrics(), &shared, pipeline.now());
     tasks.spawn(async move {
         cluster::after_namespaces(namespaces_listed).await;
         watch::run(spec, pipeline, guard, token).await;
