@@ -25,8 +25,6 @@ pub use crate::clock::Clock;
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub config: Arc<Config>,
-    /// `config.namespaces`, compiled once.
-    pub namespaces: Arc<crate::monitors::filter::Filter>,
     pub registry: Registry,
     /// Increases by one with every applied configuration.
     pub generation: u64,
@@ -35,7 +33,6 @@ pub struct Runtime {
 impl Runtime {
     fn new(config: Config, registry: Registry, generation: u64) -> Self {
         Runtime {
-            namespaces: Arc::new(crate::monitors::filter::Filter::new(&config.namespaces)),
             config: Arc::new(config),
             registry,
             generation,
@@ -53,8 +50,6 @@ struct Inner {
     leader: std::sync::atomic::AtomicBool,
     /// Signalled when an alert fired or resolved, so the state is written soon after.
     changed: tokio::sync::Notify,
-    /// Namespaces labelled or annotated `kpulse.io/ignore=true` (the Namespace watch keeps it).
-    ignored_namespaces: RwLock<Arc<std::collections::BTreeSet<String>>>,
     /// Point-in-time alerts this replica saw as a standby, with when it saw them: replayed when
     /// it takes over, so one seen while no replica led is still delivered once.
     backlog: Mutex<VecDeque<(Alert, Timestamp)>>,
@@ -103,7 +98,6 @@ impl Pipeline {
                 deliveries: TaskTracker::new(),
                 leader: std::sync::atomic::AtomicBool::new(true),
                 changed: tokio::sync::Notify::new(),
-                ignored_namespaces: RwLock::default(),
                 backlog: Mutex::default(),
             }),
         })
@@ -280,28 +274,6 @@ impl Pipeline {
             gauge
                 .get_or_create(&crate::metrics::MonitorLabels { monitor })
                 .set(n as i64);
-        }
-    }
-
-    /// Replaces the set of namespaces carrying the ignore switch.
-    pub fn set_ignored_namespaces(&self, namespaces: std::collections::BTreeSet<String>) {
-        *self
-            .inner
-            .ignored_namespaces
-            .write()
-            .expect("ignored-namespaces lock is never poisoned") = Arc::new(namespaces);
-    }
-
-    /// What monitors may look at now: the configured filter and the ignored namespaces.
-    pub fn namespaces(&self) -> crate::monitors::filter::Namespaces {
-        crate::monitors::filter::Namespaces {
-            filter: self.runtime().namespaces.clone(),
-            ignored: self
-                .inner
-                .ignored_namespaces
-                .read()
-                .expect("ignored-namespaces lock is never poisoned")
-                .clone(),
         }
     }
 

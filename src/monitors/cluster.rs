@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::PartialObjectMeta;
@@ -21,8 +21,8 @@ use super::node_conditions::{self, NodeConditions};
 use super::node_readiness::NodeReadiness;
 use super::pvc_pending::{self, PvcPending};
 use super::warning_events::{self, WarningEvents};
-use super::watch::{self, WatchSpec};
-use super::{Ready, SyncGuard};
+use super::watch::WatchSpec;
+use super::{Context, SyncGuard};
 use crate::pipeline::Pipeline;
 
 /// Warning Events only: the API server filters, so Normal events never reach kpulse.
@@ -104,11 +104,11 @@ async fn storage_classes(
 /// of Namespaces (labels and annotations are all it reads).
 async fn namespaces(
     client: kube::Client,
-    pipeline: Pipeline,
+    ctx: Context,
     mut guard: SyncGuard,
     listed: signal::Sender<bool>,
-    token: CancellationToken,
 ) {
+    let token = &ctx.token;
     let stream = watcher::watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client),
         watcher::Config::default(),
@@ -118,7 +118,7 @@ async fn namespaces(
     let mut quiet: BTreeMap<String, bool> = BTreeMap::new();
     let mut listing: Option<BTreeMap<String, bool>> = None;
     let publish = |m: &BTreeMap<String, bool>| {
-        pipeline.set_ignored_namespaces(
+        ctx.namespaces.set_ignored(
             m.iter()
                 .filter(|(_, q)| **q)
                 .map(|(n, _)| n.clone())
@@ -159,53 +159,26 @@ async fn namespaces(
     }
 }
 
-/// How long the namespaced watches wait for the first list of Namespaces (so objects in an
-/// ignored namespace do not fire at start-up) before starting anyway.
-const NAMESPACES_FIRST: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Waits until the ignored namespaces are known, or [`NAMESPACES_FIRST`] has passed.
-pub(crate) async fn after_namespaces(mut listed: signal::Receiver<bool>) {
-    let _ = tokio::time::timeout(NAMESPACES_FIRST, listed.wait_for(|l| *l)).await;
-}
-
 /// Starts the cluster-level watches; each counts towards readiness except StorageClasses, which
 /// only refine `pvc_pending`. The namespaced ones (Events, PVCs) start once the ignored
-/// namespaces are known. Returns the signal that they are, for the other namespaced watches.
-/// The Node watch keeps `node_readiness` current.
+/// namespaces are known; `listed` says when they are, to every namespaced watch. The Node watch
+/// keeps `node_readiness` current.
 pub fn start(
     client: kube::Client,
-    pipeline: Pipeline,
-    token: CancellationToken,
+    ctx: &Context,
     tasks: &mut JoinSet<()>,
-    ready: &Arc<signal::Sender<usize>>,
+    listed: signal::Sender<bool>,
     node_readiness: Arc<NodeReadiness>,
-) -> signal::Receiver<bool> {
-    let (listed_tx, listed) = signal::channel(false);
-    tasks.spawn(namespaces(
-        client.clone(),
-        pipeline.clone(),
-        Ready::guard(ready),
-        listed_tx,
-        token.clone(),
-    ));
-    tasks.spawn(watch::run(
-        nodes(client.clone(), node_readiness),
-        pipeline.clone(),
-        Ready::guard(ready),
-        token.clone(),
-    ));
-    let spec = events(client.clone());
-    let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
-    tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));
+) {
+    tasks.spawn(namespaces(client.clone(), ctx.clone(), ctx.guard(), listed));
+    ctx.watch_cluster(tasks, nodes(client.clone(), node_readiness));
+    ctx.watch(tasks, events(client.clone()));
     let (classes, writer) = reflector::store();
     tasks.spawn(storage_classes(
         client.clone(),
-        pipeline.clone(),
+        ctx.pipeline.clone(),
         writer,
-        token.clone(),
+        ctx.token.clone(),
     ));
-    let spec = pvcs(client, classes);
-    let (p, guard, t) = (pipeline.clone(), Ready::guard(ready), token.clone());
-    tasks.spawn(after_namespaces(listed.clone()).then(move |_| watch::run(spec, p, guard, t)));
-    listed
+    ctx.watch(tasks, pvcs(client, classes));
 }

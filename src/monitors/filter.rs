@@ -2,16 +2,16 @@
 //! `kpulse.io/ignore=true` label or annotation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::config::NamespaceFilter;
+use crate::pipeline::Runtime;
 
 use super::IGNORE;
 
-/// `namespaces.include/exclude`, compiled once per configuration (see
-/// [`crate::pipeline::Runtime`]).
+/// `namespaces.include/exclude`, compiled once per configuration (see [`Visibility`]).
 #[derive(Debug, Clone)]
 pub struct Filter {
     include: Option<GlobSet>,
@@ -55,6 +55,51 @@ impl Namespaces {
     /// Whether objects in this namespace are watched.
     pub fn watched(&self, ns: &str) -> bool {
         self.filter.namespace(ns) && !self.ignored.contains(ns)
+    }
+}
+
+/// Which namespaces the monitors may look at: owned by [`super::start`], shared by every watch
+/// and the kubelet stats scan. The Namespace watch keeps the ignored set current; the filter is
+/// compiled once per configuration generation, on first use.
+#[derive(Debug, Default)]
+pub struct Visibility {
+    compiled: Mutex<Option<(u64, Arc<Filter>)>>,
+    ignored: RwLock<Arc<BTreeSet<String>>>,
+}
+
+impl Visibility {
+    /// Replaces the set of namespaces carrying the ignore switch.
+    pub fn set_ignored(&self, namespaces: BTreeSet<String>) {
+        *self
+            .ignored
+            .write()
+            .expect("ignored-namespaces lock is never poisoned") = Arc::new(namespaces);
+    }
+
+    /// What monitors may look at under the configuration `runtime`.
+    pub fn now(&self, runtime: &Runtime) -> Namespaces {
+        let filter = {
+            let mut compiled = self
+                .compiled
+                .lock()
+                .expect("namespace filter lock is never poisoned");
+            match compiled.as_ref() {
+                Some((generation, f)) if *generation == runtime.generation => f.clone(),
+                _ => {
+                    let f = Arc::new(Filter::new(&runtime.config.namespaces));
+                    *compiled = Some((runtime.generation, f.clone()));
+                    f
+                }
+            }
+        };
+        Namespaces {
+            filter,
+            ignored: self
+                .ignored
+                .read()
+                .expect("ignored-namespaces lock is never poisoned")
+                .clone(),
+        }
     }
 }
 

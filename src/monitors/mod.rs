@@ -128,6 +128,61 @@ impl Ready {
     }
 }
 
+/// What every watch of one [`start`] shares: the pipeline it reports to, which namespaces it
+/// may look at, readiness, cancellation, and when the ignored namespaces are first known.
+#[derive(Clone)]
+pub struct Context {
+    pub pipeline: Pipeline,
+    pub namespaces: Arc<filter::Visibility>,
+    pub token: CancellationToken,
+    ready: Arc<signal::Sender<usize>>,
+    /// True once the Namespace watch has listed (see [`Context::after_namespaces`]).
+    namespaces_listed: signal::Receiver<bool>,
+}
+
+/// How long the namespaced watches wait for the first list of Namespaces (so objects in an
+/// ignored namespace do not fire at start-up) before starting anyway.
+const NAMESPACES_FIRST: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Context {
+    /// A guard that holds readiness until its watch has listed once.
+    pub fn guard(&self) -> SyncGuard {
+        Ready::guard(&self.ready)
+    }
+
+    /// Waits until the ignored namespaces are known, or [`NAMESPACES_FIRST`] has passed.
+    pub async fn after_namespaces(&self) {
+        let mut listed = self.namespaces_listed.clone();
+        let _ = tokio::time::timeout(NAMESPACES_FIRST, listed.wait_for(|l| *l)).await;
+    }
+
+    /// Starts a watch of namespaced objects once the ignored namespaces are known (objects in
+    /// a namespace marked `kpulse.io/ignore` must not fire at start-up); it counts towards
+    /// readiness.
+    pub fn watch<K>(&self, tasks: &mut JoinSet<()>, spec: watch::WatchSpec<K>)
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K: Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        let (ctx, guard) = (self.clone(), self.guard());
+        tasks.spawn(async move {
+            ctx.after_namespaces().await;
+            watch::run(spec, ctx, guard).await;
+        });
+    }
+
+    /// Starts a watch of cluster-scoped objects at once; it counts towards readiness.
+    pub fn watch_cluster<K>(&self, tasks: &mut JoinSet<()>, spec: watch::WatchSpec<K>)
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K: Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        tasks.spawn(watch::run(spec, self.clone(), self.guard()));
+    }
+}
+
 /// Starts every watch the enabled monitors need.
 pub fn start(
     client: kube::Client,
@@ -136,47 +191,25 @@ pub fn start(
     tasks: &mut JoinSet<()>,
 ) -> Ready {
     let (ready, tx) = Ready::new();
-    tasks.spawn(canary::run(client.clone(), pipeline.clone(), token.clone()));
-    tasks.spawn(stats::run(client.clone(), pipeline.clone(), token.clone()));
+    let (listed_tx, namespaces_listed) = signal::channel(false);
+    let ctx = Context {
+        pipeline,
+        namespaces: Arc::default(),
+        token,
+        ready: tx,
+        namespaces_listed,
+    };
+    tasks.spawn(canary::run(
+        client.clone(),
+        ctx.pipeline.clone(),
+        ctx.token.clone(),
+    ));
+    tasks.spawn(stats::run(client.clone(), ctx.clone()));
     // Kept by the Node watch, read by the pod monitors.
     let nodes = Arc::new(node_readiness::NodeReadiness::default());
-    let namespaces_listed = cluster::start(
-        client.clone(),
-        pipeline.clone(),
-        token.clone(),
-        tasks,
-        &tx,
-        nodes.clone(),
-    );
-    workloads::start(
-        client.clone(),
-        pipeline.clone(),
-        token.clone(),
-        tasks,
-        &tx,
-        namespaces_listed.clone(),
-    );
-    {
-        let (spec, p, guard, t, listed) = (
-            tls_cert_expiry::spec(client.clone()),
-            pipeline.clone(),
-            Ready::guard(&tx),
-            token.clone(),
-            namespaces_listed.clone(),
-        );
-        tasks.spawn(async move {
-            cluster::after_namespaces(listed).await;
-            watch::run(spec, p, guard, t).await;
-        });
-    }
-    pods::start(
-        client,
-        pipeline,
-        token,
-        tasks,
-        Ready::guard(&tx),
-        namespaces_listed,
-        nodes,
-    );
+    cluster::start(client.clone(), &ctx, tasks, listed_tx, nodes.clone());
+    workloads::start(client.clone(), &ctx, tasks);
+    ctx.watch(tasks, tls_cert_expiry::spec(client.clone()));
+    pods::start(client, &ctx, tasks, nodes);
     ready
 }

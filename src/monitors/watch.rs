@@ -21,10 +21,9 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
 
-use super::filter::{Namespaces, ignored};
-use super::{SyncGuard, TICK};
+use super::filter::{Namespaces, Visibility, ignored};
+use super::{Context, SyncGuard, TICK};
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::Scope;
@@ -104,12 +103,8 @@ fn key<K: Resource>(obj: &K) -> ObjKey {
 }
 
 /// Runs one watch until cancelled.
-pub async fn run<K>(
-    spec: WatchSpec<K>,
-    pipeline: Pipeline,
-    mut guard: SyncGuard,
-    token: CancellationToken,
-) where
+pub async fn run<K>(spec: WatchSpec<K>, ctx: Context, mut guard: SyncGuard)
+where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default,
 {
@@ -122,6 +117,12 @@ pub async fn run<K>(
         monitors,
         index,
     } = spec;
+    let Context {
+        pipeline,
+        namespaces,
+        token,
+        ..
+    } = ctx;
     // A resource whose monitors (and index readers) are all switched off is not watched at all
     // (the chart grants no access to it then). It starts once a configuration reload switches
     // one on.
@@ -158,7 +159,7 @@ pub async fn run<K>(
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = tick.tick(), if synced => full_reconcile(&pipeline, &monitors, &objects, resource, kind),
+            _ = tick.tick(), if synced => full_reconcile(&pipeline, &namespaces, &monitors, &objects, resource, kind),
             event = stream.next() => match event {
                 None => return,
                 Some(Err(e)) => {
@@ -176,7 +177,7 @@ pub async fn run<K>(
                     if let Some(i) = &index {
                         i.listed(&mut objects.values());
                     }
-                    full_reconcile(&pipeline, &monitors, &objects, resource, kind);
+                    full_reconcile(&pipeline, &namespaces, &monitors, &objects, resource, kind);
                     if !synced {
                         synced = true;
                         tracing::info!(resource, objects = objects.len(), "watch synced");
@@ -189,7 +190,7 @@ pub async fn run<K>(
                         i.applied(&o);
                     }
                     let old = objects.insert(key(&o), o.clone());
-                    evaluate(&pipeline, &monitors, old.as_ref(), &o, kind);
+                    evaluate(&pipeline, &namespaces, &monitors, old.as_ref(), &o, kind);
                 }
                 Some(Ok(Event::Delete(o))) => {
                     pipeline.metrics().watch_events.get_or_create(&ResourceLabels::new(resource)).inc();
@@ -210,6 +211,7 @@ pub async fn run<K>(
 
 fn evaluate<K: Resource>(
     pipeline: &Pipeline,
+    visibility: &Visibility,
     monitors: &[Arc<dyn ObjectMonitor<K>>],
     old: Option<&K>,
     obj: &K,
@@ -217,7 +219,7 @@ fn evaluate<K: Resource>(
 ) {
     let rt = pipeline.runtime();
     let config = &rt.config;
-    let namespaces = pipeline.namespaces();
+    let namespaces = visibility.now(&rt);
     let now = pipeline.now();
     let scope = Scope::object(obj.namespace().unwrap_or_default(), kind, obj.name_any());
     let skip = skipped(&namespaces, obj);
@@ -246,6 +248,7 @@ fn evaluate<K: Resource>(
 
 fn full_reconcile<K: Resource>(
     pipeline: &Pipeline,
+    visibility: &Visibility,
     monitors: &[Arc<dyn ObjectMonitor<K>>],
     objects: &HashMap<ObjKey, K>,
     resource: &'static str,
@@ -253,7 +256,7 @@ fn full_reconcile<K: Resource>(
 ) {
     let rt = pipeline.runtime();
     let config = &rt.config;
-    let namespaces = pipeline.namespaces();
+    let namespaces = visibility.now(&rt);
     let now = pipeline.now();
     for m in monitors {
         if !m.enabled(config) {

@@ -7,19 +7,16 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::Api;
 use kube::runtime::watcher;
-use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
+use super::Context;
 use super::cronjob_missed::CronjobMissed;
 use super::daemonset_unscheduled::DaemonsetUnscheduled;
 use super::hpa::{HpaAtMax, HpaUnhealthy};
 use super::job_failed::JobFailed;
 use super::replicas_unavailable::ReplicasUnavailable;
 use super::rollout_stuck::RolloutStuck;
-use super::watch::{self, WatchSpec, trim_meta};
-use super::{Ready, cluster};
-use crate::pipeline::Pipeline;
+use super::watch::{WatchSpec, trim_meta};
 
 /// Workload specs are pod templates kpulse never reads: drop them.
 fn trim_deployment(d: &mut Deployment) {
@@ -132,34 +129,12 @@ pub(super) fn watches(client: kube::Client) -> Watches {
 }
 
 /// Starts the workload watches once the ignored namespaces are known.
-pub fn start(
-    client: kube::Client,
-    pipeline: Pipeline,
-    token: CancellationToken,
-    tasks: &mut JoinSet<()>,
-    ready: &Arc<signal::Sender<usize>>,
-    namespaces_listed: signal::Receiver<bool>,
-) {
-    let watches = watches(client);
-    macro_rules! spawn_after_namespaces {
-        ($spec:expr) => {{
-            let (spec, p, guard, t, listed) = (
-                $spec,
-                pipeline.clone(),
-                Ready::guard(ready),
-                token.clone(),
-                namespaces_listed.clone(),
-            );
-            tasks.spawn(async move {
-                cluster::after_namespaces(listed).await;
-                watch::run(spec, p, guard, t).await;
-            });
-        }};
-    }
-    spawn_after_namespaces!(watches.deployments);
-    spawn_after_namespaces!(watches.statefulsets);
-    spawn_after_namespaces!(watches.daemonsets);
-    spawn_after_namespaces!(watches.jobs);
-    spawn_after_namespaces!(watches.hpas);
-    spawn_after_namespaces!(watches.cronjobs);
+pub fn start(client: kube::Client, ctx: &Context, tasks: &mut JoinSet<()>) {
+    let w = watches(client);
+    ctx.watch(tasks, w.deployments);
+    ctx.watch(tasks, w.statefulsets);
+    ctx.watch(tasks, w.daemonsets);
+    ctx.watch(tasks, w.jobs);
+    ctx.watch(tasks, w.hpas);
+    ctx.watch(tasks, w.cronjobs);
 }

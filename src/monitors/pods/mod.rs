@@ -8,9 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::Api;
 use kube::runtime::watcher;
-use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 pub mod container_waiting;
 pub mod pod;
@@ -28,11 +26,10 @@ use self::pod_not_ready::PodNotReady;
 use self::pod_restarts::PodRestarts;
 use self::pod_unschedulable::PodUnschedulable;
 use self::startup_latency::StartupLatency;
+use super::Context;
 use super::node_readiness::NodeReadiness;
-use super::watch::{self, ObjectMonitor, WatchSpec, trim_meta};
-use super::{SyncGuard, cluster};
+use super::watch::{ObjectMonitor, WatchSpec, trim_meta};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
 
 /// A monitor fed by the Pod watch.
 pub type PodMonitor = dyn ObjectMonitor<Pod>;
@@ -84,11 +81,8 @@ pub(super) fn spec(
 /// `kpulse.io/ignore` must not fire at start-up), and the task sending eviction groups.
 pub fn start(
     client: kube::Client,
-    pipeline: Pipeline,
-    token: CancellationToken,
+    ctx: &Context,
     tasks: &mut JoinSet<()>,
-    guard: SyncGuard,
-    namespaces_listed: signal::Receiver<bool>,
     nodes: Arc<NodeReadiness>,
 ) {
     let shared = Shared {
@@ -97,14 +91,14 @@ pub fn start(
     };
     tasks.spawn(pod_evicted::flush(
         shared.evictions.clone(),
-        pipeline.clone(),
-        token.clone(),
+        ctx.pipeline.clone(),
+        ctx.token.clone(),
     ));
-    let spec = spec(client, pipeline.metrics(), &shared, pipeline.now());
-    tasks.spawn(async move {
-        cluster::after_namespaces(namespaces_listed).await;
-        watch::run(spec, pipeline, guard, token).await;
-    });
+    let pipeline = &ctx.pipeline;
+    ctx.watch(
+        tasks,
+        spec(client, pipeline.metrics(), &shared, pipeline.now()),
+    );
 }
 
 /// Keeps only what the pod monitors read: no managedFields, no annotations but the ignore

@@ -22,7 +22,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use tokio_util::sync::CancellationToken;
 
 use self::pvc_usage::Claims;
 use super::filter;
@@ -222,6 +221,7 @@ impl Scanner {
         client: &kube::Client,
         fetcher: &Arc<dyn StatsFetcher>,
         pipeline: &Pipeline,
+        visibility: &filter::Visibility,
     ) {
         let started = Instant::now();
         let config = pipeline.runtime().config.clone();
@@ -235,7 +235,7 @@ impl Scanner {
         };
         let mut claims = Claims::default();
         if config.monitors.pvc_usage.enabled {
-            let namespaces = pipeline.namespaces();
+            let namespaces = visibility.now(&pipeline.runtime());
             let all = Api::<PersistentVolumeClaim>::all(client.clone());
             let listed = list_pages(&all, PAGE, |c| {
                 claims.add(c, &namespaces);
@@ -362,11 +362,12 @@ impl Scanner {
 }
 
 /// Scans while a stats monitor is enabled and this replica leads.
-pub async fn run(client: kube::Client, pipeline: Pipeline, token: CancellationToken) {
+pub async fn run(client: kube::Client, ctx: super::Context) {
+    let (pipeline, token) = (&ctx.pipeline, &ctx.token);
     let fetcher: Arc<dyn StatsFetcher> = Arc::new(ApiProxy::new(client.clone()));
     let mut scanner = Scanner::default();
     let mut clock = super::Periodic::default();
-    while clock.tick(&token).await {
+    while clock.tick(token).await {
         let Some(interval) = due(&pipeline.runtime().config) else {
             scanner = Scanner::default();
             continue;
@@ -376,7 +377,7 @@ pub async fn run(client: kube::Client, pipeline: Pipeline, token: CancellationTo
         }
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = scanner.scan(&client, &fetcher, &pipeline) => {}
+            _ = scanner.scan(&client, &fetcher, pipeline, &ctx.namespaces) => {}
         }
     }
 }
