@@ -830,6 +830,82 @@ else
     fi
     "$helm" uninstall kpulse -n "$bad_ns" >/dev/null 2>&1
     "$kubectl" delete namespace "$bad_ns" --wait=false >/dev/null 2>&1
+
+    echo "== real node: the README's install commands, literally, deliver the welcome message"
+    # The README's three install commands are run as they are written, with two substitutions a
+    # test needs: the Slack webhook URL in the Secret points at a receiver on this machine's end
+    # of the pod bridge (plain http, hence delivery.allow_http), and the image and node placement
+    # are the local ones. The receiver checks what Slack's incoming webhooks document: a POST of
+    # JSON with a `text` field to the webhook's path.
+    readme_cmds="$(awk '/^## Install/ {on=1} on && /^```sh/ {grab=1; next} grab && /^```/ {exit} grab' "$root/README.md" |
+      sed -e ':a' -e '/\\$/N; s/\\\n//; ta')"
+    slack_url="$(sed -n 's/.*--from-literal=SLACK_WEBHOOK=\([^ ]*\).*/\1/p' <<<"$readme_cmds")"
+    node_bridge="$(source hack/node.sh && node_names "$(dirname "$KUBECONFIG")" && echo "$node_bridge")"
+    bridge_ip="$(ip -4 -o addr show dev "$node_bridge" 2>/dev/null | awk '{print $4}' | cut -d/ -f1)"
+    # The README creates the namespace: it must not be there yet.
+    "$kubectl" delete namespace kpulse --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
+    if [[ "$(grep -c . <<<"$readme_cmds")" != 3 || -z "$slack_url" || -z "$bridge_ip" ]]; then
+      fail "README: expected 3 install commands with a SLACK_WEBHOOK literal (got: $readme_cmds; bridge ${bridge_ip:-none})"
+    else
+      python3 - "$bridge_ip" "$work/slack.port" "$work/slack.posts" >"$work/slack.log" 2>&1 <<'PY' &
+import http.server, json, sys
+host, port_file, posts = sys.argv[1:4]
+class Slack(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        ok = self.headers.get("Content-Type", "").startswith("application/json")
+        try:
+            text = json.loads(body).get("text")
+        except ValueError:
+            text = None
+        with open(posts, "a") as f:
+            f.write(json.dumps({"path": self.path, "json": ok, "text": text}) + "\n")
+        self.send_response(200 if ok and isinstance(text, str) else 400)
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer((host, 0), Slack)
+open(port_file, "w").write(str(server.server_address[1]))
+server.serve_forever()
+PY
+      receiver_pid=$!
+      for _ in $(seq 1 50); do [[ -s "$work/slack.port" ]] && break; sleep 0.1; done
+      receiver_url="http://$bridge_ip:$(cat "$work/slack.port")/services/T000/B000/XXXX"
+      ran=0
+      while IFS= read -r cmd; do
+        cmd="${cmd//"$slack_url"/"$receiver_url"}"
+        if [[ "$cmd" == "helm install "* ]]; then
+          cmd="$cmd --set image.repository=${image%:*} --set image.tag=${image##*:}"
+          cmd="$cmd --set config.channels.slack.delivery.allow_http=true"
+          cmd="$cmd --set-json 'nodeSelector={\"kpulse.io/real-node\":\"true\"}'"
+          cmd="$cmd --set-json 'tolerations=[{\"key\":\"kpulse.io/real-node\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]'"
+        fi
+        if msg="$(cd "$root" && PATH="$(dirname "$helm"):$(dirname "$kubectl"):$PATH" bash -c "$cmd" 2>&1)"; then
+          ran=$((ran + 1))
+        else
+          fail "README: '${cmd:0:60}...' failed: $msg"
+        fi
+      done <<<"$readme_cmds"
+      [[ "$ran" == 3 ]] && pass "README: its three install commands ran (namespace, Secret, helm install)"
+      # The welcome message comes once the leader is ready.
+      for _ in $(seq 1 240); do
+        grep -q 'kpulse is watching cluster my-cluster' "$work/slack.posts" 2>/dev/null && break
+        sleep 0.5
+      done
+      posts="$(cat "$work/slack.posts" 2>/dev/null)"
+      has "README: the Slack channel received the welcome message" "$posts" 'kpulse is watching cluster my-cluster'
+      has "README: posted as JSON to the webhook's path" "$posts" '{"path": "/services/T000/B000/XXXX", "json": true'
+      if [[ "$(grep -c 'kpulse is watching cluster' <<<"$posts")" == 1 ]]; then
+        pass "README: one welcome message"
+      else
+        fail "README: $(grep -c 'kpulse is watching cluster' <<<"$posts") welcome messages: $posts"
+      fi
+      "$helm" uninstall kpulse -n kpulse --wait --timeout 60s >/dev/null 2>&1 || true
+      "$kubectl" delete namespace kpulse --wait=false >/dev/null 2>&1 || true
+      kill "$receiver_pid" 2>/dev/null || true
+      wait "$receiver_pid" 2>/dev/null || true
+    fi
   fi
 fi
 
