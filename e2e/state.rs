@@ -117,3 +117,71 @@ async fn restarted_while_firing_sends_nothing_new_and_still_resolves_later() {
     assert!(second.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+/// How many periodic state writes kpulse skipped because nothing had changed.
+fn unchanged_writes(kpulse: &Kpulse) -> usize {
+    kpulse
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "state unchanged: not written")
+        .count()
+}
+
+/// The resourceVersion of `kpulse-state` in the test namespace.
+async fn state_version(client: &kube::Client, ns: &TestNamespace) -> String {
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    api.get("kpulse-state")
+        .await
+        .expect("kpulse-state exists")
+        .metadata
+        .resource_version
+        .expect("a stored object has a resourceVersion")
+}
+
+/// Waits until kpulse has passed over `n` more periodic writes with nothing to write.
+async fn idle_for_writes(kpulse: &Kpulse, n: usize) {
+    let start = unchanged_writes(kpulse);
+    eventually(
+        &format!("{n} periodic state writes skipped"),
+        Duration::from_secs(60),
+        || async { (unchanged_writes(kpulse) >= start + n).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_kpulse_writes_no_state_not_even_after_a_restart() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "state-idle").await;
+    let first = Kpulse::start(&config(&ns.name), &ns.name).await;
+    first
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    firing_pod(&ns, &first).await;
+    state_written_with(&first, 1).await;
+    let written = state_version(&client, &ns).await;
+    // Several 5 s periods pass with the alert still active and nothing new: no write.
+    idle_for_writes(&first, 3).await;
+    assert_eq!(state_version(&client, &ns).await, written);
+    assert!(first.terminate(Duration::from_secs(15)).await.success());
+    assert_eq!(
+        state_version(&client, &ns).await,
+        written,
+        "the shutdown write had nothing new"
+    );
+
+    // A restart loads the same state; with nothing changed it writes nothing either.
+    let second = Kpulse::start(&config(&ns.name), &ns.name).await;
+    second
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    idle_for_writes(&second, 2).await;
+    assert_eq!(state_version(&client, &ns).await, written);
+    assert!(second.notifications_in(&ns.name).is_empty());
+    assert!(second.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

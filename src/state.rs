@@ -4,6 +4,8 @@
 //! The snapshot is JSON, gzip-compressed, in `binaryData["state.json.gz"]`. Writes use optimistic
 //! concurrency (the last seen resourceVersion). The payload is bounded below the ConfigMap limit by
 //! an explicit pruning rule, see [`fit`]. A corrupt or foreign state is reported and ignored.
+//! Nothing is written while the content is what was last written or loaded: an idle kpulse makes
+//! no API writes.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -154,6 +156,17 @@ pub struct StateStore {
     /// Fingerprint of the configuration the last welcome message announced (see
     /// [`crate::welcome`]); written with every snapshot.
     announced: Option<String>,
+    /// The payload and fingerprint last written or loaded: a write of the same is skipped.
+    stored: Option<(Vec<u8>, Option<String>)>,
+}
+
+/// What [`StateStore::write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The ConfigMap now holds the snapshot: its compressed size and the entries pruned to fit.
+    Stored { bytes: usize, pruned: usize },
+    /// The ConfigMap already held this content; no request was made.
+    Unchanged,
 }
 
 impl StateStore {
@@ -162,6 +175,7 @@ impl StateStore {
             api: Api::namespaced(client, namespace),
             resource_version: None,
             announced: None,
+            stored: None,
         }
     }
 
@@ -190,6 +204,11 @@ impl StateStore {
         };
         self.resource_version = cm.metadata.resource_version.clone();
         self.announced = cm.data.as_ref().and_then(|d| d.get(ANNOUNCED_KEY)).cloned();
+        self.stored = cm
+            .binary_data
+            .as_ref()
+            .and_then(|d| d.get(KEY))
+            .map(|b| (b.0.clone(), self.announced.clone()));
         let result = cm
             .binary_data
             .as_ref()
@@ -212,10 +231,15 @@ impl StateStore {
         }
     }
 
-    /// Writes a snapshot; returns the compressed size and the number of pruned entries.
-    pub async fn write(&mut self, snapshot: Snapshot) -> Result<(usize, usize), kube::Error> {
+    /// Writes a snapshot, unless the ConfigMap already holds this content.
+    pub async fn write(&mut self, snapshot: Snapshot) -> Result<Written, kube::Error> {
         let (bytes, pruned) = fit(snapshot, MAX_BYTES);
         let size = bytes.len();
+        let content = (bytes, self.announced.clone());
+        if self.resource_version.is_some() && self.stored.as_ref() == Some(&content) {
+            return Ok(Written::Unchanged);
+        }
+        let bytes = content.0.clone();
         let mut cm = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(NAME.to_string()),
@@ -261,7 +285,11 @@ impl StateStore {
             match result {
                 Ok(written) => {
                     self.resource_version = written.metadata.resource_version;
-                    return Ok((size, pruned));
+                    self.stored = Some(content);
+                    return Ok(Written::Stored {
+                        bytes: size,
+                        pruned,
+                    });
                 }
                 // Someone else wrote it (or it appeared/disappeared): learn its version, retry once.
                 Err(kube::Error::Api(s)) if attempt == 0 && matches!(s.code, 404 | 409) => {
@@ -283,7 +311,13 @@ impl StateStore {
         let active = snapshot.active.len();
         let m = pipeline.metrics();
         match self.write(snapshot).await {
-            Ok((size, pruned)) => {
+            Ok(Written::Unchanged) => {
+                tracing::debug!(active, "state unchanged: not written");
+            }
+            Ok(Written::Stored {
+                bytes: size,
+                pruned,
+            }) => {
                 m.state_writes
                     .get_or_create(&crate::metrics::ResultLabels {
                         result: "ok".into(),
