@@ -36,6 +36,12 @@ pub struct Config {
     /// Which channels an alert goes to.
     #[serde(default)]
     pub routing: Routing,
+    /// Severity overrides, tried in order before routing: the first rule whose matchers all
+    /// match sets the alert's severity (a `severity` matcher compares the monitor's own). For
+    /// example, to page on OOMKilled: `{match: {monitor: pod_crashes, reason: OOMKilled},
+    /// severity: critical}`.
+    #[serde(default)]
+    pub severity_rules: Vec<SeverityRule>,
     /// Per-monitor switches and thresholds.
     #[serde(default)]
     pub monitors: Monitors,
@@ -80,6 +86,7 @@ impl Default for Config {
                 default: vec!["log".to_string()],
                 rules: Vec::new(),
             },
+            severity_rules: Vec::new(),
             monitors: Monitors::default(),
             namespaces: NamespaceFilter::default(),
             links: BTreeMap::new(),
@@ -214,6 +221,17 @@ pub struct Rule {
     pub channels: Vec<String>,
 }
 
+/// One entry of `severity_rules`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRule {
+    /// All given matchers must match (an empty matcher matches everything).
+    #[serde(default, rename = "match")]
+    pub matcher: Matcher,
+    /// The severity matching alerts get: info, warning or critical.
+    pub severity: Severity,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Matcher {
@@ -235,6 +253,10 @@ pub struct Matcher {
     /// Reasons, e.g. `OOMKilled`, `CrashLoopBackOff`.
     #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
     pub reason: OneOrMany,
+    /// Kinds of the owning workload, e.g. `Deployment`, `StatefulSet`, `Job` (pod alerts carry
+    /// their owner; other alerts match only an empty list).
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    pub owner_kind: OneOrMany,
     /// Object labels that must be present with these values (values may be globs).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

@@ -6,7 +6,8 @@
 //! - a channel is deserialized as its own `type`, so a mistake inside it keeps its full path
 //!   (`channels.mail.smtp.tls`; serde's internally tagged enums lose it), and a faulty channel is
 //!   replaced by a stand-in `log` channel, so routes naming it still resolve;
-//! - a routing rule has a required field, so a faulty rule is replaced by a rule without channels.
+//! - a routing rule has a required field, so a faulty rule is replaced by a rule without channels;
+//!   a faulty severity rule likewise by a stand-in.
 //!
 //! The repaired document always deserializes into a [`Config`] for the semantic checks. Where
 //! something was taken out, defaults stand in, and a cross-field check there would only report a
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::{
     AlertmanagerChannel, Config, ConfigError, DiscordChannel, EmailChannel, GoogleChatChannel,
-    LogChannel, OpsgenieChannel, PagerDutyChannel, Rule, SlackChannel, TeamsChannel,
+    LogChannel, OpsgenieChannel, PagerDutyChannel, Rule, SeverityRule, SlackChannel, TeamsChannel,
     WebhookChannel,
 };
 
@@ -162,6 +163,18 @@ pub fn check(mut document: Value) -> Structure {
             ];
             if s.peel(rule, &base, check_rule) && check_rule(rule).is_err() {
                 *rule = json!({"channels": []});
+                s.broken.push(render(&base));
+            }
+        }
+    }
+    if let Some(Value::Array(rules)) = document.get_mut("severity_rules") {
+        let check_rule = |v: &Value| deserialize::<SeverityRule>(v.clone()).map(drop);
+        for (i, rule) in rules.iter_mut().enumerate() {
+            let base = [Segment::Key("severity_rules".into()), Segment::Index(i)];
+            // The stand-in only serves the semantic checks: a configuration with structural
+            // errors is never applied.
+            if s.peel(rule, &base, check_rule) && check_rule(rule).is_err() {
+                *rule = json!({"severity": "warning"});
                 s.broken.push(render(&base));
             }
         }

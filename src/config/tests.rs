@@ -422,3 +422,28 @@ fn without_secrets_references_are_left_unchecked() {
     .expect("valid without its secret values");
     assert_eq!(ok.channels.len(), 1);
 }
+
+#[test]
+fn severity_rules_are_checked_with_their_paths() {
+    let errors = load(
+        "severity_rules:\n  - match: {monitor: pod_crash}\n    severity: critical\n  - match: {namespace: '['}\n    severity: critical\n  - match: {reason: OOMKilled}\n    severity: urgent\n",
+        &SecretMap::new(),
+    )
+    .unwrap_err();
+    let text = errors.to_string();
+    assert!(
+        text.contains("severity_rules[0].match.monitor[0]: unknown monitor \"pod_crash\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("severity_rules[1].match.namespace[0]: invalid glob"),
+        "{text}"
+    );
+    assert!(text.contains("severity_rules[2].severity"), "{text}");
+    let ok = load(
+        "channels: {ops: {type: log}}\nrouting: {default: [ops]}\nseverity_rules:\n  - match: {monitor: pod_crashes, reason: OOMKilled, owner_kind: Deployment}\n    severity: critical\n",
+        &SecretMap::new(),
+    )
+    .unwrap();
+    assert_eq!(ok.severity_rules[0].severity, Severity::Critical);
+}

@@ -70,6 +70,14 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         matcher_checks(&rule.matcher, &format!("{base}.match"), &mut errors);
     }
 
+    for (r, rule) in config.severity_rules.iter().enumerate() {
+        matcher_checks(
+            &rule.matcher,
+            &format!("severity_rules[{r}].match"),
+            &mut errors,
+        );
+    }
+
     for (i, name) in config.welcome.channels.iter().enumerate() {
         known_channel(
             &channels,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Alert, AlertKey, Finding, Notification, Severity, State};
 use crate::config::Config;
 pub use incident::{Incident, IncidentSettings, Told};
-pub use router::{Route, Router, RouterError};
+pub use router::{Route, Router, RouterError, SeverityRules};
 
 /// The engine's share of the configuration.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct Settings {
     pub digest_severities: Vec<Severity>,
     pub digest_interval: SignedDuration,
     pub router: Router,
+    /// `severity_rules`, applied to every alert before anything else.
+    pub severity_rules: SeverityRules,
     /// Channels whose receiver forgets a firing alert that is not sent again (Alertmanager), and
     /// how often their active alerts are re-sent.
     pub resend: BTreeMap<String, SignedDuration>,
@@ -39,6 +41,7 @@ impl Settings {
             digest_severities: config.dedupe.digest.severities.clone(),
             digest_interval: config.dedupe.digest.interval.signed(),
             router: Router::new(&config.routing)?,
+            severity_rules: SeverityRules::new(&config.severity_rules)?,
             resend: config
                 .channels
                 .iter()
@@ -255,6 +258,10 @@ pub struct Explanation {
     pub route: Route,
     /// Per channel: true when the alert would be batched into the digest.
     pub digest: Vec<(String, bool)>,
+    /// The severity it is sent with, after `severity_rules`.
+    pub severity: Severity,
+    /// Index of the severity rule that set it, if one did.
+    pub severity_rule: Option<usize>,
 }
 
 /// The alert engine. See the module docs.
@@ -294,7 +301,8 @@ impl Engine {
 
     /// Reports a fact. A resolvable alert joins the active set and fires once; while active,
     /// repeats are dropped. A one-shot alert fires at most once per `dedupe.window`.
-    pub fn submit(&mut self, alert: Alert, now: Timestamp) -> Outcome {
+    pub fn submit(&mut self, mut alert: Alert, now: Timestamp) -> Outcome {
+        self.settings.severity_rules.apply(&mut alert);
         let key = alert.key.clone();
         if alert.resolvable {
             if let Some(active) = self.active.get_mut(&key) {
@@ -753,13 +761,20 @@ impl Engine {
 
     /// Where an alert would go, without changing any state.
     pub fn explain(&self, alert: &Alert) -> Explanation {
-        let route = self.settings.router.route(alert);
+        let mut alert = alert.clone();
+        let severity_rule = self.settings.severity_rules.apply(&mut alert);
+        let route = self.settings.router.route(&alert);
         let digest = route
             .channels
             .iter()
             .map(|c| (c.clone(), self.settings.digested(alert.severity)))
             .collect();
-        Explanation { route, digest }
+        Explanation {
+            route,
+            digest,
+            severity: alert.severity,
+            severity_rule,
+        }
     }
 
     pub fn active(&self) -> impl Iterator<Item = &ActiveAlert> {

@@ -1,10 +1,11 @@
 //! Routing: the first rule whose matchers all match gives the channels; otherwise the default.
+//! Severity rules use the same matchers: the first that matches sets the severity.
 
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use regex::Regex;
 
 use crate::alert::{Alert, Severity};
-use crate::config::{Matcher, Routing};
+use crate::config::{Matcher, Routing, SeverityRule};
 
 /// Where an alert goes, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,7 @@ struct CompiledRule {
     namespace_regex: Option<Regex>,
     kinds: Vec<String>,
     reasons: Vec<String>,
+    owner_kinds: Vec<String>,
     labels: Vec<(String, GlobMatcher)>,
     channels: Vec<String>,
 }
@@ -33,10 +35,13 @@ pub struct Router {
     default: Vec<String>,
 }
 
-/// A routing rule that could not be compiled (validation reports these first, with paths).
+/// A routing or severity rule that could not be compiled (validation reports these first, with
+/// paths).
 #[derive(Debug, thiserror::Error)]
-#[error("routing.rules[{rule}].match: {message}")]
+#[error("{section}[{rule}].match: {message}")]
 pub struct RouterError {
+    /// `routing.rules` or `severity_rules`.
+    pub section: &'static str,
     pub rule: usize,
     pub message: String,
 }
@@ -48,8 +53,11 @@ impl Router {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                compile(&r.matcher, r.channels.clone())
-                    .map_err(|message| RouterError { rule: i, message })
+                compile(&r.matcher, r.channels.clone()).map_err(|message| RouterError {
+                    section: "routing.rules",
+                    rule: i,
+                    message,
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Router {
@@ -71,6 +79,42 @@ impl Router {
             channels: self.default.clone(),
             rule: None,
         }
+    }
+}
+
+/// Compiled `severity_rules`.
+#[derive(Debug, Clone, Default)]
+pub struct SeverityRules {
+    rules: Vec<(CompiledRule, Severity)>,
+}
+
+impl SeverityRules {
+    pub fn new(rules: &[SeverityRule]) -> Result<Self, RouterError> {
+        let rules = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                compile(&r.matcher, Vec::new())
+                    .map(|c| (c, r.severity))
+                    .map_err(|message| RouterError {
+                        section: "severity_rules",
+                        rule: i,
+                        message,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SeverityRules { rules })
+    }
+
+    /// Sets the severity of the first matching rule; returns that rule's index.
+    pub fn apply(&self, alert: &mut Alert) -> Option<usize> {
+        let (i, severity) = self
+            .rules
+            .iter()
+            .enumerate()
+            .find_map(|(i, (rule, severity))| rule.matches(alert).then_some((i, *severity)))?;
+        alert.severity = severity;
+        Some(i)
     }
 }
 
@@ -108,6 +152,7 @@ fn compile(m: &Matcher, channels: Vec<String>) -> Result<CompiledRule, String> {
         namespace_regex,
         kinds: m.kind.iter().map(|k| k.to_lowercase()).collect(),
         reasons: m.reason.0.clone(),
+        owner_kinds: m.owner_kind.iter().map(|k| k.to_lowercase()).collect(),
         labels,
         channels,
     })
@@ -128,6 +173,12 @@ impl CompiledRule {
                 .is_none_or(|r| r.is_match(&k.namespace))
             && (self.kinds.is_empty() || self.kinds.contains(&k.kind.to_lowercase()))
             && (self.reasons.is_empty() || self.reasons.contains(&k.reason))
+            && (self.owner_kinds.is_empty()
+                || alert
+                    .owner
+                    .as_deref()
+                    .and_then(|o| o.split_once('/'))
+                    .is_some_and(|(kind, _)| self.owner_kinds.contains(&kind.to_lowercase())))
             && self
                 .labels
                 .iter()
@@ -225,5 +276,21 @@ routing:
         let route = r.route(&a);
         assert_eq!(route.rule, Some(3));
         assert!(route.channels.is_empty());
+    }
+
+    #[test]
+    fn owner_kind_matches_the_owning_workload_and_nothing_without_one() {
+        let r = router(
+            "channels: {ops: {type: log}, jobs: {type: log}}\nrouting:\n  default: [ops]\n  rules:\n    - match: {owner_kind: [job, CronJob]}\n      channels: [jobs]\n",
+        );
+        let owned = |owner: &str| alert("pod_crashes", "shop", Severity::Warning).owner(owner);
+        assert_eq!(r.route(&owned("Job/nightly-123")).rule, Some(0));
+        assert_eq!(r.route(&owned("CronJob/nightly")).rule, Some(0));
+        assert_eq!(r.route(&owned("Deployment/api")).rule, None);
+        assert_eq!(
+            r.route(&alert("pod_crashes", "shop", Severity::Warning))
+                .rule,
+            None
+        );
     }
 }

@@ -919,3 +919,60 @@ fn incidents_of_several_workloads_and_a_bare_pod_stay_apart_over_several_ticks()
         )]
     );
 }
+
+#[test]
+fn severity_rules_set_the_severity_before_routing_and_the_first_match_wins() {
+    let mut e = engine(
+        r#"incidents: {enabled: false}
+severity_rules:
+  - match: {monitor: pod_crashes, reason: OOMKilled}
+    severity: critical
+  - match: {owner_kind: StatefulSet}
+    severity: critical
+  - match: {monitor: pod_crashes}
+    severity: info
+"#,
+    );
+    let oom = AlertKey::new("pod_crashes", "shop", "Pod", "api-1", "OOMKilled");
+    let o = e.submit(
+        Alert::new(oom, Severity::Warning, "api-1 OOMKilled", t(0)),
+        t(0),
+    );
+    // Critical pages: routed by the rule on severity, to oncall and ops, sent as critical.
+    let mut channels: Vec<_> = o.dispatches.iter().map(|d| d.channel.as_str()).collect();
+    channels.sort();
+    assert_eq!(channels, ["oncall", "ops"]);
+    assert!(
+        o.dispatches
+            .iter()
+            .all(|d| d.notifications[0].notification.alert.severity == Severity::Critical)
+    );
+    // A StatefulSet's crash loop is critical too (second rule); a Deployment's falls to the
+    // third rule and becomes info, which the digest takes.
+    let db = firing("db-0", Severity::Warning).owner("StatefulSet/db");
+    let o = e.submit(db, t(1));
+    assert_eq!(
+        o.dispatches[0].notifications[0].notification.alert.severity,
+        Severity::Critical
+    );
+    let web = firing("web-1", Severity::Warning).owner("Deployment/web");
+    let o = e.submit(web.clone(), t(2));
+    assert!(o.dispatches.is_empty(), "info waits for the digest: {o:?}");
+    assert_eq!(e.explain(&web).severity, Severity::Info);
+    assert_eq!(e.explain(&web).severity_rule, Some(2));
+    // An alert no rule matches keeps the monitor's severity.
+    let other = Alert::new(
+        AlertKey::new(
+            "job_failed",
+            "shop",
+            "Job",
+            "nightly",
+            "BackoffLimitExceeded",
+        ),
+        Severity::Warning,
+        "nightly failed",
+        t(3),
+    );
+    assert_eq!(e.explain(&other).severity, Severity::Warning);
+    assert_eq!(e.explain(&other).severity_rule, None);
+}
