@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::alert::{Alert, AlertKey, Severity};
+use crate::config::monitors::{Entry, Level, Lookup};
 use crate::config::{self, Config, SecretMap};
 use crate::engine::{Engine, Settings};
 
@@ -75,7 +76,9 @@ pub struct RouteTestArgs {
     #[command(flatten)]
     pub files: FileArgs,
     /// Alert fields, e.g. `monitor=pod_crashes,namespace=payments,severity=critical`
-    /// (also kind, name, reason and label.NAME=value).
+    /// (also kind, name, reason and label.NAME=value). The reason must be one the monitor sends;
+    /// without reason, kind or severity, it takes the monitor's main reason and the kind and
+    /// severity kpulse sends it with.
     #[arg(long, value_name = "SPEC")]
     pub alert: String,
 }
@@ -228,18 +231,23 @@ pub fn schema() -> ExitCode {
 const UNCHECKED_SECRETS: &str =
     "$NAME references were not checked: pass --secrets FILE to resolve them";
 
-/// The alert `route-test` routes, and whether its severity was given.
+/// The alert `route-test` routes, and what was assumed for the fields not given.
 #[derive(Debug)]
 pub struct TestAlert {
     pub alert: Alert,
-    pub severity_given: bool,
+    /// Where the severity came from, when `severity=` was not given.
+    pub severity_from: Option<String>,
+    /// Which reason was taken, when `reason=` was not given.
+    pub reason_from: Option<String>,
 }
 
 /// Parses `monitor=pod_crashes,namespace=payments,severity=critical,label.team=x`. The monitor
-/// must be one kpulse has.
+/// must be one kpulse has, and the reason one it sends (see [`config::monitors::Reasons`]);
+/// without `reason=`, `kind=` and `severity=`, the alert takes the monitor's main reason and the
+/// kind and severity kpulse sends it with.
 pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
-    let mut key = AlertKey::new("", "", "Pod", "example", "Example");
-    let mut severity = None;
+    let mut key = AlertKey::new("", "", "", "example", "");
+    let (mut kind, mut reason, mut severity) = (None, None, None);
     let mut labels = BTreeMap::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
@@ -248,9 +256,9 @@ pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
         match k {
             "monitor" => key.monitor = v.to_string(),
             "namespace" => key.namespace = v.to_string(),
-            "kind" => key.kind = v.to_string(),
+            "kind" => kind = Some(v.to_string()),
             "name" => key.name = v.to_string(),
-            "reason" => key.reason = v.to_string(),
+            "reason" => reason = Some(v.to_string()),
             "severity" => severity = Some(v.parse::<Severity>()?),
             other => match other.strip_prefix("label.") {
                 Some(label) => {
@@ -267,36 +275,180 @@ pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
     if key.monitor.is_empty() {
         return Err("monitor=... is required".into());
     }
-    known_monitor(&key.monitor)?;
+    let entry = known_monitor(&key.monitor)?;
+    let sent = sent(entry, reason.as_deref(), kind.as_deref())?;
+    key.kind = kind.unwrap_or_else(|| sent.kind.to_string());
+    key.reason = sent.reason;
+    let severity_from = match severity {
+        Some(_) => None,
+        None => Some(sent.severity_from),
+    };
     let alert = Alert::new(
         key,
-        severity.unwrap_or(Severity::Warning),
+        severity.unwrap_or(sent.severity.assumed()),
         "route test",
         jiff::Timestamp::now(),
     )
     .labels(labels);
     Ok(TestAlert {
         alert,
-        severity_given: severity.is_some(),
+        severity_from,
+        reason_from: sent.reason_from,
+    })
+}
+
+/// What the registry says a monitor sends for the test alert's reason.
+struct Sent {
+    /// The reason given, or the monitor's main one.
+    reason: String,
+    /// The kind of object the monitor sends it about.
+    kind: &'static str,
+    severity: Level,
+    /// Where the severity comes from, e.g. "what pod_crashes sends for OOMKilled".
+    severity_from: String,
+    /// Said when the reason was not given.
+    reason_from: Option<String>,
+}
+
+/// Looks `reason` (the main one when `None`) up in the monitor's declared reasons: a reason it
+/// never sends is an error that suggests the ones it does.
+fn sent(entry: &Entry, reason: Option<&str>, kind: Option<&str>) -> Result<Sent, String> {
+    let monitor = entry.name;
+    let reasons = &entry.reasons;
+    let Some((main, main_known)) = reasons.main(kind) else {
+        return Err(format!(
+            "monitor={monitor}: it sends no alerts, so there is nothing to route"
+        ));
+    };
+    let known: Vec<&str> = reasons.names().collect();
+    let (reason, lookup, reason_from) = match reason {
+        Some("") => return Err(format!("reason=: empty (known: {})", known.join(", "))),
+        Some(r) => (r.to_string(), reasons.lookup(r, kind), None),
+        None => {
+            let mut also: Vec<String> = known
+                .iter()
+                .filter(|r| **r != main)
+                .map(|r| r.to_string())
+                .collect();
+            if let Some(other) = &reasons.other {
+                also.push(format!(
+                    "{}{}",
+                    if also.is_empty() { "" } else { "and " },
+                    other.what
+                ));
+            }
+            // Picked for the kind given, rather than the monitor's main reason.
+            let about = match kind {
+                Some(kind) if reasons.main(None).is_some_and(|(m, _)| m != main) => {
+                    format!(" about {kind}")
+                }
+                _ => String::new(),
+            };
+            let note = if also.is_empty() {
+                format!("reason not given: {main}, the one {monitor} sends")
+            } else {
+                format!(
+                    "reason not given: {main}, the main one {monitor} sends{about} (also {})",
+                    also.join(", ")
+                )
+            };
+            (main.to_string(), Lookup::Known(main_known), Some(note))
+        }
+    };
+    let (kinds, severity, about) = match lookup {
+        Lookup::Known(k) => (k.kinds, k.severity, reason.clone()),
+        Lookup::Other(o) => (o.kinds, o.severity, format!("{reason}, as for {}", o.what)),
+        Lookup::Never(n) => {
+            return Err(format!(
+                "reason={reason}: {monitor} never sends it ({})",
+                n.why
+            ));
+        }
+        Lookup::Unknown => {
+            let close = resembling(&reason, &known);
+            let hint = if close.is_empty() {
+                format!("{monitor} sends {}", known.join(", "))
+            } else {
+                format!("did you mean {}?", close.join(" or "))
+            };
+            return Err(format!(
+                "reason={reason}: unknown reason for {monitor} ({hint})"
+            ));
+        }
+    };
+    let severity_from = match severity.single() {
+        Some(_) => format!("what {monitor} sends for {about}"),
+        None => {
+            let others: Vec<&str> = severity.severities[1..]
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            format!(
+                "{monitor} sends {about} as {severity}: assumed {}, add severity={} for {}",
+                severity.assumed(),
+                others.join("|"),
+                if others.len() == 1 {
+                    "the other"
+                } else {
+                    "another"
+                }
+            )
+        }
+    };
+    Ok(Sent {
+        reason,
+        kind: kinds[0],
+        severity,
+        severity_from,
+        reason_from,
     })
 }
 
 /// An unknown monitor name is an error that suggests the names it resembles.
-fn known_monitor(name: &str) -> Result<(), String> {
-    let names = config::Monitors::NAMES;
-    if names.contains(&name) {
-        return Ok(());
+fn known_monitor(name: &str) -> Result<&'static Entry, String> {
+    if let Some(entry) = config::Monitors::entry(name) {
+        return Ok(entry);
     }
-    let close: Vec<&str> = names
-        .into_iter()
-        .filter(|n| n.contains(name) || name.contains(n))
-        .collect();
+    let names = config::Monitors::NAMES;
+    let close = resembling(name, &names);
     let hint = if close.is_empty() {
         format!("known: {}", names.join(", "))
     } else {
         format!("did you mean {}?", close.join(" or "))
     };
     Err(format!("monitor={name}: unknown monitor ({hint})"))
+}
+
+/// The candidates `word` may be a typo of: the same but for case, one containing the other, or
+/// at most two edits apart.
+fn resembling<'a>(word: &str, candidates: &[&'a str]) -> Vec<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .iter()
+        .copied()
+        .filter(|c| {
+            let c = c.to_lowercase();
+            c.contains(&word) || word.contains(&c) || (word.len() > 3 && edits(&word, &c) <= 2)
+        })
+        .collect()
+}
+
+/// The Levenshtein distance between `a` and `b`.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// The text `route-test` prints.
@@ -306,14 +458,20 @@ pub fn explain_route(config: &Config, test: &TestAlert) -> Result<String, String
     let alert = &test.alert;
     let x = engine.explain(alert);
     let severity = alert.severity;
-    let mut out = if test.severity_given {
-        format!("alert: {}, severity {severity}\n", alert.key)
-    } else {
-        format!(
-            "alert: {}, severity {severity} (not given; add severity=info|warning|critical)\n",
-            alert.key
-        )
+    let mut out = match &test.severity_from {
+        None => format!("alert: {}, severity {severity}\n", alert.key),
+        Some(from) => format!("alert: {}, severity {severity} ({from})\n", alert.key),
     };
+    if let Some(note) = &test.reason_from {
+        out.push_str(note);
+        out.push('\n');
+    }
+    if let Some(i) = x.severity_rule {
+        out.push_str(&format!(
+            "severity_rules[{i}] sets severity {}\n",
+            x.severity
+        ));
+    }
     out.push_str(&match x.route.rule {
         Some(i) => format!("matched routing.rules[{i}]\n"),
         None => "no rule matched: routing.default\n".to_string(),
@@ -398,24 +556,46 @@ mod tests {
         let a = parse_alert("monitor=pod_crashes,namespace=payments,severity=critical").unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "alert: pod_crashes/payments/Pod/example/Example, severity critical\nmatched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
+            "alert: pod_crashes/payments/Pod/example/CrashLoopBackOff, severity critical\nreason not given: CrashLoopBackOff, the main one pod_crashes sends (also OOMKilled, ErrorExit)\nmatched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
         );
-        let a = parse_alert("monitor=pod_crashes,namespace=shop,severity=info").unwrap();
+        let a = parse_alert("monitor=pod_crashes,namespace=shop,reason=OOMKilled,severity=info")
+            .unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "alert: pod_crashes/shop/Pod/example/Example, severity info\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
+            "alert: pod_crashes/shop/Pod/example/OOMKilled, severity info\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
         );
         let a = parse_alert("monitor=job_failed,namespace=shop").unwrap();
         assert!(
             explain_route(&c, &a)
                 .unwrap()
-                .starts_with("alert: job_failed/shop/Pod/example/Example, severity warning (not given; add severity=info|warning|critical)\n"),
+                .starts_with("alert: job_failed/shop/Job/example/BackoffLimitExceeded, severity warning (what job_failed sends for BackoffLimitExceeded)\nreason not given: BackoffLimitExceeded, the main one job_failed sends (also DeadlineExceeded, PodFailurePolicy, MaxFailedIndexesExceeded, FailedIndexes, Failed, LongRunning, and any other reason of the Job's Failed condition)\nno rule matched"),
+            "{}",
+            explain_route(&c, &a).unwrap()
         );
         assert!(
             parse_alert("monitor=pod_crashes,colour=red")
                 .unwrap_err()
                 .contains("colour")
         );
+    }
+
+    #[test]
+    fn route_test_shows_the_severity_rule_that_set_the_severity_and_routes_by_it() {
+        let c = config::load(
+            "channels: {ops: {type: log}, pager: {type: log}}\nrouting:\n  default: [ops]\n  rules:\n    - match: {severity: [critical]}\n      channels: [pager]\nseverity_rules:\n  - match: {monitor: pod_crashes, reason: OOMKilled}\n    severity: critical\n",
+            &SecretMap::new(),
+        )
+        .unwrap();
+        let a = parse_alert("monitor=pod_crashes,reason=OOMKilled").unwrap();
+        let out = explain_route(&c, &a).unwrap();
+        assert!(
+            out.contains("severity_rules[0] sets severity critical\nmatched routing.rules[0]\n  -> pager (log): immediate\n"),
+            "{out}"
+        );
+        let a = parse_alert("monitor=pod_crashes,reason=CrashLoopBackOff").unwrap();
+        let out = explain_route(&c, &a).unwrap();
+        assert!(!out.contains("severity_rules"), "{out}");
+        assert!(out.contains("no rule matched: routing.default"), "{out}");
     }
 
     #[test]
@@ -428,6 +608,126 @@ mod tests {
         assert!(
             e.starts_with("monitor=disk_full: unknown monitor (known: pod_crashes, "),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn route_test_refuses_a_reason_the_monitor_does_not_send() {
+        assert_eq!(
+            parse_alert("monitor=pod_crashes,reason=OOMKiled").unwrap_err(),
+            "reason=OOMKiled: unknown reason for pod_crashes (did you mean OOMKilled?)"
+        );
+        assert_eq!(
+            parse_alert("monitor=pod_crashes,reason=Evicted").unwrap_err(),
+            "reason=Evicted: unknown reason for pod_crashes (pod_crashes sends CrashLoopBackOff, OOMKilled, ErrorExit)"
+        );
+        // Open sets accept any reason, but not one the monitor is known never to send.
+        assert_eq!(
+            parse_alert("monitor=container_waiting,reason=ErrImagePull").unwrap_err(),
+            "reason=ErrImagePull: container_waiting never sends it (sent as ImagePullBackOff)"
+        );
+        assert!(
+            parse_alert("monitor=pod_crashes,reason=").is_err(),
+            "an empty reason"
+        );
+        assert_eq!(
+            parse_alert("monitor=startup_latency").unwrap_err(),
+            "monitor=startup_latency: it sends no alerts, so there is nothing to route"
+        );
+    }
+
+    #[test]
+    fn route_test_accepts_any_reason_of_an_open_set() {
+        let a = parse_alert("monitor=job_failed,reason=SomethingCustom").unwrap();
+        assert_eq!(
+            a.alert.key.to_string(),
+            "job_failed//Job/example/SomethingCustom"
+        );
+        assert_eq!(
+            (a.alert.severity, a.severity_from.as_deref(), a.reason_from),
+            (
+                Severity::Warning,
+                Some(
+                    "what job_failed sends for SomethingCustom, as for any other reason of the Job's Failed condition"
+                ),
+                None
+            )
+        );
+        let a = parse_alert("monitor=node_conditions,reason=GPUUnhealthy").unwrap();
+        assert_eq!(
+            (a.alert.key.kind.as_str(), a.alert.severity),
+            ("Node", Severity::Warning)
+        );
+        // A Node's SystemOOM event is critical; a Pod's is one of the others.
+        let node = parse_alert("monitor=warning_events,reason=SystemOOM").unwrap();
+        let pod = parse_alert("monitor=warning_events,reason=SystemOOM,kind=Pod").unwrap();
+        assert_eq!(
+            [node.alert.severity, pod.alert.severity],
+            [Severity::Critical, Severity::Warning]
+        );
+        assert_eq!(node.alert.key.kind, "Node");
+    }
+
+    #[test]
+    fn without_severity_route_test_uses_what_the_registry_says() {
+        for e in config::Monitors::REGISTRY {
+            for known in e.reasons.known {
+                for reason in known.names {
+                    let a = parse_alert(&format!("monitor={},reason={reason}", e.name)).unwrap();
+                    let from = a.severity_from.unwrap();
+                    assert_eq!(a.alert.severity, known.severity.assumed(), "{from}");
+                    assert_eq!(a.alert.key.kind, known.kinds[0], "{from}");
+                    match known.severity.single() {
+                        Some(_) => {
+                            assert_eq!(from, format!("what {} sends for {reason}", e.name))
+                        }
+                        None => assert!(from.contains(&known.severity.to_string()), "{from}"),
+                    }
+                }
+            }
+        }
+        let a = parse_alert("monitor=pvc_pending,reason=Lost").unwrap();
+        assert_eq!(
+            (a.alert.severity, a.severity_from.unwrap()),
+            (
+                Severity::Critical,
+                "what pvc_pending sends for Lost".to_string()
+            )
+        );
+        let a = parse_alert("monitor=pvc_usage,namespace=db").unwrap();
+        assert_eq!(
+            (a.alert.key.to_string(), a.alert.severity),
+            (
+                "pvc_usage/db/PersistentVolumeClaim/example/SpaceUsage".to_string(),
+                Severity::Warning
+            )
+        );
+        assert_eq!(
+            a.severity_from.unwrap(),
+            "pvc_usage sends SpaceUsage as warning or critical, by fill level and rate: assumed warning, add severity=critical for the other"
+        );
+        assert_eq!(
+            a.reason_from.unwrap(),
+            "reason not given: SpaceUsage, the main one pvc_usage sends (also InodeUsage)"
+        );
+        // Given, the severity is the test's; without a reason, the kind picks one about it.
+        let a = parse_alert("monitor=rollout_stuck,kind=DaemonSet,severity=critical").unwrap();
+        assert_eq!(
+            (a.alert.key.to_string(), a.alert.severity, a.severity_from),
+            (
+                "rollout_stuck//DaemonSet/example/RolloutStalled".to_string(),
+                Severity::Critical,
+                None
+            )
+        );
+        assert_eq!(
+            a.reason_from.unwrap(),
+            "reason not given: RolloutStalled, the main one rollout_stuck sends about DaemonSet (also ProgressDeadlineExceeded, ReplicaFailure)"
+        );
+        let a = parse_alert("monitor=canary").unwrap();
+        assert_eq!(
+            a.reason_from.unwrap(),
+            "reason not given: CanaryFailed, the one canary sends"
         );
     }
 

@@ -26,16 +26,22 @@ fn write(dir: &Path, name: &str, content: &str) -> String {
 }
 
 /// The README's configuration, as a user would copy it.
-const README_CONFIG: &str = "cluster: prod-eks-1
-channels:
-  ops:    {type: slack, webhook_url: $SLACK_WEBHOOK}
-  oncall: {type: pagerduty, routing_key: $PD_ROUTING_KEY}
-routing:
-  default: [ops]
-  rules:
-    - match: {severity: [critical], namespace: \"payments-*\"}
-      channels: [oncall, ops]
-";
+/// A fenced block of the README: the first after `heading` that opens with `fence`.
+fn readme_block(heading: &str, fence: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find(heading).expect("README section")..];
+    let start = section.find(fence).expect("README block") + fence.len();
+    let body = &section[start..];
+    body[..body.find("\n```").expect("README block end")]
+        .trim_start_matches('\n')
+        .to_string()
+}
+
+/// The README's "Configuration at a glance".
+fn readme_config() -> String {
+    readme_block("## Configuration at a glance", "```yaml")
+}
 
 #[test]
 fn check_config_lists_every_problem_with_its_path_at_once() {
@@ -70,7 +76,7 @@ routing:
 #[test]
 fn without_secrets_the_readme_commands_work_and_say_what_was_not_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "config.yaml", README_CONFIG);
+    let file = write(dir.path(), "config.yaml", &readme_config());
     let out = kpulse(&["check-config", &file]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -78,24 +84,24 @@ fn without_secrets_the_readme_commands_work_and_say_what_was_not_checked() {
         "{}",
         text(&out)
     );
-    let out = kpulse(&[
-        "route-test",
-        "--config",
-        &file,
-        "--alert",
-        "monitor=pod_crashes,namespace=payments-eu,severity=critical",
-    ]);
+    // The README's route-test command, its alert taken from the README, prints what the README
+    // shows.
+    let commands = readme_block("## Configuration at a glance", "```sh");
+    let spec = commands
+        .lines()
+        .find_map(|l| l.strip_prefix("kpulse route-test --config config.yaml --alert '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("the README's route-test command");
+    let out = kpulse(&["route-test", "--config", &file, "--alert", spec]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "alert: pod_crashes/payments-eu/Pod/example/Example, severity critical\nmatched routing.rules[0]\n  -> oncall (pagerduty): immediate\n  -> ops (slack): immediate\n"
-    );
+    let shown = readme_block("shows the\n`severity_rules` entry", "```");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{shown}\n"));
 }
 
 #[test]
 fn route_test_refuses_an_unknown_monitor() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "config.yaml", README_CONFIG);
+    let file = write(dir.path(), "config.yaml", &readme_config());
     let out = kpulse(&[
         "route-test",
         "--config",
@@ -115,7 +121,7 @@ fn route_test_refuses_an_unknown_monitor() {
 #[test]
 fn check_config_with_a_mounted_secret_names_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "config.yaml", README_CONFIG);
+    let file = write(dir.path(), "config.yaml", &readme_config());
     let secret = dir.path().join("kpulse-secrets");
     std::fs::create_dir(&secret).unwrap();
     let check = || {
