@@ -15,18 +15,25 @@ fn config(ns: &str) -> String {
     )
 }
 
+/// kpulse's JSON log lines so far.
+fn json_logs(kpulse: &Kpulse) -> Vec<Value> {
+    kpulse
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
 /// Waits until kpulse has logged a state write that includes `active` active alerts.
 async fn state_written_with(kpulse: &Kpulse, active: u64) {
     eventually(
         &format!("a state write with {active} active alert(s)"),
         Duration::from_secs(30),
         || async {
-            kpulse
-                .stderr
-                .lock()
-                .unwrap()
+            json_logs(kpulse)
                 .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .any(|l| l["message"] == "state written" && l["active"] == active)
                 .then_some(())
         },
@@ -120,12 +127,8 @@ async fn restarted_while_firing_sends_nothing_new_and_still_resolves_later() {
 
 /// How many periodic state writes kpulse skipped because nothing had changed.
 fn unchanged_writes(kpulse: &Kpulse) -> usize {
-    kpulse
-        .stderr
-        .lock()
-        .unwrap()
+    json_logs(kpulse)
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["message"] == "state unchanged: not written")
         .count()
 }

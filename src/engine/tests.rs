@@ -976,3 +976,59 @@ severity_rules:
     assert_eq!(e.explain(&other).severity, Severity::Warning);
     assert_eq!(e.explain(&other).severity_rule, None);
 }
+
+#[test]
+fn severity_rules_hold_across_full_passes_among_incidents_and_bare_pods() {
+    // Three OOMKilled replicas of one Deployment (an incident), a StatefulSet's pod and a bare
+    // pod crash-looping, reconciled as a watch does every pass: the rule's severity is what is sent,
+    // once, and a later pass (the monitor again reports `warning`) is no escalation and sends
+    // nothing.
+    let mut e = engine(
+        r#"incidents: {group_wait: 30s}
+severity_rules:
+  - match: {monitor: pod_crashes, reason: OOMKilled}
+    severity: critical
+  - match: {owner_kind: StatefulSet}
+    severity: critical
+"#,
+    );
+    let pass = |e: &mut Engine, at: Timestamp| {
+        let mut alerts: Vec<Alert> = (0..3).map(|n| replica(n, "OOMKilled", true)).collect();
+        alerts.push(firing("db-0", Severity::Warning).owner("StatefulSet/db"));
+        alerts.push(firing("lonely", Severity::Warning));
+        let mut out =
+            told(&e.reconcile("pod_crashes", &Scope::Kind("Pod".into()), found(alerts), at));
+        out.extend(told(&e.tick(at)));
+        out
+    };
+    // A pod without a workload is told at once; the workloads' pods wait for group_wait.
+    let first = pass(&mut e, secs(0));
+    assert_eq!(first, [(State::Firing, "lonely crashing".to_string())]);
+    let sent = pass(&mut e, secs(31));
+    // Both are critical by a rule, so each goes to oncall and ops: two messages, four sends.
+    let titles: BTreeSet<&str> = sent.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        (sent.len(), titles),
+        (
+            4,
+            BTreeSet::from([
+                "Deployment api: 3 pods OOMKilled on 3 nodes",
+                "db-0 crashing"
+            ])
+        )
+    );
+    let active: Vec<(String, Severity)> = e
+        .active()
+        .filter(|a| a.notified)
+        .map(|a| (a.alert.key.name.clone(), a.alert.severity))
+        .collect();
+    assert!(
+        active.contains(&("api".to_string(), Severity::Critical)),
+        "the incident takes its members' rule severity: {active:?}"
+    );
+    assert!(active.contains(&("db-0".to_string(), Severity::Critical)));
+    assert!(active.contains(&("lonely".to_string(), Severity::Warning)));
+    for n in 1..4 {
+        assert!(pass(&mut e, secs(31 + n * 15)).is_empty(), "pass {n}");
+    }
+}

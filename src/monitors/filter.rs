@@ -156,4 +156,28 @@ mod tests {
         assert!(!ignored(Some(&no), None));
         assert!(!ignored(None, None));
     }
+
+    #[test]
+    fn visibility_compiles_the_filter_of_each_configuration_and_keeps_the_ignored_set() {
+        let runtime = |generation: u64, exclude: &str| {
+            let mut config = crate::config::Config::default();
+            config.namespaces.exclude = vec![exclude.to_string()];
+            Runtime {
+                config: Arc::new(config),
+                registry: Default::default(),
+                generation,
+            }
+        };
+        let v = Visibility::default();
+        v.set_ignored(["quiet".to_string()].into());
+        let first = runtime(1, "kube-*");
+        assert!(!v.now(&first).watched("kube-system"));
+        assert!(v.now(&first).watched("shop"));
+        assert!(!v.now(&first).watched("quiet"));
+        // A new configuration generation is compiled afresh; the ignored set stays.
+        let second = runtime(2, "shop");
+        assert!(v.now(&second).watched("kube-system"));
+        assert!(!v.now(&second).watched("shop"));
+        assert!(!v.now(&second).watched("quiet"));
+    }
 }
