@@ -2,66 +2,60 @@
 //! StorageClasses they need), and Namespaces (for the `kpulse.io/ignore` switch on a namespace).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, ResourceExt};
 use tokio::sync::watch as signal;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::feeds::{self, Wiring, fed};
 use super::filter::ignored;
-use super::node_conditions::{self, NodeConditions};
-use super::node_readiness::NodeReadiness;
-use super::pvc_pending::{self, PvcPending};
-use super::warning_events::{self, WarningEvents};
 use super::watch::WatchSpec;
 use super::{Context, SyncGuard};
+use super::{node_conditions, pvc_pending, warning_events};
 use crate::pipeline::Pipeline;
 
 /// Warning Events only: the API server filters, so Normal events never reach kpulse.
-pub fn events(client: kube::Client) -> WatchSpec<Event> {
+pub fn events(client: kube::Client, wiring: &Wiring) -> WatchSpec<Event> {
     WatchSpec {
         resource: "events",
         kind: "Event",
         api: Api::all(client),
         config: watcher::Config::default().fields("type=Warning"),
         trim: warning_events::trim,
-        monitors: vec![Arc::new(WarningEvents)],
+        monitors: fed(&feeds::EVENTS, wiring),
         index: None,
     }
 }
 
-/// The Node watch; it also keeps `readiness` current for the pod monitors.
-pub fn nodes(client: kube::Client, readiness: Arc<NodeReadiness>) -> WatchSpec<Node> {
+/// The Node watch; it also keeps the nodes' readiness current for the pod monitors.
+pub fn nodes(client: kube::Client, wiring: &Wiring) -> WatchSpec<Node> {
     WatchSpec {
         resource: "nodes",
         kind: "Node",
         api: Api::all(client),
         config: watcher::Config::default(),
         trim: node_conditions::trim,
-        monitors: vec![Arc::new(NodeConditions)],
-        index: Some(readiness),
+        monitors: fed(&feeds::NODES, wiring),
+        index: Some(wiring.nodes.clone()),
     }
 }
 
-pub fn pvcs(
-    client: kube::Client,
-    classes: Store<StorageClass>,
-) -> WatchSpec<PersistentVolumeClaim> {
+pub fn pvcs(client: kube::Client, wiring: &Wiring) -> WatchSpec<PersistentVolumeClaim> {
     WatchSpec {
         resource: "persistentvolumeclaims",
         kind: "PersistentVolumeClaim",
         api: Api::all(client),
         config: watcher::Config::default(),
         trim: pvc_pending::trim,
-        monitors: vec![Arc::new(PvcPending::new(classes))],
+        monitors: fed(&feeds::PVCS, wiring),
         index: None,
     }
 }
@@ -162,23 +156,23 @@ async fn namespaces(
 /// Starts the cluster-level watches; each counts towards readiness except StorageClasses, which
 /// only refine `pvc_pending`. The namespaced ones (Events, PVCs) start once the ignored
 /// namespaces are known; `listed` says when they are, to every namespaced watch. The Node watch
-/// keeps `node_readiness` current.
+/// keeps the wiring's node readiness current; `classes` fills its StorageClasses.
 pub fn start(
     client: kube::Client,
     ctx: &Context,
     tasks: &mut JoinSet<()>,
     listed: signal::Sender<bool>,
-    node_readiness: Arc<NodeReadiness>,
+    wiring: &Wiring,
+    classes: reflector::store::Writer<StorageClass>,
 ) {
     tasks.spawn(namespaces(client.clone(), ctx.clone(), ctx.guard(), listed));
-    ctx.watch_cluster(tasks, nodes(client.clone(), node_readiness));
-    ctx.watch(tasks, events(client.clone()));
-    let (classes, writer) = reflector::store();
+    ctx.watch_cluster(tasks, nodes(client.clone(), wiring));
+    ctx.watch(tasks, events(client.clone(), wiring));
     tasks.spawn(storage_classes(
         client.clone(),
         ctx.pipeline.clone(),
-        writer,
+        classes,
         ctx.token.clone(),
     ));
-    ctx.watch(tasks, pvcs(client, classes));
+    ctx.watch(tasks, pvcs(client, wiring));
 }

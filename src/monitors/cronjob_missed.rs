@@ -5,6 +5,8 @@
 //! Suspended CronJobs are skipped. Resolvable: when `lastScheduleTime` moves past the missed slot,
 //! or the CronJob is deleted or suspended.
 
+use std::sync::Arc;
+
 use std::str::FromStr;
 
 use croner::Cron;
@@ -17,6 +19,7 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "cronjob_missed";
+crate::monitors::feeds::feed!(CRONJOBS: CronJob, NAME, |_| Arc::new(CronjobMissed));
 
 pub struct CronjobMissed;
 

@@ -2,6 +2,8 @@
 //! (`desiredNumberScheduled − currentNumberScheduled`), pods on nodes where they should not be
 //! (`numberMisscheduled`), or unavailable pods (`numberUnavailable`), each for `for`. Resolvable.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::ResourceExt;
@@ -12,6 +14,7 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "daemonset_unscheduled";
+crate::monitors::feeds::feed!(DAEMONSETS: DaemonSet, NAME, |_| Arc::new(DaemonsetUnscheduled::default()));
 
 #[derive(Default)]
 pub struct DaemonsetUnscheduled {

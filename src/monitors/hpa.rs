@@ -2,6 +2,8 @@
 //! `hpa_unhealthy`: HPAs that cannot scale (`ScalingActive=False`, e.g. no metrics, or
 //! `AbleToScale=False`) for `for`. Both resolvable when the condition clears or the HPA is deleted.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::ResourceExt;
@@ -10,6 +12,11 @@ use super::since::Since;
 use super::watch::{Finding, ObjectMonitor};
 use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
+
+pub const AT_MAX: &str = "hpa_at_max";
+pub const UNHEALTHY: &str = "hpa_unhealthy";
+crate::monitors::feeds::feed!(HPAS: HorizontalPodAutoscaler, AT_MAX, |_| Arc::new(HpaAtMax::default()));
+crate::monitors::feeds::feed!(HPAS: HorizontalPodAutoscaler, UNHEALTHY, |_| Arc::new(HpaUnhealthy));
 
 #[derive(Default)]
 pub struct HpaAtMax {
@@ -44,7 +51,7 @@ fn alert(
 
 impl ObjectMonitor<HorizontalPodAutoscaler> for HpaAtMax {
     fn name(&self) -> &'static str {
-        "hpa_at_max"
+        AT_MAX
     }
     fn enabled(&self, config: &Config) -> bool {
         config.monitors.hpa_at_max.enabled
@@ -85,7 +92,7 @@ impl ObjectMonitor<HorizontalPodAutoscaler> for HpaAtMax {
 
 impl ObjectMonitor<HorizontalPodAutoscaler> for HpaUnhealthy {
     fn name(&self) -> &'static str {
-        "hpa_unhealthy"
+        UNHEALTHY
     }
     fn enabled(&self, config: &Config) -> bool {
         config.monitors.hpa_unhealthy.enabled

@@ -4,6 +4,8 @@
 //! limit) or, for a CronJob's Job, when a newer Job of the same CronJob completes; a long-running
 //! Job resolves when it finishes.
 
+use std::sync::Arc;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -16,6 +18,7 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "job_failed";
+crate::monitors::feeds::feed!(JOBS: Job, NAME, |_| Arc::new(JobFailed::default()));
 
 /// The monitor, with an index fed by the Job watch itself: for each CronJob (namespace, uid), the
 /// creation time of its newest completed Job.

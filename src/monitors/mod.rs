@@ -14,6 +14,7 @@ pub mod canary;
 pub mod cluster;
 pub mod cronjob_missed;
 pub mod daemonset_unscheduled;
+pub mod feeds;
 pub mod filter;
 pub mod hpa;
 pub mod job_failed;
@@ -205,11 +206,17 @@ pub fn start(
         ctx.token.clone(),
     ));
     tasks.spawn(stats::run(client.clone(), ctx.clone()));
-    // Kept by the Node watch, read by the pod monitors.
-    let nodes = Arc::new(node_readiness::NodeReadiness::default());
-    cluster::start(client.clone(), &ctx, tasks, listed_tx, nodes.clone());
-    workloads::start(client.clone(), &ctx, tasks);
-    ctx.watch(tasks, tls_cert_expiry::spec(client.clone()));
-    pods::start(client, &ctx, tasks, nodes);
+    let (storage_classes, classes) = kube::runtime::reflector::store();
+    let wiring = feeds::Wiring {
+        nodes: Arc::default(),
+        evictions: Arc::default(),
+        storage_classes,
+        metrics: ctx.pipeline.metrics().clone(),
+        started: ctx.pipeline.now(),
+    };
+    cluster::start(client.clone(), &ctx, tasks, listed_tx, &wiring, classes);
+    workloads::start(client.clone(), &ctx, tasks, &wiring);
+    ctx.watch(tasks, tls_cert_expiry::spec(client.clone(), &wiring));
+    pods::start(client, &ctx, tasks, &wiring);
     ready
 }

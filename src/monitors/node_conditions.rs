@@ -10,6 +10,8 @@
 //!   `ReadonlyFilesystem`, ...), cloud-specific or custom conditions: warning, critical for the
 //!   ones that mean a broken machine, info for planned maintenance.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 use kube::ResourceExt;
@@ -19,6 +21,7 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "node_conditions";
+crate::monitors::feeds::feed!(NODES: Node, NAME, |_| Arc::new(NodeConditions));
 
 /// Conditions that are healthy when False.
 const PRESSURE: [&str; 4] = [

@@ -7,6 +7,8 @@
 //! a claim is only reported once a node was selected. Storage classes come from a small watch
 //! of StorageClasses; when it is unavailable, every Pending claim counts.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -18,6 +20,7 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "pvc_pending";
+crate::monitors::feeds::feed!(PVCS: PersistentVolumeClaim, NAME, |w| Arc::new(PvcPending::new(w.storage_classes.clone())));
 
 /// Set by the scheduler on a WaitForFirstConsumer claim once its pod has a node.
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";

@@ -2,6 +2,8 @@
 //! desired for `for`; critical when none is available for `none_available_for`. Resolvable: when
 //! enough replicas are available again, or the object is deleted.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::ResourceExt;
@@ -12,6 +14,8 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "replicas_unavailable";
+crate::monitors::feeds::feed!(DEPLOYMENTS: Deployment, NAME, |_| Arc::new(ReplicasUnavailable::default()));
+crate::monitors::feeds::feed!(STATEFULSETS: StatefulSet, NAME, |_| Arc::new(ReplicasUnavailable::default()));
 
 #[derive(Default)]
 pub struct ReplicasUnavailable {

@@ -4,6 +4,8 @@
 //! `stalled_for`. Paused Deployments are skipped. Resolvable: when the rollout completes, the
 //! condition clears, or the object is deleted.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::ResourceExt;
@@ -14,6 +16,9 @@ use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "rollout_stuck";
+crate::monitors::feeds::feed!(DEPLOYMENTS: Deployment, NAME, |_| Arc::new(RolloutStuck::default()));
+crate::monitors::feeds::feed!(STATEFULSETS: StatefulSet, NAME, |_| Arc::new(RolloutStuck::default()));
+crate::monitors::feeds::feed!(DAEMONSETS: DaemonSet, NAME, |_| Arc::new(RolloutStuck::default()));
 
 #[derive(Default)]
 pub struct RolloutStuck {

@@ -11,24 +11,26 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
+use super::feeds::{TLS_SECRETS, Wiring, fed};
 use super::trend::roughly;
 use super::watch::{Finding, ObjectMonitor, WatchSpec, trim_meta};
 use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
 pub const NAME: &str = "tls_cert_expiry";
+crate::monitors::feeds::feed!(TLS_SECRETS: Secret, NAME, |_| Arc::new(TlsCertExpiry));
 
 pub struct TlsCertExpiry;
 
 /// Only TLS Secrets, and of them only the certificate.
-pub fn spec(client: kube::Client) -> WatchSpec<Secret> {
+pub fn spec(client: kube::Client, wiring: &Wiring) -> WatchSpec<Secret> {
     WatchSpec {
         resource: "secrets",
         kind: "Secret",
         api: Api::all(client),
         config: watcher::Config::default().fields("type=kubernetes.io/tls"),
         trim,
-        monitors: vec![Arc::new(TlsCertExpiry)],
+        monitors: fed(&TLS_SECRETS, wiring),
         index: None,
     }
 }

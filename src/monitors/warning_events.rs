@@ -15,6 +15,8 @@
 //! The dedupe key is the involved object and the reason, so repeats of one problem on one object
 //! notify once per `dedupe.window`.
 
+use std::sync::Arc;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Event;
 
@@ -23,6 +25,7 @@ use crate::alert::{Alert, AlertKey, Severity};
 use crate::config::Config;
 
 pub const NAME: &str = "warning_events";
+crate::monitors::feeds::feed!(EVENTS: Event, NAME, |_| Arc::new(WarningEvents));
 
 /// Events last seen longer ago than this are history, not news.
 pub const RECENT: SignedDuration = SignedDuration::from_mins(5);

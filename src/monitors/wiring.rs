@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kube::Resource;
 use serde_json::{Map, Value, json};
 
+use super::feeds::Wiring;
 use super::stats::{self, node_disk, node_resources, pvc_usage};
 use super::watch::WatchSpec;
 use super::workloads;
@@ -67,29 +68,31 @@ fn watch<K: Resource<DynamicType = ()>>(spec: &WatchSpec<K>) -> Watch {
     }
 }
 
+/// What the watches' monitors are built with, connected to nothing.
+fn wiring() -> Wiring {
+    Wiring {
+        nodes: Arc::default(),
+        evictions: Arc::default(),
+        storage_classes: kube::runtime::reflector::store().0,
+        metrics: Arc::new(Metrics::new()),
+        started: jiff::Timestamp::UNIX_EPOCH,
+    }
+}
+
 /// Every watch `monitors::start` runs for monitors (the Namespace watch, needed by all, aside).
 fn watches() -> Vec<Watch> {
     let client = kube::Client::try_from(kube::Config::new(
         "http://127.0.0.1:1".parse().expect("a valid URL"),
     ))
     .expect("a client that never connects");
-    let (classes, _writer) = kube::runtime::reflector::store();
-    let shared = pods::Shared {
-        nodes: Arc::default(),
-        evictions: Arc::default(),
-    };
-    let workloads = workloads::watches(client.clone());
+    let wiring = wiring();
+    let workloads = workloads::watches(client.clone(), &wiring);
     vec![
-        watch(&cluster::events(client.clone())),
-        watch(&cluster::nodes(client.clone(), shared.nodes.clone())),
-        watch(&cluster::pvcs(client.clone(), classes)),
-        watch(&tls_cert_expiry::spec(client.clone())),
-        watch(&pods::spec(
-            client,
-            &Metrics::new(),
-            &shared,
-            jiff::Timestamp::UNIX_EPOCH,
-        )),
+        watch(&cluster::events(client.clone(), &wiring)),
+        watch(&cluster::nodes(client.clone(), &wiring)),
+        watch(&cluster::pvcs(client.clone(), &wiring)),
+        watch(&tls_cert_expiry::spec(client.clone(), &wiring)),
+        watch(&pods::spec(client, &wiring)),
         watch(&workloads.deployments),
         watch(&workloads.statefulsets),
         watch(&workloads.daemonsets),

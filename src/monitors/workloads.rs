@@ -1,7 +1,5 @@
 //! Watches for workload controllers: Deployments, StatefulSets, DaemonSets, Jobs and HPAs.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -10,12 +8,7 @@ use kube::runtime::watcher;
 use tokio::task::JoinSet;
 
 use super::Context;
-use super::cronjob_missed::CronjobMissed;
-use super::daemonset_unscheduled::DaemonsetUnscheduled;
-use super::hpa::{HpaAtMax, HpaUnhealthy};
-use super::job_failed::JobFailed;
-use super::replicas_unavailable::ReplicasUnavailable;
-use super::rollout_stuck::RolloutStuck;
+use super::feeds::{self, Wiring, fed};
 use super::watch::{WatchSpec, trim_meta};
 
 /// Workload specs are pod templates kpulse never reads: drop them.
@@ -61,16 +54,14 @@ pub(super) struct Watches {
     pub hpas: WatchSpec<HorizontalPodAutoscaler>,
 }
 
-pub(super) fn watches(client: kube::Client) -> Watches {
-    let rollout = Arc::new(RolloutStuck::default());
-    let replicas = Arc::new(ReplicasUnavailable::default());
+pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
     let deployments = WatchSpec {
         resource: "deployments",
         kind: "Deployment",
         api: Api::<Deployment>::all(client.clone()),
         config: watcher::Config::default(),
         trim: trim_deployment,
-        monitors: vec![rollout.clone(), replicas.clone()],
+        monitors: fed(&feeds::DEPLOYMENTS, wiring),
         index: None,
     };
     let statefulsets = WatchSpec {
@@ -79,7 +70,7 @@ pub(super) fn watches(client: kube::Client) -> Watches {
         api: Api::<StatefulSet>::all(client.clone()),
         config: watcher::Config::default(),
         trim: trim_statefulset,
-        monitors: vec![rollout.clone(), replicas],
+        monitors: fed(&feeds::STATEFULSETS, wiring),
         index: None,
     };
     let daemonsets = WatchSpec {
@@ -88,7 +79,7 @@ pub(super) fn watches(client: kube::Client) -> Watches {
         api: Api::<DaemonSet>::all(client.clone()),
         config: watcher::Config::default(),
         trim: trim_daemonset,
-        monitors: vec![rollout, Arc::new(DaemonsetUnscheduled::default())],
+        monitors: fed(&feeds::DAEMONSETS, wiring),
         index: None,
     };
     let jobs = WatchSpec {
@@ -97,7 +88,7 @@ pub(super) fn watches(client: kube::Client) -> Watches {
         api: Api::<Job>::all(client.clone()),
         config: watcher::Config::default(),
         trim: trim_job,
-        monitors: vec![Arc::new(JobFailed::default())],
+        monitors: fed(&feeds::JOBS, wiring),
         index: None,
     };
     let cronjobs = WatchSpec {
@@ -106,7 +97,7 @@ pub(super) fn watches(client: kube::Client) -> Watches {
         api: Api::<CronJob>::all(client.clone()),
         config: watcher::Config::default(),
         trim: trim_cronjob,
-        monitors: vec![Arc::new(CronjobMissed)],
+        monitors: fed(&feeds::CRONJOBS, wiring),
         index: None,
     };
     let hpas = WatchSpec {
@@ -115,7 +106,7 @@ pub(super) fn watches(client: kube::Client) -> Watches {
         api: Api::<HorizontalPodAutoscaler>::all(client),
         config: watcher::Config::default(),
         trim: trim_meta,
-        monitors: vec![Arc::new(HpaAtMax::default()), Arc::new(HpaUnhealthy)],
+        monitors: fed(&feeds::HPAS, wiring),
         index: None,
     };
     Watches {
@@ -129,8 +120,8 @@ pub(super) fn watches(client: kube::Client) -> Watches {
 }
 
 /// Starts the workload watches once the ignored namespaces are known.
-pub fn start(client: kube::Client, ctx: &Context, tasks: &mut JoinSet<()>) {
-    let w = watches(client);
+pub fn start(client: kube::Client, ctx: &Context, tasks: &mut JoinSet<()>, wiring: &Wiring) {
+    let w = watches(client, wiring);
     ctx.watch(tasks, w.deployments);
     ctx.watch(tasks, w.statefulsets);
     ctx.watch(tasks, w.daemonsets);

@@ -5,6 +5,8 @@
 //! CrashLoopBackOff belongs to `pod_crashes`. Resolvable: the alert resolves once no container
 //! of the pod waits for that reason, or the pod is gone.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
@@ -15,6 +17,7 @@ use crate::config::Config;
 use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "container_waiting";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |_| Arc::new(ContainerWaiting));
 
 /// Waiting reasons that are configuration or image errors: the kubelet retries them, but they
 /// rarely clear unless someone fixes the cause.

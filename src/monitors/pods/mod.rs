@@ -1,10 +1,6 @@
 //! The one Pod watch, shared by every pod monitor, and the task that sends the eviction groups
 //! its `pod_evicted` monitor records.
 
-use std::sync::Arc;
-
-use jiff::Timestamp;
-
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::Api;
 use kube::runtime::watcher;
@@ -19,86 +15,33 @@ pub mod pod_restarts;
 pub mod pod_unschedulable;
 pub mod startup_latency;
 
-use self::container_waiting::ContainerWaiting;
-use self::pod_crashes::PodCrashes;
-use self::pod_evicted::PodEvicted;
-use self::pod_not_ready::PodNotReady;
-use self::pod_restarts::PodRestarts;
-use self::pod_unschedulable::PodUnschedulable;
-use self::startup_latency::StartupLatency;
 use super::Context;
-use super::node_readiness::NodeReadiness;
-use super::watch::{ObjectMonitor, WatchSpec, trim_meta};
-use crate::metrics::Metrics;
+use super::feeds::{PODS, Wiring, fed};
+use super::watch::{WatchSpec, trim_meta};
 
-/// A monitor fed by the Pod watch.
-pub type PodMonitor = dyn ObjectMonitor<Pod>;
-
-/// What the pod monitors share with other tasks.
-pub(super) struct Shared {
-    /// Which nodes are Ready (kept by the Node watch), for `pod_not_ready`.
-    pub nodes: Arc<NodeReadiness>,
-    /// Open eviction groups: `pod_evicted` records, [`pod_evicted::flush`] sends.
-    pub evictions: Arc<pod_evicted::Groups>,
-}
-
-/// Every pod monitor; `metrics` receives the start-up latency histogram, measured for pods
-/// created after `started`.
-fn monitors(metrics: &Metrics, shared: &Shared, started: Timestamp) -> Vec<Arc<PodMonitor>> {
-    vec![
-        Arc::new(PodCrashes),
-        Arc::new(PodRestarts::default()),
-        Arc::new(ContainerWaiting),
-        Arc::new(PodUnschedulable),
-        Arc::new(PodNotReady::new(shared.nodes.clone())),
-        Arc::new(PodEvicted::new(shared.evictions.clone())),
-        Arc::new(StartupLatency::new(
-            started,
-            metrics.pod_startup_duration.clone(),
-        )),
-    ]
-}
-
-/// The Pod watch for every pod monitor.
-pub(super) fn spec(
-    client: kube::Client,
-    metrics: &Metrics,
-    shared: &Shared,
-    started: Timestamp,
-) -> WatchSpec<Pod> {
+/// The Pod watch, feeding every pod monitor.
+pub(super) fn spec(client: kube::Client, wiring: &Wiring) -> WatchSpec<Pod> {
     WatchSpec {
         resource: "pods",
         kind: "Pod",
         api: Api::all(client),
         config: watcher::Config::default(),
         trim,
-        monitors: monitors(metrics, shared, started),
+        monitors: fed(&PODS, wiring),
         index: None,
     }
 }
 
 /// Starts the Pod watch once the ignored namespaces are known (pods in a namespace marked
-/// `kpulse.io/ignore` must not fire at start-up), and the task sending eviction groups.
-pub fn start(
-    client: kube::Client,
-    ctx: &Context,
-    tasks: &mut JoinSet<()>,
-    nodes: Arc<NodeReadiness>,
-) {
-    let shared = Shared {
-        nodes,
-        evictions: Arc::default(),
-    };
+/// `kpulse.io/ignore` must not fire at start-up), and the task sending the eviction groups
+/// `pod_evicted` records.
+pub fn start(client: kube::Client, ctx: &Context, tasks: &mut JoinSet<()>, wiring: &Wiring) {
     tasks.spawn(pod_evicted::flush(
-        shared.evictions.clone(),
+        wiring.evictions.clone(),
         ctx.pipeline.clone(),
         ctx.token.clone(),
     ));
-    let pipeline = &ctx.pipeline;
-    ctx.watch(
-        tasks,
-        spec(client, pipeline.metrics(), &shared, pipeline.now()),
-    );
+    ctx.watch(tasks, spec(client, wiring));
 }
 
 /// Keeps only what the pod monitors read: no managedFields, no annotations but the ignore

@@ -2,6 +2,8 @@
 //! they resolve once the container has run for `resolve_after`, or the pod is gone), and one-shot
 //! notices for restarts after OOMKilled or an error exit.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
@@ -12,6 +14,7 @@ use crate::config::Config;
 use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_crashes";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |_| Arc::new(PodCrashes));
 
 pub struct PodCrashes;
 

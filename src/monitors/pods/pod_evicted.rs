@@ -26,6 +26,7 @@ use crate::monitors::watch::{Finding, ObjectMonitor};
 use crate::pipeline::Pipeline;
 
 pub const NAME: &str = "pod_evicted";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |w| Arc::new(PodEvicted::new(w.evictions.clone())));
 
 /// How often closed groups are looked for.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);

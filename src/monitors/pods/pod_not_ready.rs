@@ -19,6 +19,7 @@ use crate::monitors::node_readiness::{NodeReadiness, NodeState};
 use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_not_ready";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |w| Arc::new(PodNotReady::new(w.nodes.clone())));
 
 /// The monitor; `nodes` says which nodes are Ready.
 pub struct PodNotReady {

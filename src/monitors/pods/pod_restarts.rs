@@ -6,6 +6,8 @@
 //! that happened while kpulse was not running are not counted. The observations live in the
 //! monitor (keyed by pod UID) and are pruned as they leave the window.
 
+use std::sync::Arc;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -19,6 +21,7 @@ use crate::config::Config;
 use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_restarts";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |_| Arc::new(PodRestarts::default()));
 
 /// Restart increases seen for one pod, oldest first: (when, how many).
 #[derive(Debug, Default)]

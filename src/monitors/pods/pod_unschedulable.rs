@@ -3,6 +3,8 @@
 //! ..."). Pods held back by scheduling gates are not reported. Resolvable: resolves once the pod
 //! is scheduled or gone.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -13,6 +15,7 @@ use crate::config::Config;
 use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "pod_unschedulable";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |_| Arc::new(PodUnschedulable));
 
 pub struct PodUnschedulable;
 

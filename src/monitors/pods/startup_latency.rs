@@ -9,6 +9,8 @@
 //! which the kubelet and the scheduler write with second precision. Pods in filtered or ignored
 //! namespaces are not measured. This monitor sends no alerts.
 
+use std::sync::Arc;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -23,6 +25,7 @@ use crate::metrics::StageLabels;
 use crate::monitors::watch::{Finding, ObjectMonitor};
 
 pub const NAME: &str = "startup_latency";
+crate::monitors::feeds::feed!(PODS: Pod, NAME, |w| Arc::new(StartupLatency::new(w.started, w.metrics.pod_startup_duration.clone())));
 
 /// The measured stages: (label, pod condition type).
 pub const STAGES: [(&str, &str); 3] = [
