@@ -40,6 +40,20 @@ pub struct Wiring {
     pub started: Timestamp,
 }
 
+impl Wiring {
+    /// Connected to nothing, for tests.
+    #[cfg(test)]
+    pub fn detached() -> Self {
+        Wiring {
+            nodes: Arc::default(),
+            evictions: Arc::default(),
+            storage_classes: kube::runtime::reflector::store().0,
+            metrics: Arc::new(Metrics::new()),
+            started: Timestamp::UNIX_EPOCH,
+        }
+    }
+}
+
 /// One monitor on one watch: the registry name, and how to build it.
 pub struct Feed<K: 'static> {
     pub name: &'static str,
@@ -120,13 +134,7 @@ mod tests {
     use crate::monitors::pods::pod_restarts::{self, PodRestarts};
 
     fn wiring() -> Wiring {
-        Wiring {
-            nodes: Arc::default(),
-            evictions: Arc::default(),
-            storage_classes: kube::runtime::reflector::store().0,
-            metrics: Arc::new(Metrics::new()),
-            started: Timestamp::UNIX_EPOCH,
-        }
+        Wiring::detached()
     }
 
     fn names<K>(monitors: &[Arc<dyn ObjectMonitor<K>>]) -> Vec<&'static str> {

@@ -3,7 +3,6 @@
 //! whose watch feeds it, and every registered monitor is fed by a watch or a periodic scan.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use kube::Resource;
 use serde_json::{Map, Value, json};
@@ -14,7 +13,6 @@ use super::watch::WatchSpec;
 use super::workloads;
 use super::{canary, cluster, pods, tls_cert_expiry};
 use crate::config::{Config, Monitors};
-use crate::metrics::Metrics;
 
 /// A configuration with only the monitor `name` switched on.
 fn only(name: &str) -> Config {
@@ -68,24 +66,13 @@ fn watch<K: Resource<DynamicType = ()>>(spec: &WatchSpec<K>) -> Watch {
     }
 }
 
-/// What the watches' monitors are built with, connected to nothing.
-fn wiring() -> Wiring {
-    Wiring {
-        nodes: Arc::default(),
-        evictions: Arc::default(),
-        storage_classes: kube::runtime::reflector::store().0,
-        metrics: Arc::new(Metrics::new()),
-        started: jiff::Timestamp::UNIX_EPOCH,
-    }
-}
-
 /// Every watch `monitors::start` runs for monitors (the Namespace watch, needed by all, aside).
 fn watches() -> Vec<Watch> {
     let client = kube::Client::try_from(kube::Config::new(
         "http://127.0.0.1:1".parse().expect("a valid URL"),
     ))
     .expect("a client that never connects");
-    let wiring = wiring();
+    let wiring = Wiring::detached();
     let workloads = workloads::watches(client.clone(), &wiring);
     vec![
         watch(&cluster::events(client.clone(), &wiring)),
