@@ -1,5 +1,6 @@
 //! The alert model: what a monitor reports and what a sink renders.
 
+use crate::evidence::Evidence;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -138,6 +139,10 @@ pub struct Alert {
     pub fields: BTreeMap<String, String>,
     /// Whether this alert is a condition that later clears (`[RESOLVED]`), or a point-in-time fact.
     pub resolvable: bool,
+    /// What the alert carries to explain itself: the monitor's own evidence, completed from
+    /// the API when the alert is sent (see [`crate::evidence`]).
+    #[serde(default, skip_serializing_if = "Evidence::is_empty")]
+    pub evidence: Evidence,
 }
 
 impl Alert {
@@ -159,6 +164,7 @@ impl Alert {
             first_seen: now,
             fields: BTreeMap::new(),
             resolvable: true,
+            evidence: Evidence::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod engine;
+pub mod evidence;
 pub mod examples;
 pub mod generated;
 pub mod http;

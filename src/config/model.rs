@@ -45,6 +45,11 @@ pub struct Config {
     /// Per-monitor switches and thresholds.
     #[serde(default)]
     pub monitors: Monitors,
+    /// What an alert carries to explain itself: the container's exit code decoded, its memory
+    /// limit, recent Warning events, the node's conditions, a likely cause and a next step, and
+    /// kubectl commands. Collected when an alert is first sent, within `budget`.
+    #[serde(default)]
+    pub evidence: EvidenceSettings,
     /// Namespaces to watch or skip (globs). Applies to every monitor.
     #[serde(default)]
     pub namespaces: NamespaceFilter,
@@ -88,6 +93,7 @@ impl Default for Config {
             },
             severity_rules: Vec::new(),
             monitors: Monitors::default(),
+            evidence: EvidenceSettings::default(),
             namespaces: NamespaceFilter::default(),
             links: BTreeMap::new(),
             state: StateSettings::default(),
@@ -691,6 +697,121 @@ pub struct HttpSettings {
     /// Bearer token for `POST /test-channel`. Unset: the endpoint is off. Use a `$NAME` reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_channel_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceSettings {
+    /// Collect evidence from the API (events, node, log, failing pods) when an alert is first
+    /// sent. Off: alerts carry only what their monitor saw, with hints and commands.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long collection may delay an alert; a lookup that takes longer is left out.
+    #[serde(default = "evidence_budget")]
+    pub budget: HumanDuration,
+    /// Recent Warning events of the object shown, at most.
+    #[serde(default = "evidence_events")]
+    #[schemars(range(max = 20))]
+    pub events: usize,
+    /// A message, fact or log line is cut to this many bytes.
+    #[serde(default = "evidence_text_bytes")]
+    #[schemars(range(min = 40, max = 2000))]
+    pub text_bytes: usize,
+    /// The last lines of the previous container's log (needs `pods/log`: the chart grants it
+    /// only with `evidence.logs: true`). Redacted: channel secrets and secret-looking values.
+    #[serde(default)]
+    pub logs: EvidenceLogs,
+    /// Per monitor, which parts to include; a monitor not listed gets every part. For example
+    /// `{warning_events: [events, commands]}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub monitors: BTreeMap<String, Vec<EvidencePart>>,
+}
+
+fn evidence_budget() -> HumanDuration {
+    HumanDuration::secs(2)
+}
+fn evidence_events() -> usize {
+    5
+}
+fn evidence_text_bytes() -> usize {
+    300
+}
+
+impl Default for EvidenceSettings {
+    fn default() -> Self {
+        EvidenceSettings {
+            enabled: true,
+            budget: evidence_budget(),
+            events: evidence_events(),
+            text_bytes: evidence_text_bytes(),
+            logs: EvidenceLogs::default(),
+            monitors: BTreeMap::new(),
+        }
+    }
+}
+
+impl EvidenceSettings {
+    /// Whether alerts of `monitor` include `part`.
+    pub fn wants(&self, monitor: &str, part: EvidencePart) -> bool {
+        self.monitors
+            .get(monitor)
+            .is_none_or(|parts| parts.contains(&part))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceLogs {
+    /// Include the log excerpt. Off by default: logs may hold personal data.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Lines asked for, from the end of the log.
+    #[serde(default = "log_lines")]
+    #[schemars(range(min = 1, max = 200))]
+    pub lines: usize,
+    /// The excerpt keeps its last lines within this many bytes.
+    #[serde(default = "log_max_bytes")]
+    #[schemars(range(min = 100, max = 16384))]
+    pub max_bytes: usize,
+}
+
+fn log_lines() -> usize {
+    20
+}
+fn log_max_bytes() -> usize {
+    2048
+}
+
+impl Default for EvidenceLogs {
+    fn default() -> Self {
+        EvidenceLogs {
+            enabled: false,
+            lines: log_lines(),
+            max_bytes: log_max_bytes(),
+        }
+    }
+}
+
+/// A part of an alert's evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidencePart {
+    /// The container: image, exit code and its meaning, restarts, message, memory settings.
+    Container,
+    /// Facts about the object: ReplicaSets, failed pods, a claim's class, a certificate's issuer.
+    Facts,
+    /// The previous container's last log lines (with `logs.enabled`).
+    Log,
+    /// Recent Warning events of the object.
+    Events,
+    /// The owner chain.
+    Owners,
+    /// The node's conditions and allocatable memory.
+    Node,
+    /// A likely cause and a next step.
+    Hints,
+    /// kubectl commands.
+    Commands,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -123,7 +123,40 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         link_check(template, path, &mut errors);
     }
     monitor_checks(&config.monitors, &mut errors);
+    evidence_checks(&config.evidence, &mut errors);
     errors
+}
+
+fn evidence_checks(e: &super::EvidenceSettings, errors: &mut Vec<ConfigError>) {
+    let budget = e.budget.get();
+    if budget.is_zero() || budget > std::time::Duration::from_secs(30) {
+        errors.push(ConfigError::new(
+            "evidence.budget",
+            "must be longer than 0s and at most 30s (it delays the first message of an alert)",
+        ));
+    }
+    let ranges = [
+        ("evidence.events", e.events, 0, 20),
+        ("evidence.text_bytes", e.text_bytes, 40, 2000),
+        ("evidence.logs.lines", e.logs.lines, 1, 200),
+        ("evidence.logs.max_bytes", e.logs.max_bytes, 100, 16384),
+    ];
+    for (path, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
+            errors.push(ConfigError::new(
+                path,
+                format!("is {value}; must be from {min} to {max}"),
+            ));
+        }
+    }
+    for name in e.monitors.keys() {
+        if !Monitors::NAMES.contains(&name.as_str()) {
+            errors.push(ConfigError::new(
+                format!("evidence.monitors.{}", shown_name(name)),
+                "is not a monitor (see `monitors` for the names)",
+            ));
+        }
+    }
 }
 
 /// A length limit on a string that is rendered into messages. The value is never echoed.

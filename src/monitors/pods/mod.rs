@@ -1,7 +1,8 @@
 //! The one Pod watch, shared by every pod monitor, and the task that sends the eviction groups
 //! its `pod_evicted` monitor records.
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use kube::runtime::watcher;
 use tokio::task::JoinSet;
@@ -45,14 +46,25 @@ pub fn start(client: kube::Client, ctx: &Context, tasks: &mut JoinSet<()>, wirin
 }
 
 /// Keeps only what the pod monitors read: no managedFields, no annotations but the ignore
-/// switch, and containers reduced to their names.
+/// switch, and containers reduced to their names, images and memory settings (evidence).
 pub fn trim(pod: &mut Pod) {
     trim_meta(pod);
     if let Some(spec) = pod.spec.as_mut() {
         let names = |cs: &mut Vec<Container>| {
             for c in cs.iter_mut() {
+                let memory = |m: Option<&mut std::collections::BTreeMap<String, Quantity>>| {
+                    m.and_then(|m| m.remove("memory"))
+                        .map(|q| std::collections::BTreeMap::from([("memory".to_string(), q)]))
+                };
+                let resources = c.resources.as_mut().map(|r| ResourceRequirements {
+                    limits: memory(r.limits.as_mut()),
+                    requests: memory(r.requests.as_mut()),
+                    ..ResourceRequirements::default()
+                });
                 *c = Container {
                     name: std::mem::take(&mut c.name),
+                    image: c.image.take(),
+                    resources,
                     ..Container::default()
                 };
             }

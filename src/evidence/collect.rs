@@ -1,0 +1,319 @@
+//! Evidence that needs the API, collected when an alert is first sent: the object's recent
+//! Warning events, the previous container's last log lines (opt-in), the node's conditions and
+//! allocatable memory, a Job's failed pods, a stuck rollout's first failing pod.
+//!
+//! Every lookup runs at once, each within `evidence.budget`; one that fails or is late is left
+//! out (logged at debug), so evidence never delays an alert past the budget nor stops it. Then
+//! the monitor's own evidence and the collected parts are filtered by `evidence.monitors`,
+//! hinted, given commands, redacted and capped ([`finish`]).
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{ListParams, LogParams};
+use kube::{Api, ResourceExt};
+
+use super::{Caps, EventNote, Evidence, NodeNote, commands, hints};
+use crate::alert::Alert;
+use crate::config::{Config, EvidencePart};
+use crate::sinks::redact::{Redactor, secret_like};
+
+/// Runs `lookup` within `budget`; `None` when it fails or is late.
+async fn within<T, E: std::fmt::Display>(
+    what: &str,
+    budget: Duration,
+    lookup: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match tokio::time::timeout(budget, lookup).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::debug!(evidence = what, error = %e, "evidence lookup failed; left out");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(evidence = what, "evidence lookup took longer than the budget; left out");
+            None
+        }
+    }
+}
+
+/// The evidence of `alert`: the monitor's own, completed from the API when `client` is given.
+pub async fn collect(client: Option<&kube::Client>, config: &Config, alert: &Alert) -> Evidence {
+    let settings = &config.evidence;
+    let mut e = alert.evidence.clone();
+    if let Some(client) = client {
+        let budget = settings.budget.get();
+        let wants = |p| settings.wants(&alert.key.monitor, p);
+        let (events, log, node, facts) = tokio::join!(
+            async {
+                if wants(EvidencePart::Events) {
+                    within("events", budget, events(client, alert)).await
+                } else {
+                    None
+                }
+            },
+            async {
+                if wants(EvidencePart::Log) && settings.logs.enabled {
+                    within("log", budget, log(client, config, alert, &e)).await
+                } else {
+                    None
+                }
+            },
+            async {
+                if wants(EvidencePart::Node) {
+                    within("node", budget, node(client, alert)).await.flatten()
+                } else {
+                    None
+                }
+            },
+            async {
+                if wants(EvidencePart::Facts) {
+                    within("facts", budget, facts(client, alert)).await
+                } else {
+                    None
+                }
+            },
+        );
+        e.events = events.unwrap_or_default();
+        e.log = log.unwrap_or_default();
+        e.node = node;
+        e.facts.extend(facts.unwrap_or_default());
+    }
+    finish(config, alert, e)
+}
+
+/// Keeps the parts `evidence.monitors` asks for, adds hints and commands, redacts every secret
+/// a channel is configured with and every secret-looking value, and caps the sizes.
+pub fn finish(config: &Config, alert: &Alert, mut e: Evidence) -> Evidence {
+    let settings = &config.evidence;
+    let wants = |p| settings.wants(&alert.key.monitor, p);
+    if !wants(EvidencePart::Container) {
+        e.container = None;
+    }
+    if !wants(EvidencePart::Facts) {
+        e.facts.clear();
+    }
+    if !wants(EvidencePart::Owners) {
+        e.owners.clear();
+    }
+    if !wants(EvidencePart::Events) {
+        e.events.clear();
+    }
+    if !wants(EvidencePart::Node) {
+        e.node = None;
+    }
+    if !wants(EvidencePart::Log) || !settings.logs.enabled {
+        e.log.clear();
+    }
+    e.hints = if wants(EvidencePart::Hints) {
+        hints::hints(alert, &e)
+    } else {
+        Vec::new()
+    };
+    e.commands = if wants(EvidencePart::Commands) {
+        commands::commands(alert, &e)
+    } else {
+        Vec::new()
+    };
+    let secrets: Vec<_> = config.channels.values().flat_map(|c| c.secrets()).collect();
+    let redactor = Redactor::new(&secrets);
+    let clean = |s: &mut String| *s = secret_like(&redactor.redact(s));
+    e.log.iter_mut().for_each(clean);
+    e.events.iter_mut().for_each(|ev| clean(&mut ev.message));
+    if let Some(c) = e.container.as_mut() {
+        clean(&mut c.message);
+    }
+    e.cap(&Caps {
+        text: settings.text_bytes,
+        log_bytes: settings.logs.max_bytes,
+        events: settings.events,
+        ..Caps::default()
+    });
+    e
+}
+
+/// The object's Warning events, newest first, one per reason and message.
+async fn events(client: &kube::Client, alert: &Alert) -> kube::Result<Vec<EventNote>> {
+    let k = &alert.key;
+    let api: Api<Event> = if k.namespace.is_empty() {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), &k.namespace)
+    };
+    let fields = format!(
+        "type=Warning,involvedObject.kind={},involvedObject.name={}",
+        k.kind, k.name
+    );
+    let list = api.list(&ListParams::default().fields(&fields)).await?;
+    let mut events: Vec<Event> = list.items;
+    let seen = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    events.sort_by_key(|e| std::cmp::Reverse(seen(e)));
+    let mut out: Vec<EventNote> = Vec::new();
+    for e in &events {
+        let reason = e.reason.clone().unwrap_or_default();
+        let message = e.message.clone().unwrap_or_default().trim().to_string();
+        if out.iter().any(|n| n.reason == reason && n.message == message) {
+            continue;
+        }
+        out.push(EventNote {
+            reason,
+            message,
+            count: e.count.unwrap_or(1),
+            last_seen: seen(e).map(|t| t.to_string()).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// The last lines of the previous run of the alert's container (the current one when it has
+/// not restarted).
+async fn log(
+    client: &kube::Client,
+    config: &Config,
+    alert: &Alert,
+    e: &Evidence,
+) -> kube::Result<Vec<String>> {
+    let k = &alert.key;
+    let Some(c) = e.container.as_ref().filter(|_| k.kind == "Pod") else {
+        return Ok(Vec::new());
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
+    let logs = &config.evidence.logs;
+    let params = |previous| LogParams {
+        container: Some(c.name.clone()),
+        previous,
+        tail_lines: Some(logs.lines as i64),
+        // Room for the lines kept: cut to max_bytes later, after redaction.
+        limit_bytes: Some((logs.max_bytes * 4) as i64),
+        ..LogParams::default()
+    };
+    let text = match api.logs(&k.name, &params(c.restarts > 0)).await {
+        Ok(t) => t,
+        // No previous run (yet): the current one's log.
+        Err(_) if c.restarts > 0 => api.logs(&k.name, &params(false)).await?,
+        Err(err) => return Err(err),
+    };
+    Ok(text
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// The node of the alert (a pod's, or the Node itself): conditions that are not as they should
+/// be, and allocatable memory.
+async fn node(client: &kube::Client, alert: &Alert) -> kube::Result<Option<NodeNote>> {
+    let name = match (alert.key.kind.as_str(), &alert.node) {
+        ("Node", _) => alert.key.name.clone(),
+        (_, Some(n)) => n.clone(),
+        _ => return Ok(None),
+    };
+    let node = Api::<Node>::all(client.clone()).get(&name).await?;
+    let status = node.status.unwrap_or_default();
+    let conditions = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            if c.type_ == "Ready" {
+                c.status != "True"
+            } else {
+                c.status == "True"
+            }
+        })
+        .map(|c| format!("{}={}", c.type_, c.status))
+        .collect();
+    let allocatable_memory = status
+        .allocatable
+        .and_then(|a| a.get("memory").map(|q| q.0.clone()))
+        .unwrap_or_default();
+    Ok(Some(NodeNote {
+        name,
+        conditions,
+        allocatable_memory,
+    }))
+}
+
+/// Facts that need a list: a Job's failed pods, a stuck Deployment rollout's first failing pod.
+async fn facts(
+    client: &kube::Client,
+    alert: &Alert,
+) -> kube::Result<std::collections::BTreeMap<String, String>> {
+    let k = &alert.key;
+    let mut out = std::collections::BTreeMap::new();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
+    let selector = match (k.kind.as_str(), k.monitor.as_str()) {
+        ("Job", _) => format!("job-name={}", k.name),
+        ("Deployment", "rollout_stuck") => match alert.evidence.facts.get("New ReplicaSet") {
+            Some(rs) => match rs.rsplit_once('-') {
+                Some((_, hash)) => format!("pod-template-hash={hash}"),
+                None => return Ok(out),
+            },
+            None => return Ok(out),
+        },
+        _ => return Ok(out),
+    };
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let failing: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| why_failing(p).map(|why| format!("{}: {why}", p.name_any())))
+        .collect();
+    if !failing.is_empty() {
+        let label = if k.kind == "Job" {
+            "Failed pods"
+        } else {
+            "First failing pod"
+        };
+        let shown = if k.kind == "Job" {
+            failing.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        } else {
+            failing[0].clone()
+        };
+        out.insert(label.to_string(), shown);
+    }
+    Ok(out)
+}
+
+/// Why a pod is failing, from its containers: `server Error (exit code 1)`,
+/// `server ImagePullBackOff`.
+fn why_failing(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    for c in status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+    {
+        let state = c.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref())
+            && let Some(r) = w.reason.as_deref().filter(|r| *r != "ContainerCreating" && *r != "PodInitializing")
+        {
+            return Some(format!("{} {r}", c.name));
+        }
+        let t = state
+            .and_then(|s| s.terminated.as_ref())
+            .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
+        if let Some(t) = t.filter(|t| t.exit_code != 0) {
+            return Some(format!(
+                "{} {} (exit code {})",
+                c.name,
+                t.reason.as_deref().unwrap_or("Error"),
+                t.exit_code
+            ));
+        }
+    }
+    (status.phase.as_deref() == Some("Failed")).then(|| {
+        status
+            .reason
+            .clone()
+            .unwrap_or_else(|| "Failed".to_string())
+    })
+}
