@@ -170,6 +170,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     let metrics = Arc::new(Metrics::new());
     let pipeline = Pipeline::new(config, registry, metrics)?;
+    pipeline.collect_evidence_with(client.clone());
     tracing::info!(version = env!("CARGO_PKG_VERSION"), namespace = %args.namespace, "kpulse starting");
 
     // The stored state goes in before any watch lists, so the first full reconcile of every

@@ -6,16 +6,18 @@
 //! slow or failing channel never delays another. A configuration reload swaps the engine settings
 //! and the sink registry atomically: deliveries already under way finish on the old sinks.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::{Alert, AlertKey, Finding, State};
 use crate::config::Config;
-use crate::engine::{Decision, Engine, Outcome, Scope, Settings, Snapshot};
+use crate::engine::{Decision, DispatchKind, Engine, Outcome, Scope, Settings, Snapshot};
 use crate::metrics::Metrics;
 use crate::sinks::{Batch, Registry, Report};
 
@@ -53,6 +55,9 @@ struct Inner {
     /// Point-in-time alerts this replica saw as a standby, with when it saw them: replayed when
     /// it takes over, so one seen while no replica led is still delivered once.
     backlog: Mutex<VecDeque<(Alert, Timestamp)>>,
+    /// The API client evidence is collected with (set once by the operator; none in tests of
+    /// the pipeline alone, which then send the monitors' own evidence).
+    evidence: std::sync::OnceLock<kube::Client>,
 }
 
 /// At most this many point-in-time alerts wait in a standby's backlog.
@@ -99,6 +104,7 @@ impl Pipeline {
                 leader: std::sync::atomic::AtomicBool::new(true),
                 changed: tokio::sync::Notify::new(),
                 backlog: Mutex::default(),
+                evidence: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -125,6 +131,11 @@ impl Pipeline {
         engine.reconfigure(settings);
         self.inner.metrics.config_generation.set(generation as i64);
         Ok(generation)
+    }
+
+    /// Collect evidence from the API with `client` from now on.
+    pub fn collect_evidence_with(&self, client: kube::Client) {
+        let _ = self.inner.evidence.set(client);
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
@@ -309,6 +320,7 @@ impl Pipeline {
             return;
         }
         let rt = self.runtime();
+        let evidence = Evidence::new(self.inner.evidence.get().cloned(), rt.config.clone());
         let deliveries: Vec<_> = outcome
             .dispatches
             .iter()
@@ -322,7 +334,9 @@ impl Pipeline {
                     .collect();
                 // A child of the submit/reconcile span: detection → engine → dispatch in one trace.
                 let span = tracing::info_span!("deliver", channel = %batch.channel, items = batch.items.len());
-                (rt.registry.queue(batch), firing, span)
+                let channel = batch.channel.clone();
+                let prepare = evidence.complete(batch);
+                (rt.registry.queue_with(&channel, prepare), firing, span)
             })
             .collect();
         drop(engine);
@@ -377,6 +391,64 @@ impl Pipeline {
                 tracing::error!(channel = %report.channel, sink = report.sink, error = %e, "delivery failed")
             }
         }
+    }
+}
+
+/// The evidence of the alerts one engine call sends: collected once per alert however many
+/// channels it goes to, only for alerts sent one by one as they fire (digests and resends stay
+/// short), while the channels' earlier batches are delivered.
+struct Evidence {
+    client: Option<kube::Client>,
+    config: Arc<crate::config::Config>,
+    collected: Mutex<HashMap<AlertKey, Shared<BoxFuture<'static, crate::evidence::Evidence>>>>,
+}
+
+impl Evidence {
+    fn new(client: Option<kube::Client>, config: Arc<crate::config::Config>) -> Arc<Self> {
+        Arc::new(Evidence {
+            client: client.filter(|_| config.evidence.enabled),
+            config,
+            collected: Mutex::default(),
+        })
+    }
+
+    fn of(&self, alert: &Alert) -> Shared<BoxFuture<'static, crate::evidence::Evidence>> {
+        let mut collected = self
+            .collected
+            .lock()
+            .expect("evidence lock is never poisoned");
+        collected
+            .entry(alert.key.clone())
+            .or_insert_with(|| {
+                let (client, config, alert) = (self.client.clone(), self.config.clone(), alert.clone());
+                async move { crate::evidence::collect::collect(client.as_ref(), &config, &alert).await }
+                    .boxed()
+                    .shared()
+            })
+            .clone()
+    }
+
+    /// `batch` with the evidence of its firing alerts.
+    fn complete(self: &Arc<Self>, mut batch: Batch) -> BoxFuture<'static, Batch> {
+        if batch.kind != DispatchKind::Immediate {
+            return std::future::ready(batch).boxed();
+        }
+        let pending: Vec<_> = batch
+            .items
+            .iter()
+            .map(|i| {
+                (i.notification.state == State::Firing).then(|| self.of(&i.notification.alert))
+            })
+            .collect();
+        async move {
+            for (item, evidence) in batch.items.iter_mut().zip(pending) {
+                if let Some(evidence) = evidence {
+                    item.notification.alert.evidence = evidence.await;
+                }
+            }
+            batch
+        }
+        .boxed()
     }
 }
 

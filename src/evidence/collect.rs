@@ -32,7 +32,10 @@ async fn within<T, E: std::fmt::Display>(
             None
         }
         Err(_) => {
-            tracing::debug!(evidence = what, "evidence lookup took longer than the budget; left out");
+            tracing::debug!(
+                evidence = what,
+                "evidence lookup took longer than the budget; left out"
+            );
             None
         }
     }
@@ -159,7 +162,10 @@ async fn events(client: &kube::Client, alert: &Alert) -> kube::Result<Vec<EventN
     for e in &events {
         let reason = e.reason.clone().unwrap_or_default();
         let message = e.message.clone().unwrap_or_default().trim().to_string();
-        if out.iter().any(|n| n.reason == reason && n.message == message) {
+        if out
+            .iter()
+            .any(|n| n.reason == reason && n.message == message)
+        {
             continue;
         }
         out.push(EventNote {
@@ -273,7 +279,12 @@ async fn facts(
             "First failing pod"
         };
         let shown = if k.kind == "Job" {
-            failing.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            failing
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         } else {
             failing[0].clone()
         };
@@ -294,7 +305,10 @@ fn why_failing(pod: &Pod) -> Option<String> {
     {
         let state = c.state.as_ref();
         if let Some(w) = state.and_then(|s| s.waiting.as_ref())
-            && let Some(r) = w.reason.as_deref().filter(|r| *r != "ContainerCreating" && *r != "PodInitializing")
+            && let Some(r) = w
+                .reason
+                .as_deref()
+                .filter(|r| *r != "ContainerCreating" && *r != "PodInitializing")
         {
             return Some(format!("{} {r}", c.name));
         }

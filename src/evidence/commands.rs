@@ -101,20 +101,33 @@ mod tests {
         let c = commands(&alert("pod_crashes", "shop", "Pod", "api-1"), &e);
         assert_eq!(c[0], "kubectl -n shop logs api-1 -c server --previous");
         assert_eq!(c[1], "kubectl -n shop describe pod api-1");
-        assert!(c[2].starts_with("kubectl -n shop get events --field-selector involvedObject.name=api-1"));
+        assert!(
+            c[2].starts_with(
+                "kubectl -n shop get events --field-selector involvedObject.name=api-1"
+            )
+        );
     }
 
     #[test]
     fn only_a_stuck_rollout_offers_undo() {
-        let stuck = commands(&alert("rollout_stuck", "shop", "Deployment", "api"), &Evidence::default());
+        let stuck = commands(
+            &alert("rollout_stuck", "shop", "Deployment", "api"),
+            &Evidence::default(),
+        );
         assert!(stuck.contains(&"kubectl -n shop rollout undo deployment/api".to_string()));
-        let short = commands(&alert("replicas_unavailable", "shop", "Deployment", "api"), &Evidence::default());
+        let short = commands(
+            &alert("replicas_unavailable", "shop", "Deployment", "api"),
+            &Evidence::default(),
+        );
         assert!(!short.iter().any(|c| c.contains("undo")), "{short:?}");
     }
 
     #[test]
     fn cluster_scoped_objects_have_no_namespace_flag() {
-        let c = commands(&alert("node_conditions", "", "Node", "n1"), &Evidence::default());
+        let c = commands(
+            &alert("node_conditions", "", "Node", "n1"),
+            &Evidence::default(),
+        );
         assert_eq!(c[0], "kubectl describe node n1");
     }
 }

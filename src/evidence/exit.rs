@@ -82,7 +82,10 @@ mod tests {
         ];
         for (code, reason, want) in cases {
             let got = meaning(*code, *reason);
-            assert!(got.contains(want), "{code} {reason:?}: {got:?} lacks {want:?}");
+            assert!(
+                got.contains(want),
+                "{code} {reason:?}: {got:?} lacks {want:?}"
+            );
         }
     }
 

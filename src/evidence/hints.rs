@@ -99,7 +99,10 @@ pub const RULES: &[Rule] = &[
             let c = i.evidence.container.as_ref()?;
             (i.oom() && !c.memory_limit.is_empty()).then_some(())?;
             hint(
-                format!("{} used more than its memory limit of {}", c.name, c.memory_limit),
+                format!(
+                    "{} used more than its memory limit of {}",
+                    c.name, c.memory_limit
+                ),
                 "raise the limit above its peak use, or look for a leak",
             )
         },
@@ -177,7 +180,14 @@ pub const RULES: &[Rule] = &[
             };
             hint(
                 format!("{kind} {name} has no key {key}"),
-                format!("add the key {key} to {kind} {name}, or fix the pod's {}KeyRef", if kind == "ConfigMap" { "configMap" } else { "secret" }),
+                format!(
+                    "add the key {key} to {kind} {name}, or fix the pod's {}KeyRef",
+                    if kind == "ConfigMap" {
+                        "configMap"
+                    } else {
+                        "secret"
+                    }
+                ),
             )
         },
     },
@@ -186,8 +196,14 @@ pub const RULES: &[Rule] = &[
         hint: |i| {
             let m = i.message();
             for kind in ["configmap", "secret"] {
-                if let Some(name) = word_after(m, &format!("{kind} ")).filter(|_| m.ends_with("not found")) {
-                    let kind = if kind == "configmap" { "ConfigMap" } else { "Secret" };
+                if let Some(name) =
+                    word_after(m, &format!("{kind} ")).filter(|_| m.ends_with("not found"))
+                {
+                    let kind = if kind == "configmap" {
+                        "ConfigMap"
+                    } else {
+                        "Secret"
+                    };
                     return hint(
                         format!("{kind} {name} does not exist in the pod's namespace"),
                         format!("create {kind} {name}, or mark the reference optional"),
@@ -201,7 +217,11 @@ pub const RULES: &[Rule] = &[
         name: "image-tag-missing",
         hint: |i| {
             let m = i.message().to_ascii_lowercase();
-            (i.pulling() && (m.contains("manifest unknown") || m.contains(": not found") || m.contains("not found: manifest"))).then_some(())?;
+            (i.pulling()
+                && (m.contains("manifest unknown")
+                    || m.contains(": not found")
+                    || m.contains("not found: manifest")))
+            .then_some(())?;
             hint(
                 "the image or its tag does not exist in the registry",
                 "check the image name and tag; a typo or an unpushed tag is the usual cause",
@@ -213,9 +233,15 @@ pub const RULES: &[Rule] = &[
         hint: |i| {
             let m = i.message().to_ascii_lowercase();
             (i.pulling()
-                && ["unauthorized", "authentication required", "denied", "401", "403"]
-                    .iter()
-                    .any(|w| m.contains(w)))
+                && [
+                    "unauthorized",
+                    "authentication required",
+                    "denied",
+                    "401",
+                    "403",
+                ]
+                .iter()
+                .any(|w| m.contains(w)))
             .then_some(())?;
             hint(
                 "the registry refused to serve the image without valid credentials",
@@ -228,9 +254,16 @@ pub const RULES: &[Rule] = &[
         hint: |i| {
             let m = i.message().to_ascii_lowercase();
             (i.pulling()
-                && ["no such host", "dial tcp", "connection refused", "i/o timeout", "proxyconnect", "tls handshake timeout"]
-                    .iter()
-                    .any(|w| m.contains(w)))
+                && [
+                    "no such host",
+                    "dial tcp",
+                    "connection refused",
+                    "i/o timeout",
+                    "proxyconnect",
+                    "tls handshake timeout",
+                ]
+                .iter()
+                .any(|w| m.contains(w)))
             .then_some(())?;
             hint(
                 "the node cannot reach the image's registry",
@@ -241,7 +274,8 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "image-name",
         hint: |i| {
-            (i.reason == "InvalidImageName" || i.container_reason() == "InvalidImageName").then_some(())?;
+            (i.reason == "InvalidImageName" || i.container_reason() == "InvalidImageName")
+                .then_some(())?;
             hint(
                 "the image reference is not a valid name",
                 "fix the image field: lowercase repository, one tag or digest",
@@ -251,10 +285,25 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "unschedulable-resources",
         hint: |i| {
-            let m = i.evidence.events.iter().map(|e| e.message.as_str()).find(|m| m.contains("Insufficient"))
-                .or_else(|| i.evidence.facts.get("Scheduler").map(String::as_str).filter(|m| m.contains("Insufficient")))?;
+            let m = i
+                .evidence
+                .events
+                .iter()
+                .map(|e| e.message.as_str())
+                .find(|m| m.contains("Insufficient"))
+                .or_else(|| {
+                    i.evidence
+                        .facts
+                        .get("Scheduler")
+                        .map(String::as_str)
+                        .filter(|m| m.contains("Insufficient"))
+                })?;
             (i.monitor == "pod_unschedulable" || i.reason == "Unschedulable").then_some(())?;
-            let what = m.split("Insufficient ").nth(1).and_then(|r| r.split(|c: char| c == '.' || c == ',').next()).unwrap_or("resources");
+            let what = m
+                .split("Insufficient ")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| c == '.' || c == ',').next())
+                .unwrap_or("resources");
             hint(
                 format!("no node has enough free {what} for the pod's requests"),
                 "lower the requests, free capacity, or add nodes",
@@ -275,7 +324,9 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "failed-mount",
         hint: |i| {
-            let m = i.events_say("FailedMount").or_else(|| i.events_say("FailedAttachVolume"))?;
+            let m = i
+                .events_say("FailedMount")
+                .or_else(|| i.events_say("FailedAttachVolume"))?;
             hint(
                 format!("a volume could not be mounted: {m}"),
                 "check the claim, the Secret or ConfigMap it names, and the storage driver",
@@ -295,7 +346,8 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "rollout-deadline",
         hint: |i| {
-            (i.monitor == "rollout_stuck" && i.reason == "ProgressDeadlineExceeded").then_some(())?;
+            (i.monitor == "rollout_stuck" && i.reason == "ProgressDeadlineExceeded")
+                .then_some(())?;
             hint(
                 "the new ReplicaSet's pods are not becoming available",
                 "look at the first failing pod of the new ReplicaSet; undo the rollout if it is the change",
@@ -320,7 +372,12 @@ pub const RULES: &[Rule] = &[
         name: "certificate-expiring",
         hint: |i| {
             (i.monitor == "tls_cert_expiry").then_some(())?;
-            let issuer = i.evidence.facts.get("Issuer").map(|s| format!(" (issued by {s})")).unwrap_or_default();
+            let issuer = i
+                .evidence
+                .facts
+                .get("Issuer")
+                .map(|s| format!(" (issued by {s})"))
+                .unwrap_or_default();
             hint(
                 format!("the certificate is not being renewed in time{issuer}"),
                 "renew it; with cert-manager, check the Certificate's status and the issuer",
@@ -372,56 +429,136 @@ mod tests {
     #[test]
     fn each_rule_names_the_likely_cause() {
         let cases: &[(&str, &str, Evidence, &str)] = &[
-            ("pod_crashes", "OOMKilled", container("OOMKilled", Some(137), "", ""), "no memory limit"),
-            ("pod_crashes", "OOMKilled", container("OOMKilled", Some(137), "", "256Mi"), "more than its memory limit of 256Mi"),
-            ("pod_crashes", "CrashLoopBackOff", container("Error", Some(127), "", ""), "command not found"),
-            ("pod_crashes", "CrashLoopBackOff", container("Error", Some(126), "", ""), "not executable"),
-            ("pod_crashes", "CrashLoopBackOff", container("Error", Some(137), "", ""), "liveness probe"),
-            ("pod_crashes", "CrashLoopBackOff", container("Error", Some(139), "", ""), "segmentation fault"),
-            ("pod_crashes", "CrashLoopBackOff", container("Error", Some(143), "", ""), "SIGTERM"),
-            ("pod_crashes", "CrashLoopBackOff", container("Error", Some(1), "", ""), "exited with code 1"),
+            (
+                "pod_crashes",
+                "OOMKilled",
+                container("OOMKilled", Some(137), "", ""),
+                "no memory limit",
+            ),
+            (
+                "pod_crashes",
+                "OOMKilled",
+                container("OOMKilled", Some(137), "", "256Mi"),
+                "more than its memory limit of 256Mi",
+            ),
+            (
+                "pod_crashes",
+                "CrashLoopBackOff",
+                container("Error", Some(127), "", ""),
+                "command not found",
+            ),
+            (
+                "pod_crashes",
+                "CrashLoopBackOff",
+                container("Error", Some(126), "", ""),
+                "not executable",
+            ),
+            (
+                "pod_crashes",
+                "CrashLoopBackOff",
+                container("Error", Some(137), "", ""),
+                "liveness probe",
+            ),
+            (
+                "pod_crashes",
+                "CrashLoopBackOff",
+                container("Error", Some(139), "", ""),
+                "segmentation fault",
+            ),
+            (
+                "pod_crashes",
+                "CrashLoopBackOff",
+                container("Error", Some(143), "", ""),
+                "SIGTERM",
+            ),
+            (
+                "pod_crashes",
+                "CrashLoopBackOff",
+                container("Error", Some(1), "", ""),
+                "exited with code 1",
+            ),
             (
                 "container_waiting",
                 "CreateContainerConfigError",
-                container("CreateContainerConfigError", None, "couldn't find key port in ConfigMap shop/settings", ""),
+                container(
+                    "CreateContainerConfigError",
+                    None,
+                    "couldn't find key port in ConfigMap shop/settings",
+                    "",
+                ),
                 "ConfigMap shop/settings has no key port",
             ),
             (
                 "container_waiting",
                 "CreateContainerConfigError",
-                container("CreateContainerConfigError", None, "couldn't find key token in Secret shop/creds", ""),
+                container(
+                    "CreateContainerConfigError",
+                    None,
+                    "couldn't find key token in Secret shop/creds",
+                    "",
+                ),
                 "Secret shop/creds has no key token",
             ),
             (
                 "container_waiting",
                 "CreateContainerConfigError",
-                container("CreateContainerConfigError", None, "configmap \"settings\" not found", ""),
+                container(
+                    "CreateContainerConfigError",
+                    None,
+                    "configmap \"settings\" not found",
+                    "",
+                ),
                 "ConfigMap settings does not exist",
             ),
             (
                 "container_waiting",
                 "ImagePullBackOff",
-                container("ImagePullBackOff", None, "Back-off pulling image \"r.io/api:v9\": ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image \"r.io/api:v9\": failed to resolve reference \"r.io/api:v9\": r.io/api:v9: not found", ""),
+                container(
+                    "ImagePullBackOff",
+                    None,
+                    "Back-off pulling image \"r.io/api:v9\": ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image \"r.io/api:v9\": failed to resolve reference \"r.io/api:v9\": r.io/api:v9: not found",
+                    "",
+                ),
                 "tag does not exist",
             ),
             (
                 "container_waiting",
                 "ImagePullBackOff",
-                container("ImagePullBackOff", None, "failed to authorize: failed to fetch anonymous token: unexpected status: 401 Unauthorized", ""),
+                container(
+                    "ImagePullBackOff",
+                    None,
+                    "failed to authorize: failed to fetch anonymous token: unexpected status: 401 Unauthorized",
+                    "",
+                ),
                 "credentials",
             ),
             (
                 "container_waiting",
                 "ImagePullBackOff",
-                container("ImagePullBackOff", None, "failed to do request: Head \"https://r.io/v2/api/manifests/v9\": proxyconnect tcp: dial tcp 127.0.0.1:1: connect: connection refused", ""),
+                container(
+                    "ImagePullBackOff",
+                    None,
+                    "failed to do request: Head \"https://r.io/v2/api/manifests/v9\": proxyconnect tcp: dial tcp 127.0.0.1:1: connect: connection refused",
+                    "",
+                ),
                 "cannot reach the image's registry",
             ),
-            ("container_waiting", "InvalidImageName", container("InvalidImageName", None, "", ""), "not a valid name"),
+            (
+                "container_waiting",
+                "InvalidImageName",
+                container("InvalidImageName", None, "", ""),
+                "not a valid name",
+            ),
         ];
         for (monitor, reason, evidence, want) in cases {
             let got = hints(&alert(monitor, reason), evidence);
-            let first = got.first().unwrap_or_else(|| panic!("no hint for {monitor}/{reason} {evidence:?}"));
-            assert!(first.cause.contains(want), "{monitor}/{reason}: {first:?} lacks {want:?}");
+            let first = got
+                .first()
+                .unwrap_or_else(|| panic!("no hint for {monitor}/{reason} {evidence:?}"));
+            assert!(
+                first.cause.contains(want),
+                "{monitor}/{reason}: {first:?} lacks {want:?}"
+            );
             assert!(!first.next.is_empty());
         }
     }
@@ -438,26 +575,91 @@ mod tests {
             ..Evidence::default()
         };
         let cause = |monitor: &str, reason: &str, e: &Evidence| -> Vec<String> {
-            hints(&alert(monitor, reason), e).into_iter().map(|h| h.cause).collect()
+            hints(&alert(monitor, reason), e)
+                .into_iter()
+                .map(|h| h.cause)
+                .collect()
         };
-        assert!(cause("pod_unschedulable", "Unschedulable", &events("FailedScheduling", "0/3 nodes are available: 3 Insufficient memory."))[0].contains("enough free memory"));
-        assert!(cause("pod_not_ready", "NotReady", &events("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"))[0].contains("probe is failing"));
-        assert!(cause("pod_not_ready", "NotReady", &events("FailedMount", "MountVolume.SetUp failed for volume \"data\""))[0].contains("could not be mounted"));
+        assert!(
+            cause(
+                "pod_unschedulable",
+                "Unschedulable",
+                &events(
+                    "FailedScheduling",
+                    "0/3 nodes are available: 3 Insufficient memory."
+                )
+            )[0]
+            .contains("enough free memory")
+        );
+        assert!(
+            cause(
+                "pod_not_ready",
+                "NotReady",
+                &events(
+                    "Unhealthy",
+                    "Readiness probe failed: HTTP probe failed with statuscode: 503"
+                )
+            )[0]
+            .contains("probe is failing")
+        );
+        assert!(
+            cause(
+                "pod_not_ready",
+                "NotReady",
+                &events(
+                    "FailedMount",
+                    "MountVolume.SetUp failed for volume \"data\""
+                )
+            )[0]
+            .contains("could not be mounted")
+        );
         let node = Evidence {
-            node: Some(NodeNote { name: "n1".into(), conditions: vec!["MemoryPressure=True".into()], allocatable_memory: String::new() }),
+            node: Some(NodeNote {
+                name: "n1".into(),
+                conditions: vec!["MemoryPressure=True".into()],
+                allocatable_memory: String::new(),
+            }),
             ..Evidence::default()
         };
-        assert_eq!(cause("pod_not_ready", "NotReady", &node), ["node n1 reports MemoryPressure=True"]);
-        assert!(cause("rollout_stuck", "ProgressDeadlineExceeded", &Evidence::default())[0].contains("not becoming available"));
+        assert_eq!(
+            cause("pod_not_ready", "NotReady", &node),
+            ["node n1 reports MemoryPressure=True"]
+        );
+        assert!(
+            cause(
+                "rollout_stuck",
+                "ProgressDeadlineExceeded",
+                &Evidence::default()
+            )[0]
+            .contains("not becoming available")
+        );
         assert!(cause("pvc_usage", "SpaceUsage", &Evidence::default())[0].contains("filling up"));
-        let cert = Evidence { facts: [("Issuer".to_string(), "CN=Let's Encrypt R3".to_string())].into(), ..Evidence::default() };
-        assert!(cause("tls_cert_expiry", "ExpiresSoon", &cert)[0].contains("issued by CN=Let's Encrypt R3"));
+        let cert = Evidence {
+            facts: [("Issuer".to_string(), "CN=Let's Encrypt R3".to_string())].into(),
+            ..Evidence::default()
+        };
+        assert!(
+            cause("tls_cert_expiry", "ExpiresSoon", &cert)[0]
+                .contains("issued by CN=Let's Encrypt R3")
+        );
     }
 
     #[test]
     fn nothing_known_gives_no_hint() {
-        assert!(hints(&alert("pod_crashes", "CrashLoopBackOff"), &Evidence::default()).is_empty());
-        assert!(hints(&alert("pod_crashes", "CrashLoopBackOff"), &container("Completed", Some(0), "", "")).is_empty());
+        assert!(
+            hints(
+                &alert("pod_crashes", "CrashLoopBackOff"),
+                &Evidence::default()
+            )
+            .is_empty()
+        );
+        assert!(
+            hints(
+                &alert("pod_crashes", "CrashLoopBackOff"),
+                &container("Completed", Some(0), "", "")
+            )
+            .is_empty()
+        );
     }
 
     #[test]

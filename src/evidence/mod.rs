@@ -208,7 +208,7 @@ mod tests {
         let mut s = "ééééé".to_string(); // 10 bytes
         cut(&mut s, 6);
         assert!(s.len() <= 6, "{s}");
-        assert_eq!(s, "éé…"[..].chars().take(2).collect::<String>() + "…");
+        assert_eq!(s, "é…");
     }
 
     #[test]
@@ -226,7 +226,9 @@ mod tests {
                 message: "m".repeat(100),
                 ..Container::default()
             }),
-            log: (0..50).map(|i| format!("line {i:02} {}", "x".repeat(3))).collect(),
+            log: (0..50)
+                .map(|i| format!("line {i:02} {}", "x".repeat(3)))
+                .collect(),
             events: vec![EventNote::default(); 5],
             owners: vec!["a".into(), "b".into()],
             hints: vec![Hint::default(); 3],
@@ -243,5 +245,14 @@ mod tests {
         assert_eq!(e.owners, ["a"]);
         assert_eq!(e.hints.len(), 1);
         assert_eq!(e.commands.len(), 2);
+    }
+
+    /// Prints the JSON schema docs/webhook.schema.json embeds as `$defs.evidence`:
+    /// `cargo test --lib evidence_schema -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn evidence_schema() {
+        let schema = schemars::schema_for!(Evidence);
+        println!("{}", serde_json::to_string_pretty(&schema).unwrap());
     }
 }

@@ -77,12 +77,26 @@ pub fn alert(batch: &Batch, n: &Notification, firing_until: Timestamp) -> Value 
             labels.insert(name.into(), Value::String(value.into()));
         }
     }
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "summary".into(),
+        Value::String(format!("{} {}", key.object(), n.alert.title)),
+    );
+    annotations.insert("description".into(), Value::String(render::summary(n)));
+    let shown = render::evidence(n);
+    if let Some((cause, next)) = shown.hints.first() {
+        annotations.insert("likely_cause".into(), Value::String(cause.clone()));
+        annotations.insert("next_step".into(), Value::String(next.clone()));
+    }
+    if !shown.is_empty() {
+        annotations.insert("evidence".into(), Value::String(shown.text()));
+    }
+    if !shown.commands.is_empty() {
+        annotations.insert("commands".into(), Value::String(shown.commands.join("\n")));
+    }
     let mut out = json!({
         "labels": labels,
-        "annotations": {
-            "summary": format!("{} {}", key.object(), n.alert.title),
-            "description": render::summary(n),
-        },
+        "annotations": annotations,
         "startsAt": n.alert.first_seen.to_string(),
     });
     out["endsAt"] = Value::String(match n.state {

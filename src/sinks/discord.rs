@@ -64,6 +64,26 @@ pub fn message(batch: &Batch) -> Value {
 fn embed(batch: &Batch, item: &DispatchItem, with_facts: bool) -> Value {
     let n = &item.notification;
     let mut description = render::summary(n);
+    let shown = if with_facts {
+        render::evidence(n)
+    } else {
+        render::Shown::default()
+    };
+    for (cause, next) in &shown.hints {
+        description.push_str(&format!(
+            "\n\n**Likely cause:** {cause}\n**Next step:** {next}"
+        ));
+    }
+    for (title, lines) in [
+        ("Recent events", &shown.events),
+        ("Last log lines", &shown.log),
+        ("Next commands", &shown.commands),
+    ] {
+        if !lines.is_empty() {
+            let body = lines.join("\n").replace('`', "'");
+            description.push_str(&format!("\n**{title}**\n```\n{body}\n```"));
+        }
+    }
     for (name, url) in render::links(&batch.links, &batch.cluster, n) {
         description.push_str(&format!("\n[{name}]({url})"));
     }
@@ -76,6 +96,7 @@ fn embed(batch: &Batch, item: &DispatchItem, with_facts: bool) -> Value {
     if with_facts {
         let fields: Vec<Value> = render::facts(n)
             .into_iter()
+            .chain(shown.facts)
             .take(FIELDS_MAX)
             .map(|(k, v)| json!({"name": http::truncate(&k, TITLE_MAX), "value": http::truncate(&v, FIELD_VALUE_MAX), "inline": true}))
             .collect();

@@ -316,6 +316,7 @@ pub fn html(batch: &Batch) -> String {
             }
             out.push_str("</table>\n");
         }
+        out.push_str(&evidence_html(&render::evidence(n)));
         let links = render::links(&batch.links, &batch.cluster, n);
         if !links.is_empty() {
             let anchors: Vec<String> = links
@@ -349,6 +350,43 @@ fn escape(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The evidence in HTML: the hint in a box, the facts in a table, events, log lines and
+/// commands in preformatted blocks.
+fn evidence_html(shown: &render::Shown) -> String {
+    let mut out = String::new();
+    for (cause, next) in &shown.hints {
+        out.push_str(&format!(
+            "<p style=\"margin:12px 0;padding:8px 12px;background:#fff8c5;border-radius:4px\"><b>Likely cause:</b> {}<br><b>Next step:</b> {}</p>\n",
+            escape(cause),
+            escape(next)
+        ));
+    }
+    if !shown.facts.is_empty() {
+        out.push_str("<table style=\"border-collapse:collapse;font-size:13px\">\n");
+        for (k, v) in &shown.facts {
+            out.push_str(&format!(
+                "<tr><th style=\"text-align:left;padding:2px 12px 2px 0;color:#59636e;font-weight:normal\">{}</th><td style=\"padding:2px 0\">{}</td></tr>\n",
+                escape(k),
+                escape(v)
+            ));
+        }
+        out.push_str("</table>\n");
+    }
+    for (title, lines) in [
+        ("Recent events", &shown.events),
+        ("Last log lines", &shown.log),
+        ("Next commands", &shown.commands),
+    ] {
+        if !lines.is_empty() {
+            out.push_str(&format!(
+                "<p style=\"margin:12px 0 4px 0;font-weight:bold\">{title}</p>\n<pre style=\"margin:0;padding:8px;background:#f6f8fa;font-size:12px;white-space:pre-wrap\">{}</pre>\n",
+                escape(&lines.join("\n"))
+            ));
         }
     }
     out

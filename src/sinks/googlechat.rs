@@ -49,6 +49,27 @@ pub fn message(batch: &Batch) -> Value {
                     widgets.extend(render::facts(n).into_iter().map(
                         |(k, v)| json!({"decoratedText": {"topLabel": k, "text": escape(&v)}}),
                     ));
+                    let shown = render::evidence(n);
+                    for (cause, next) in &shown.hints {
+                        widgets.push(json!({"textParagraph": {"text": format!(
+                            "<b>Likely cause:</b> {}<br><b>Next step:</b> {}",
+                            escape(cause),
+                            escape(next)
+                        )}}));
+                    }
+                    widgets.extend(shown.facts.into_iter().map(
+                        |(k, v)| json!({"decoratedText": {"topLabel": k, "text": escape(&v)}}),
+                    ));
+                    for (title, lines) in [
+                        ("Recent events", &shown.events),
+                        ("Last log lines", &shown.log),
+                        ("Next commands", &shown.commands),
+                    ] {
+                        if !lines.is_empty() {
+                            let body: Vec<String> = lines.iter().map(|l| escape(l)).collect();
+                            widgets.push(json!({"textParagraph": {"text": format!("<b>{title}</b><br>{}", body.join("<br>"))}}));
+                        }
+                    }
                 }
                 let links = render::links(&batch.links, &batch.cluster, n);
                 if !links.is_empty() {

@@ -270,8 +270,23 @@ impl Registry {
     /// dropped). A firing and its resolution thus reach a channel in the order they happened,
     /// even when the firing needed retries; channels do not wait for each other.
     pub fn queue(&self, batch: Batch) -> impl Future<Output = Report> + Send + 'static {
+        let channel = batch.channel.clone();
+        self.queue_with(&channel, std::future::ready(batch))
+    }
+
+    /// [`Registry::queue`] for a batch still being completed (its evidence collected): it takes
+    /// its place in `channel`'s line now, and `prepare` runs while the batches before it are
+    /// delivered.
+    pub fn queue_with<F>(
+        &self,
+        channel: &str,
+        prepare: F,
+    ) -> impl Future<Output = Report> + Send + 'static + use<F>
+    where
+        F: Future<Output = Batch> + Send + 'static,
+    {
         let (done, turn) = oneshot::channel::<()>();
-        let before = self.channels.get(&batch.channel).and_then(|e| {
+        let before = self.channels.get(channel).and_then(|e| {
             e.tail
                 .lock()
                 .expect("channel queue lock is never poisoned")
@@ -279,10 +294,12 @@ impl Registry {
         });
         let this = self.clone();
         async move {
-            if let Some(before) = before {
-                // Err: the batch before finished and dropped its sender, as intended.
-                let _ = before.await;
-            }
+            let (batch, _) = futures::join!(prepare, async {
+                if let Some(before) = before {
+                    // Err: the batch before finished and dropped its sender, as intended.
+                    let _ = before.await;
+                }
+            });
             let report = this.deliver(batch).await;
             drop(done);
             report

@@ -86,6 +86,14 @@ pub fn body(batch: &Batch, n: &Notification) -> Value {
             for (k, v) in render::facts(n) {
                 details.insert(k, Value::String(v));
             }
+            let shown = render::evidence(n);
+            if let Some((cause, next)) = shown.hints.first() {
+                details.insert("Likely cause".into(), Value::String(cause.clone()));
+                details.insert("Next step".into(), Value::String(next.clone()));
+            }
+            for (k, v) in shown.facts {
+                details.insert(k, Value::String(v));
+            }
             for (name, url) in links {
                 details.insert(name, Value::String(url));
             }

@@ -51,6 +51,16 @@ pub fn event(routing_key: &str, batch: &Batch, n: &Notification) -> Value {
             for (k, v) in render::facts(n) {
                 details.insert(k, Value::String(v));
             }
+            if let Some(h) = n.alert.evidence.hints.first() {
+                details.insert("likely_cause".into(), Value::String(h.cause.clone()));
+                details.insert("next_step".into(), Value::String(h.next.clone()));
+            }
+            if !n.alert.evidence.is_empty() {
+                details.insert(
+                    "evidence".into(),
+                    serde_json::to_value(&n.alert.evidence).unwrap_or_default(),
+                );
+            }
             let links: Vec<Value> = render::links(&batch.links, &batch.cluster, n)
                 .into_iter()
                 .map(|(text, href)| json!({"href": href, "text": text}))

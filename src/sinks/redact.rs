@@ -251,16 +251,28 @@ fn html_escape(s: &str) -> String {
 static SECRET_LIKE: std::sync::LazyLock<Vec<(regex::Regex, &'static str)>> =
     std::sync::LazyLock::new(|| {
         let pairs: &[(&str, &str)] = &[
-            (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)", REDACTED),
-            (r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}", "$1$2<redacted>"),
+            (
+                r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)",
+                REDACTED,
+            ),
+            (
+                r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}",
+                "$1$2<redacted>",
+            ),
             (
                 r#"(?i)\b([a-z0-9_.-]*(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)[a-z0-9_.-]*)("?\s*[:=]\s*"?)[^\s"',;&]+"#,
                 "$1$3<redacted>",
             ),
             (r"(://[^/\s:@]+:)[^/\s@]+@", "$1<redacted>@"),
-            (r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", REDACTED),
+            (
+                r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+                REDACTED,
+            ),
             (r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", REDACTED),
-            (r"\b(xox[abprs]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{20,})", REDACTED),
+            (
+                r"\b(xox[abprs]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{20,})",
+                REDACTED,
+            ),
         ];
         pairs
             .iter()
@@ -424,18 +436,33 @@ routing: {default: [ops]}
     #[test]
     fn secret_looking_values_in_foreign_text_are_redacted() {
         let cases = [
-            ("connecting with password=hunter22", "connecting with password=<redacted>"),
+            (
+                "connecting with password=hunter22",
+                "connecting with password=<redacted>",
+            ),
             ("DB_PASSWORD: s3cr3t!", "DB_PASSWORD: <redacted>"),
-            (r#"{"api_key": "abcd1234efgh"}"#, r#"{"api_key": "<redacted>"}"#),
-            ("Authorization: Bearer abc.def.ghijklmnop", "Authorization: Bearer <redacted>"),
-            ("GET postgres://app:pa55word@db:5432/x", "GET postgres://app:<redacted>@db:5432/x"),
+            (
+                r#"{"api_key": "abcd1234efgh"}"#,
+                r#"{"api_key": "<redacted>"}"#,
+            ),
+            (
+                "Authorization: Bearer abc.def.ghijklmnop",
+                "Authorization: Bearer <redacted>",
+            ),
+            (
+                "GET postgres://app:pa55word@db:5432/x",
+                "GET postgres://app:<redacted>@db:5432/x",
+            ),
             ("key AKIAIOSFODNN7EXAMPLE used", "key <redacted> used"),
             ("tok xoxb-1234567890-abcdefghij", "tok <redacted>"),
             (
                 "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
                 "jwt <redacted>",
             ),
-            ("-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----", "<redacted>"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+                "<redacted>",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(secret_like(text), want, "{text}");

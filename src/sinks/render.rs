@@ -84,7 +84,7 @@ pub fn summary(n: &Notification) -> String {
     }
 }
 
-/// The message body: the summary, then the facts.
+/// The message body: the summary, then the facts, then the evidence.
 pub fn body(n: &Notification) -> String {
     let mut out = summary(n);
     let facts = facts(n);
@@ -94,7 +94,156 @@ pub fn body(n: &Notification) -> String {
             out.push_str(&format!("\n{k}: {v}"));
         }
     }
+    let text = evidence(n).text();
+    if !text.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&text);
+    }
     out
+}
+
+/// An alert's evidence as every sink shows it (see [`crate::evidence`]); empty for
+/// resolutions.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Shown {
+    /// `Likely cause: ...` and `Next step: ...`, a pair per hint.
+    pub hints: Vec<(String, String)>,
+    /// Exit code decoded, image, memory limit and request, how long it ran, owners, node, and
+    /// the object's own facts.
+    pub facts: Vec<(String, String)>,
+    /// `BackOff (×12): Back-off restarting failed container`.
+    pub events: Vec<String>,
+    pub log: Vec<String>,
+    pub commands: Vec<String>,
+}
+
+impl Shown {
+    pub fn is_empty(&self) -> bool {
+        *self == Shown::default()
+    }
+
+    /// As plain text, in sections.
+    pub fn text(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        for (cause, next) in &self.hints {
+            parts.push(format!("Likely cause: {cause}\nNext step: {next}"));
+        }
+        if !self.facts.is_empty() {
+            parts.push(
+                self.facts
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+        if !self.events.is_empty() {
+            parts.push(format!(
+                "Recent events:\n{}",
+                self.events
+                    .iter()
+                    .map(|e| format!("  {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+        if !self.log.is_empty() {
+            parts.push(format!(
+                "Last log lines:\n{}",
+                self.log
+                    .iter()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+        if !self.commands.is_empty() {
+            parts.push(format!(
+                "Next commands:\n{}",
+                self.commands
+                    .iter()
+                    .map(|c| format!("  {c}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+        parts.join("\n\n")
+    }
+}
+
+/// What [`Shown`] holds for `n`.
+pub fn evidence(n: &Notification) -> Shown {
+    if n.state != State::Firing {
+        return Shown::default();
+    }
+    let e = &n.alert.evidence;
+    let mut facts: Vec<(String, String)> = Vec::new();
+    let mut fact = |k: &str, v: String| {
+        if !v.is_empty() {
+            facts.push((k.to_string(), v));
+        }
+    };
+    if let Some(c) = &e.container {
+        if let Some(code) = c.exit_code {
+            let signal = if c.signal.is_empty() || c.exit_meaning.contains(&c.signal) {
+                String::new()
+            } else {
+                format!(", {}", c.signal)
+            };
+            fact("Exit code", format!("{code}: {}{signal}", c.exit_meaning));
+        }
+        if !c.message.is_empty() {
+            fact("Container message", c.message.clone());
+        }
+        fact("Image", c.image.clone());
+        let oom = c.reason == "OOMKilled" || n.alert.key.reason == "OOMKilled";
+        let limit = match (c.memory_limit.as_str(), oom) {
+            ("", true) => "none set".to_string(),
+            (l, _) => l.to_string(),
+        };
+        fact("Memory limit", limit);
+        fact("Memory request", c.memory_request.clone());
+        fact("Ran for", c.ran_for.clone());
+    }
+    for (k, v) in &e.facts {
+        fact(k, v.clone());
+    }
+    fact("Owners", e.owners.join(" → "));
+    if let Some(node) = &e.node {
+        let mut v = node.name.clone();
+        if !node.conditions.is_empty() {
+            v.push_str(&format!(": {}", node.conditions.join(", ")));
+        }
+        if !node.allocatable_memory.is_empty() {
+            v.push_str(&format!(
+                " (allocatable memory {})",
+                node.allocatable_memory
+            ));
+        }
+        fact("Node status", v);
+    }
+    Shown {
+        hints: e
+            .hints
+            .iter()
+            .map(|h| (h.cause.clone(), h.next.clone()))
+            .collect(),
+        facts,
+        events: e
+            .events
+            .iter()
+            .map(|ev| {
+                let count = if ev.count > 1 {
+                    format!(" (×{})", ev.count)
+                } else {
+                    String::new()
+                };
+                format!("{}{count}: {}", ev.reason, ev.message)
+            })
+            .collect(),
+        log: e.log.clone(),
+        commands: e.commands.clone(),
+    }
 }
 
 /// Key facts shown by every sink, in a fixed order.

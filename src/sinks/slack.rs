@@ -123,6 +123,7 @@ impl SlackSink {
         if !facts.is_empty() {
             blocks.push(json!({"type": "section", "fields": facts}));
         }
+        blocks.extend(evidence_blocks(&render::evidence(n)));
         let links = render::links(&batch.links, &batch.cluster, n);
         let mut context = vec![format!("{} at {}", n.state, display_time(n.at))];
         context.extend(
@@ -243,6 +244,53 @@ pub struct Message {
     pub thread_ts: Option<String>,
     /// Firing items whose reference is this message's `ts`.
     pub firing: Vec<DispatchItem>,
+}
+
+/// The evidence: the likely cause and next step as a section, the evidence facts as a context
+/// block (small print), the events, log lines and commands as code blocks.
+fn evidence_blocks(shown: &render::Shown) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    if !shown.hints.is_empty() {
+        let text = shown
+            .hints
+            .iter()
+            .map(|(cause, next)| {
+                format!(
+                    "*Likely cause:* {}\n*Next step:* {}",
+                    escape(cause),
+                    escape(next)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        blocks.push(section(&text));
+    }
+    if !shown.facts.is_empty() {
+        // A context block holds at most 10 elements.
+        let elements: Vec<Value> = shown
+            .facts
+            .iter()
+            .take(FIELDS_MAX)
+            .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{}:* {}", escape(k), escape(v))}))
+            .collect();
+        blocks.push(json!({"type": "context", "elements": elements}));
+    }
+    let code = |title: &str, lines: &[String]| {
+        // A backtick in a line would close the code block.
+        let body = escape(&lines.join("\n")).replace('`', "'");
+        let room = SECTION_MAX - title.len() - 12;
+        section(&format!("*{title}*\n```{}```", http::truncate(&body, room)))
+    };
+    if !shown.events.is_empty() {
+        blocks.push(code("Recent events", &shown.events));
+    }
+    if !shown.log.is_empty() {
+        blocks.push(code("Last log lines", &shown.log));
+    }
+    if !shown.commands.is_empty() {
+        blocks.push(code("Next commands", &shown.commands));
+    }
+    blocks
 }
 
 fn section(text: &str) -> Value {

@@ -49,7 +49,7 @@ pub fn message(batch: &Batch) -> Value {
             }
         }
         DispatchKind::Immediate => {
-            for item in &batch.items {
+            for (i, item) in batch.items.iter().enumerate() {
                 let n = &item.notification;
                 body.push(headline(batch, n));
                 body.push(summary(n));
@@ -58,6 +58,36 @@ pub fn message(batch: &Batch) -> Value {
                     .map(|(title, value)| json!({"title": title, "value": value}))
                     .collect();
                 body.push(json!({"type": "FactSet", "facts": facts}));
+                let shown = render::evidence(n);
+                for (cause, next) in &shown.hints {
+                    body.push(json!({"type": "TextBlock", "wrap": true, "text": format!("**Likely cause:** {cause}\n\n**Next step:** {next}")}));
+                }
+                // The rest of the evidence is collapsed behind a "Show evidence" button.
+                let mut details: Vec<Value> = Vec::new();
+                if !shown.facts.is_empty() {
+                    let facts: Vec<Value> = shown
+                        .facts
+                        .iter()
+                        .map(|(title, value)| json!({"title": title, "value": value}))
+                        .collect();
+                    details.push(json!({"type": "FactSet", "facts": facts}));
+                }
+                for (title, lines) in [
+                    ("Recent events", &shown.events),
+                    ("Last log lines", &shown.log),
+                    ("Next commands", &shown.commands),
+                ] {
+                    if !lines.is_empty() {
+                        details
+                            .push(json!({"type": "TextBlock", "weight": "Bolder", "text": title}));
+                        details.push(json!({"type": "TextBlock", "wrap": true, "fontType": "Monospace", "text": lines.join("\n\n")}));
+                    }
+                }
+                if !details.is_empty() {
+                    let id = format!("evidence-{i}");
+                    body.push(json!({"type": "Container", "id": id, "isVisible": false, "items": details}));
+                    actions.push(json!({"type": "Action.ToggleVisibility", "title": "Show evidence", "targetElements": [id]}));
+                }
                 actions.extend(
                     render::links(&batch.links, &batch.cluster, n)
                         .into_iter()

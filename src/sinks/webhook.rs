@@ -76,6 +76,7 @@ fn alert(batch: &Batch, item: &DispatchItem) -> Value {
         "first_seen": a.first_seen.to_string(),
         "at": n.at.to_string(),
         "links": links,
+        "evidence": a.evidence,
     })
 }
 

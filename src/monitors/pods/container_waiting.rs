@@ -163,6 +163,7 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
             if !c.image.is_empty() {
                 a = a.field("Image", c.image.clone());
             }
+            a = pod::with_container(a, pod, c);
             a.first_seen = since;
             out.push(Finding::firing(a));
         }

@@ -99,7 +99,14 @@ pub fn container(pod: &Pod, status: &ContainerStatus, init: bool) -> evidence::C
         };
         list?.iter().find(|c| c.name == status.name)
     });
-    let memory = |pick: fn(&k8s_openapi::api::core::v1::ResourceRequirements) -> Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+    let memory = |pick: fn(
+        &k8s_openapi::api::core::v1::ResourceRequirements,
+    ) -> Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >| {
         spec.and_then(|c| c.resources.as_ref())
             .and_then(pick)
             .and_then(|m| m.get("memory"))
@@ -118,9 +125,10 @@ pub fn container(pod: &Pod, status: &ContainerStatus, init: bool) -> evidence::C
         ..evidence::Container::default()
     };
     let state = status.state.as_ref();
-    let terminated = state
-        .and_then(|s| s.terminated.as_ref())
-        .or(status.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
+    let terminated = state.and_then(|s| s.terminated.as_ref()).or(status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref()));
     if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
         c.reason = w.reason.clone().unwrap_or_default();
         c.message = w.message.clone().unwrap_or_default();
@@ -153,7 +161,12 @@ pub fn container(pod: &Pod, status: &ContainerStatus, init: bool) -> evidence::C
 }
 
 /// `alert` with the evidence of `status` (see [`container`]).
-pub fn with_container(mut alert: Alert, pod: &Pod, status: &ContainerStatus, init: bool) -> Alert {
+pub fn with_container(mut alert: Alert, pod: &Pod, status: &ContainerStatus) -> Alert {
+    let init = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .is_some_and(|l| l.iter().any(|c| c.name == status.name));
     alert.evidence.container = Some(container(pod, status, init));
     alert
 }

@@ -109,7 +109,7 @@ impl ObjectMonitor<Pod> for PodCrashes {
                     ),
                 ),
             };
-            let mut a = base_alert(pod, reason, title, message, now)
+            let mut a = pod::with_container(base_alert(pod, reason, title, message, now), pod, c)
                 .field("Container", c.name.clone())
                 .field("Restarts", c.restart_count.to_string());
             if let Some((r, code)) = last {
@@ -167,7 +167,7 @@ impl ObjectMonitor<Pod> for PodCrashes {
                 continue;
             };
             out.push(
-                alert
+                pod::with_container(alert, new, c)
                     .field("Container", c.name.clone())
                     .field("Restarts", c.restart_count.to_string())
                     .field("Last exit", format!("{reason} (exit code {code})"))
