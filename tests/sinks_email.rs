@@ -17,6 +17,9 @@ use kpulse::engine::{Dispatch, DispatchItem, DispatchKind};
 use kpulse::sinks::{Batch, Registry, Report};
 use serde_json::Value;
 
+#[path = "support/explained.rs"]
+mod explained;
+
 const USER: &str = "kpulse-relay";
 const PASSWORD: &str = "smtp-pa55word-5ecret";
 const FIRING_RED: &str = "#d40e0d";
@@ -510,4 +513,25 @@ async fn implicit_tls_delivers_over_tls_from_the_first_byte() {
     let m = server.message(1);
     assert_eq!(m["auth_user"], USER);
     assert_eq!(header(&m, "x-kpulse-state"), "firing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explained_alert_shows_its_evidence_in_the_text_and_html_parts() {
+    let server = SmtpServer::start("starttls");
+    let (config, registry) = server.setup(PASSWORD);
+    let item = DispatchItem {
+        notification: Notification {
+            state: State::Firing,
+            alert: explained::explained_alert(t0()),
+            at: t0(),
+        },
+        reference: None,
+    };
+    let report = deliver(&config, &registry, DispatchKind::Immediate, vec![item]).await;
+    report.result.expect("the email is delivered");
+    let (text, html) = parts(&server.message(1));
+    explained::shows_the_evidence("email (text)", &text);
+    explained::shows_the_evidence("email (html)", &html);
+    assert!(text.contains("Likely cause: "), "{text}");
+    assert!(html.contains("<pre"), "the log is preformatted: {html}");
 }

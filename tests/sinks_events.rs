@@ -11,6 +11,8 @@ use kpulse::engine::{Dispatch, DispatchItem, DispatchKind};
 use kpulse::sinks::{Batch, Registry, Report};
 use serde_json::{Value, json};
 
+#[path = "support/explained.rs"]
+mod explained;
 #[path = "support/receiver.rs"]
 mod receiver;
 use receiver::Receiver;
@@ -600,4 +602,46 @@ async fn a_receiver_that_is_down_is_retried_and_the_error_hides_the_url() {
         !err.contains("url-5ecret") && !err.contains(&addr.to_string()),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn pagerduty_opsgenie_and_alertmanager_carry_the_evidence() {
+    let channels = [
+        (
+            "pagerduty",
+            "{type: pagerduty, routing_key: $ROUTING_KEY, api_url: 'http://ADDR/v2/enqueue', delivery: {allow_http: true}}",
+        ),
+        (
+            "opsgenie",
+            "{type: opsgenie, api_key: $GENIE_KEY, api_url: 'http://ADDR', delivery: {allow_http: true}}",
+        ),
+        (
+            "alertmanager",
+            "{type: alertmanager, url: 'http://ADDR', delivery: {allow_http: true}}",
+        ),
+    ];
+    for (sink, channel) in channels {
+        let rx = Receiver::start((202, "{}", None)).await;
+        let (config, registry) = setup(&channel.replace("ADDR", &rx.addr.to_string()));
+        let item = DispatchItem {
+            notification: Notification {
+                state: State::Firing,
+                alert: explained::explained_alert(t0()),
+                at: t0(),
+            },
+            reference: None,
+        };
+        let report = deliver(&config, &registry, DispatchKind::Immediate, vec![item]).await;
+        assert!(report.result.is_ok(), "{sink}: {:?}", report.result);
+        let seen = rx.take();
+        let body = String::from_utf8(seen[0].raw.clone()).unwrap();
+        explained::shows_the_evidence(sink, &body);
+        let v = &seen[0].body;
+        let cause = match sink {
+            "pagerduty" => &v["payload"]["custom_details"]["likely_cause"],
+            "opsgenie" => &v["details"]["Likely cause"],
+            _ => &v[0]["annotations"]["likely_cause"],
+        };
+        assert_eq!(cause, explained::CAUSE, "{sink}: {v:#}");
+    }
 }

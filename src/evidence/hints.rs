@@ -302,7 +302,7 @@ pub const RULES: &[Rule] = &[
             let what = m
                 .split("Insufficient ")
                 .nth(1)
-                .and_then(|r| r.split(|c: char| c == '.' || c == ',').next())
+                .and_then(|r| r.split(['.', ',']).next())
                 .unwrap_or("resources");
             hint(
                 format!("no node has enough free {what} for the pod's requests"),

@@ -51,6 +51,9 @@ pub fn event(routing_key: &str, batch: &Batch, n: &Notification) -> Value {
             for (k, v) in render::facts(n) {
                 details.insert(k, Value::String(v));
             }
+            for (k, v) in render::evidence(n).facts {
+                details.insert(k, Value::String(v));
+            }
             if let Some(h) = n.alert.evidence.hints.first() {
                 details.insert("likely_cause".into(), Value::String(h.cause.clone()));
                 details.insert("next_step".into(), Value::String(h.next.clone()));

@@ -5,6 +5,9 @@
 
 mod delivery;
 mod discord;
+mod evidence;
+#[path = "../support/explained.rs"]
+mod explained;
 mod fixtures;
 mod googlechat;
 #[path = "../support/receiver.rs"]
