@@ -34,7 +34,10 @@ async fn sent(channel: impl Fn(&str) -> String, state: State) -> String {
     String::from_utf8(seen.raw).unwrap()
 }
 
-fn channels() -> Vec<(&'static str, fn(&str) -> String)> {
+/// A channel's settings for a receiver at an address.
+type Channel = fn(&str) -> String;
+
+fn channels() -> Vec<(&'static str, Channel)> {
     vec![
         ("webhook", |a| {
             format!("{{type: webhook, url: 'http://{a}/hook', delivery: {{allow_http: true}}}}")
