@@ -145,8 +145,15 @@ check_rules "clusterrole: every monitor on" "${monitors[*]}" "${all_on[@]}"
 # A monitor left out of values (e.g. values.config.monitors replaced) falls back to kpulse's default.
 check_rules "clusterrole: monitors absent from values use the code defaults" "$defaults" --set config.monitors.warning_events=null --set config.monitors.tls_cert_expiry=null
 
+# The log excerpt of evidence is opt-in, and so is the access it needs.
+logs_role="$(render --show-only templates/clusterrole.yaml --set config.evidence.logs.enabled=true)"
+if has_rule "$logs_role" 'apiGroups: [""]' 'resources: [pods/log]' 'verbs: [get]'; then pass "clusterrole: evidence.logs.enabled grants pods/log get"; else fail "clusterrole: evidence.logs.enabled grants no pods/log get"; fi
+lacks "clusterrole: no pods/log by default" "$(render --show-only templates/clusterrole.yaml)" "pods/log"
+check_rules "clusterrole: evidence.logs leaves the monitors' rules alone" "$defaults" --set config.evidence.logs.enabled=true
+reject "schema: evidence.logs.lines above 200" "/config/evidence/logs/lines" --set config.evidence.logs.lines=500
+
 # Every RBAC rule carries a comment saying why it exists.
-out="$(render "${all_on[@]}" --set replicas=2 --set existingSecret=creds --set config.monitors.canary.namespace=kpulse)"
+out="$(render "${all_on[@]}" --set replicas=2 --set existingSecret=creds --set config.monitors.canary.namespace=kpulse --set config.evidence.logs.enabled=true)"
 uncommented="$(awk '/^ *- apiGroups:/ { if (prev !~ /^ *#/) print FILENAME": "$0 } { prev = $0 }' <<<"$out")"
 if [[ -z "$uncommented" ]]; then pass "rbac: every rule has a comment"; else fail "rbac: rules without a comment: $uncommented"; fi
 
