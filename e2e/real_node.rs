@@ -134,6 +134,28 @@ async fn real_node_container_over_its_memory_limit_is_oom_killed_and_alerts() {
     assert_eq!(fired["key"]["reason"], "OOMKilled");
     assert_eq!(fired["title"], "hog/app OOMKilled");
     assert_eq!(fired["node"], NODE);
+    // The evidence: the limit it ran into, the exit code decoded, the likely cause, commands.
+    let evidence = &fired["evidence"];
+    assert_eq!(
+        evidence["container"]["memory_limit"], "16Mi",
+        "{evidence:#}"
+    );
+    assert_eq!(evidence["container"]["exit_code"], 137, "{evidence:#}");
+    assert_eq!(evidence["container"]["signal"], "SIGKILL", "{evidence:#}");
+    assert_eq!(evidence["container"]["image"], IMAGE, "{evidence:#}");
+    let cause = evidence["hints"][0]["cause"].as_str().unwrap_or_default();
+    assert_eq!(
+        cause, "app used more than its memory limit of 16Mi",
+        "{evidence:#}"
+    );
+    assert!(
+        evidence["commands"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("kubectl -n {} describe pod hog", ns.name))),
+        "{evidence:#}"
+    );
+    assert_eq!(evidence["node"]["name"], NODE, "{evidence:#}");
     // The kubelet, not the test, wrote this.
     let c = container_status(&ns, "hog", "OOMKilled in the pod status", |c| {
         terminated(c)["reason"] == "OOMKilled"
@@ -188,6 +210,58 @@ async fn real_node_container_exiting_1_crash_loops_and_alerts() {
 }
 
 #[tokio::test]
+async fn real_node_crashes_carry_their_log_lines_redacted_and_the_exit_code_decoded() {
+    let Some(ns) = namespace("real-explain").await else {
+        return;
+    };
+    let kpulse = start(&ns, "evidence: {logs: {enabled: true, lines: 5}}\n").await;
+
+    let script = "echo loading settings; echo connecting with password=hunter2-very-s3cret; echo giving up; exit 1";
+    create(&ns, pod("talker", json!([sh(script)]))).await;
+    create(&ns, pod("typo", json!([sh("exec-this-please --now")]))).await;
+
+    let key = format!("pod_crashes/{}/Pod/talker/CrashLoopBackOff", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let evidence = &fired["alert"]["evidence"];
+    assert_eq!(
+        evidence["log"],
+        json!([
+            "loading settings",
+            "connecting with password=<redacted>",
+            "giving up"
+        ]),
+        "the previous run's last lines, the secret redacted: {evidence:#}"
+    );
+    assert!(!fired.to_string().contains("hunter2"), "{fired}");
+    assert_eq!(evidence["container"]["exit_code"], 1, "{evidence:#}");
+    assert_eq!(
+        evidence["container"]["exit_meaning"],
+        "the program exited with a general error"
+    );
+    assert_eq!(
+        evidence["hints"][0]["cause"],
+        "the application exited with code 1"
+    );
+    assert_eq!(
+        evidence["commands"][0],
+        format!("kubectl -n {} logs talker -c app --previous", ns.name)
+    );
+
+    let key = format!("pod_crashes/{}/Pod/typo/CrashLoopBackOff", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let evidence = &fired["alert"]["evidence"];
+    assert_eq!(evidence["container"]["exit_code"], 127, "{evidence:#}");
+    assert_eq!(evidence["hints"][0]["cause"], "exit 127: command not found");
+    let log = evidence["log"].to_string();
+    assert!(log.contains("exec-this-please: not found"), "{log}");
+
+    delete(&ns, "talker").await;
+    delete(&ns, "typo").await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
 async fn real_node_missing_image_backs_off_and_resolves_when_the_image_is_fixed() {
     let Some(ns) = namespace("real-pull").await else {
         return;
@@ -213,6 +287,15 @@ async fn real_node_missing_image_backs_off_and_resolves_when_the_image_is_fixed(
     );
     let message = fired["alert"]["message"].as_str().unwrap();
     assert!(message.contains(missing), "{message}");
+    // Pulls on this machine end at a proxy that refuses them: the hint says the registry is
+    // out of reach, from the kubelet's own message.
+    let evidence = &fired["alert"]["evidence"];
+    let cause = evidence["hints"][0]["cause"].as_str().unwrap_or_default();
+    assert_eq!(
+        cause, "the node cannot reach the image's registry",
+        "{evidence:#}"
+    );
+    assert_eq!(evidence["container"]["image"], missing, "{evidence:#}");
 
     // The image is fixed in place: the kubelet pulls nothing and starts the container.
     ns.pods()
@@ -269,6 +352,12 @@ async fn real_node_missing_configmap_key_fails_container_config_and_resolves_whe
     assert!(
         message.contains("couldn't find key mode in ConfigMap"),
         "{message}"
+    );
+    let evidence = &fired["alert"]["evidence"];
+    assert_eq!(
+        evidence["hints"][0]["cause"],
+        format!("ConfigMap {}/settings has no key mode", ns.name),
+        "{evidence:#}"
     );
 
     configmaps

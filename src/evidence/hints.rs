@@ -52,6 +52,17 @@ impl Input<'_> {
             || matches!(self.container_reason(), "ImagePullBackOff" | "ErrImagePull")
     }
 
+    /// What the kubelet said about a failed pull: the container's waiting message and its
+    /// `Failed` events (which carry the runtime's error when the message only says back-off).
+    fn pull_error(&self) -> String {
+        let mut text = self.message().to_ascii_lowercase();
+        for e in self.evidence.events.iter().filter(|e| e.reason == "Failed") {
+            text.push(' ');
+            text.push_str(&e.message.to_ascii_lowercase());
+        }
+        text
+    }
+
     fn events_say(&self, reason: &str) -> Option<&str> {
         self.evidence
             .events
@@ -216,7 +227,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "image-tag-missing",
         hint: |i| {
-            let m = i.message().to_ascii_lowercase();
+            let m = i.pull_error();
             (i.pulling()
                 && (m.contains("manifest unknown")
                     || m.contains(": not found")
@@ -231,7 +242,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "image-auth",
         hint: |i| {
-            let m = i.message().to_ascii_lowercase();
+            let m = i.pull_error();
             (i.pulling()
                 && [
                     "unauthorized",
@@ -252,7 +263,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "image-unreachable",
         hint: |i| {
-            let m = i.message().to_ascii_lowercase();
+            let m = i.pull_error();
             (i.pulling()
                 && [
                     "no such host",
@@ -669,5 +680,21 @@ mod tests {
         let n = names.len();
         names.dedup();
         assert_eq!(names.len(), n);
+    }
+
+    /// docs/monitors.md's hint table lists the rules, in the table's order.
+    #[test]
+    fn the_hint_table_is_documented_in_order() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/monitors.md");
+        let page = std::fs::read_to_string(path).unwrap();
+        let documented: Vec<&str> = page
+            .lines()
+            .skip_while(|l| !l.starts_with("| rule |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| `"))
+            .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(r, _)| r))
+            .collect();
+        let rules: Vec<&str> = RULES.iter().map(|r| r.name).collect();
+        assert_eq!(documented, rules, "docs/monitors.md's hint table");
     }
 }
