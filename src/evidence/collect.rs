@@ -257,7 +257,7 @@ async fn facts(
     let pods: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
     let selector = match (k.kind.as_str(), k.monitor.as_str()) {
         ("Job", _) => format!("job-name={}", k.name),
-        ("Deployment", "rollout_stuck") => match alert.evidence.facts.get("New ReplicaSet") {
+        ("Deployment", "rollout_stuck") => match alert.fields.get("New ReplicaSet") {
             Some(rs) => match rs.rsplit_once('-') {
                 Some((_, hash)) => format!("pod-template-hash={hash}"),
                 None => return Ok(out),

@@ -56,6 +56,28 @@ pub fn leaf_expiry(pem: &[u8]) -> Result<(Timestamp, String), String> {
     Ok((not_after, cert.subject().to_string()))
 }
 
+/// The leaf certificate's issuer and subject alternative names, for the alert's evidence.
+pub fn names(pem: &[u8]) -> Option<(String, Vec<String>)> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let sans = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => d.to_string(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((cert.issuer().to_string(), sans))
+}
+
 impl ObjectMonitor<Secret> for TlsCertExpiry {
     fn name(&self) -> &'static str {
         NAME
@@ -113,10 +135,19 @@ impl ObjectMonitor<Secret> for TlsCertExpiry {
                 ),
             )
         };
-        let a = Alert::new(key("Expiring"), severity, title, now)
+        let mut a = Alert::new(key("Expiring"), severity, title, now)
             .message(message)
             .field("Not after", display_time(not_after))
             .labels(secret.labels().clone());
+        if let Some((issuer, sans)) = names(&crt.0) {
+            a.evidence.facts.insert("Issuer".into(), issuer);
+            if !sans.is_empty() {
+                a.evidence.facts.insert("Names".into(), sans.join(", "));
+            }
+        }
+        if let Some(o) = secret.owner_references().first() {
+            a.evidence.owners = vec![format!("{}/{}", o.kind, o.name)];
+        }
         vec![Finding::firing(a)]
     }
 }
@@ -157,6 +188,16 @@ mod tests {
         let (not_after, subject) = leaf_expiry(CERT.as_bytes()).unwrap();
         assert!(not_after > "2030-01-01T00:00:00Z".parse().unwrap());
         assert!(subject.contains("test.example"), "{subject}");
+    }
+
+    #[test]
+    fn the_alert_names_the_issuer_and_the_certificate_names() {
+        let s = secret(CERT.as_bytes());
+        let (not_after, _) = leaf_expiry(CERT.as_bytes()).unwrap();
+        let now = not_after - SignedDuration::from_hours(24 * 3);
+        let found = TlsCertExpiry.firing(&config(), &s, now);
+        let facts = &found[0].alert.evidence.facts;
+        assert!(facts["Issuer"].contains("test.example"), "{facts:?}");
     }
 
     #[test]
