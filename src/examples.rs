@@ -5,6 +5,8 @@
 //! `<!-- end generated -->` line, which `kpulse generate` rewrites. A test fails when a page is
 //! stale.
 
+mod messages;
+
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -21,20 +23,25 @@ use crate::monitors::{job_failed, warning_events};
 use crate::sinks::{Batch, alertmanager, opsgenie, pagerduty, webhook};
 
 /// The pages holding generated examples, relative to the repository root.
-pub const PAGES: [&str; 2] = ["docs/webhook.md", "docs/sinks.md"];
+pub const PAGES: [&str; 3] = ["docs/webhook.md", "docs/sinks.md", "docs/monitors.md"];
 
 /// `page` (read from `path`) with every generated block rewritten.
 pub fn refresh(path: &str, page: &str) -> Result<String, String> {
     let blocks = blocks();
     crate::generated::rewrite(path, page, &crate::generated::MARKDOWN, |name| {
+        let language = if name.starts_with("message-") {
+            "text"
+        } else {
+            "json"
+        };
         blocks
             .get(name)
-            .map(|content| format!("```json\n{content}\n```\n"))
+            .map(|content| format!("```{language}\n{content}\n```\n"))
     })
 }
 
 /// Every generated block by name.
-pub fn blocks() -> BTreeMap<&'static str, String> {
+pub fn blocks() -> BTreeMap<String, String> {
     let t0: Timestamp = "2027-01-15T08:00:00Z".parse().expect("a valid timestamp");
     let oom = oom_killed(t0);
     let firing = item(State::Firing, &oom, t0);
@@ -82,8 +89,13 @@ pub fn blocks() -> BTreeMap<&'static str, String> {
     .into_iter()
     .map(|(name, v)| {
         let text = serde_json::to_string_pretty(&v).expect("JSON values always serialize");
-        (name, text)
+        (name.to_string(), text)
     })
+    .chain(
+        messages::messages(t0)
+            .into_iter()
+            .map(|(monitor, text)| (format!("message-{monitor}"), text)),
+    )
     .collect()
 }
 
