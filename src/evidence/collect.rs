@@ -86,11 +86,25 @@ pub async fn collect(client: Option<&kube::Client>, config: &Config, alert: &Ale
     finish(config, alert, e)
 }
 
-/// Keeps the parts `evidence.monitors` asks for, adds hints and commands, redacts every secret
+/// Adds hints and commands, keeps the parts `evidence.monitors` asks for, redacts every secret
 /// a channel is configured with and every secret-looking value, and caps the sizes.
 pub fn finish(config: &Config, alert: &Alert, mut e: Evidence) -> Evidence {
     let settings = &config.evidence;
     let wants = |p| settings.wants(&alert.key.monitor, p);
+    if !settings.logs.enabled {
+        e.log.clear();
+    }
+    // Hints and commands read every part, also those left out of the message below.
+    e.hints = if wants(EvidencePart::Hints) {
+        hints::hints(alert, &e)
+    } else {
+        Vec::new()
+    };
+    e.commands = if wants(EvidencePart::Commands) {
+        commands::commands(alert, &e)
+    } else {
+        Vec::new()
+    };
     if !wants(EvidencePart::Container) {
         e.container = None;
     }
@@ -109,16 +123,6 @@ pub fn finish(config: &Config, alert: &Alert, mut e: Evidence) -> Evidence {
     if !wants(EvidencePart::Log) || !settings.logs.enabled {
         e.log.clear();
     }
-    e.hints = if wants(EvidencePart::Hints) {
-        hints::hints(alert, &e)
-    } else {
-        Vec::new()
-    };
-    e.commands = if wants(EvidencePart::Commands) {
-        commands::commands(alert, &e)
-    } else {
-        Vec::new()
-    };
     let secrets: Vec<_> = config.channels.values().flat_map(|c| c.secrets()).collect();
     let redactor = Redactor::new(&secrets);
     let clean = |s: &mut String| *s = secret_like(&redactor.redact(s));
@@ -330,4 +334,106 @@ fn why_failing(pod: &Pod) -> Option<String> {
             .clone()
             .unwrap_or_else(|| "Failed".to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKey, Severity};
+    use crate::evidence::Container;
+
+    fn oom() -> Alert {
+        let mut a = Alert::new(
+            AlertKey::new("pod_crashes", "shop", "Pod", "api-1", "OOMKilled"),
+            Severity::Warning,
+            "api-1/server OOMKilled",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        a.node = Some("n1".into());
+        a.evidence.container = Some(Container {
+            name: "server".into(),
+            reason: "OOMKilled".into(),
+            exit_code: Some(137),
+            restarts: 2,
+            ..Container::default()
+        });
+        a
+    }
+
+    /// An API server that accepts connections and never answers.
+    async fn silent_server() -> kube::Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let url = format!("http://{addr}").parse().unwrap();
+        kube::Client::try_from(kube::Config::new(url)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_silent_api_delays_the_alert_by_the_budget_at_most_and_loses_nothing_of_its_own() {
+        let client = silent_server().await;
+        let config = crate::config::load(
+            "channels: {log: {type: log}}\nrouting: {default: [log]}\nevidence: {budget: 300ms, logs: {enabled: true}}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            collect(Some(&client), &config, &oom()),
+        )
+        .await
+        .expect("collection ends within its budget");
+        let took = started.elapsed();
+        assert!(took >= std::time::Duration::from_millis(300), "{took:?}");
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+        // The API parts are left out; the monitor's own evidence, hints and commands are there.
+        assert!(e.events.is_empty() && e.log.is_empty() && e.node.is_none());
+        assert_eq!(e.container.as_ref().unwrap().exit_code, Some(137));
+        assert!(e.hints[0].cause.contains("no memory limit"), "{e:?}");
+        assert_eq!(
+            e.commands[0],
+            "kubectl -n shop logs api-1 -c server --previous"
+        );
+    }
+
+    #[tokio::test]
+    async fn per_monitor_parts_leave_the_others_out() {
+        let config = crate::config::load(
+            "channels: {log: {type: log}}\nrouting: {default: [log]}\nevidence: {monitors: {pod_crashes: [hints]}}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let e = collect(None, &config, &oom()).await;
+        assert!(e.container.is_none() && e.commands.is_empty(), "{e:?}");
+        assert_eq!(e.hints.len(), 1, "{e:?}");
+    }
+
+    #[test]
+    fn unknown_parts_and_monitors_are_errors_that_name_the_field() {
+        for (yaml, want) in [
+            (
+                "evidence: {monitors: {pod_crash: [hints]}}",
+                "evidence.monitors.pod_crash",
+            ),
+            (
+                "evidence: {monitors: {pod_crashes: [hint]}}",
+                "evidence.monitors.pod_crashes",
+            ),
+            ("evidence: {budget: 0s}", "evidence.budget"),
+            ("evidence: {logs: {lines: 0}}", "evidence.logs.lines"),
+        ] {
+            let text =
+                format!("channels: {{log: {{type: log}}}}\nrouting: {{default: [log]}}\n{yaml}\n");
+            let err = crate::config::load(&text, &Default::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{yaml}: {err}");
+        }
+    }
 }
