@@ -29,6 +29,19 @@ async fn oom_killed_fires_then_resolves_when_running_again() {
         fired["text"],
         format!("🚨 [e2e] {}/pod/api api/app OOMKilled", ns.name)
     );
+    // No memory limit: the node ran out, not the container; the evidence says so, and names
+    // the node the scheduler chose.
+    let evidence = &fired["alert"]["evidence"];
+    assert!(
+        evidence["hints"][0]["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("OOMKilled with no memory limit"),
+        "{evidence:#}"
+    );
+    assert!(evidence["container"].get("memory_limit").is_none(), "{evidence:#}");
+    assert_eq!(evidence["container"]["exit_code"], 137, "{evidence:#}");
+    assert_eq!(evidence["node"]["name"], fired["alert"]["node"], "{evidence:#}");
 
     ns.patch_pod_status("api", status_running(1, Some(("OOMKilled", 137))))
         .await;

@@ -262,6 +262,39 @@ async fn real_node_crashes_carry_their_log_lines_redacted_and_the_exit_code_deco
 }
 
 #[tokio::test]
+async fn real_node_failed_job_names_its_failed_pods() {
+    let Some(ns) = namespace("real-job").await else {
+        return;
+    };
+    let kpulse = start(&ns, "").await;
+    let template = pod("unused", json!([sh("echo migrating; exit 3")]));
+    let mut spec = serde_json::to_value(template.spec.unwrap()).unwrap();
+    spec["restartPolicy"] = json!("Never");
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": "migrate"},
+        "spec": {"backoffLimit": 0, "template": {"spec": spec}}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ns.client().clone(), &ns.name)
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
+
+    let key = format!("job_failed/{}/Job/migrate/BackoffLimitExceeded", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let evidence = &fired["alert"]["evidence"];
+    let failed = evidence["facts"]["Failed pods"].as_str().unwrap_or_default();
+    assert!(failed.starts_with("migrate-"), "{evidence:#}");
+    assert!(failed.ends_with(": app Error (exit code 3)"), "{evidence:#}");
+    assert_eq!(
+        evidence["commands"][0],
+        format!("kubectl -n {} describe job migrate", ns.name)
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
 async fn real_node_missing_image_backs_off_and_resolves_when_the_image_is_fixed() {
     let Some(ns) = namespace("real-pull").await else {
         return;
