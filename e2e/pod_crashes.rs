@@ -39,9 +39,15 @@ async fn oom_killed_fires_then_resolves_when_running_again() {
             .starts_with("OOMKilled with no memory limit"),
         "{evidence:#}"
     );
-    assert!(evidence["container"].get("memory_limit").is_none(), "{evidence:#}");
+    assert!(
+        evidence["container"].get("memory_limit").is_none(),
+        "{evidence:#}"
+    );
     assert_eq!(evidence["container"]["exit_code"], 137, "{evidence:#}");
-    assert_eq!(evidence["node"]["name"], fired["alert"]["node"], "{evidence:#}");
+    assert_eq!(
+        evidence["node"]["name"], fired["alert"]["node"],
+        "{evidence:#}"
+    );
 
     ns.patch_pod_status("api", status_running(1, Some(("OOMKilled", 137))))
         .await;

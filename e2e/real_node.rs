@@ -283,9 +283,14 @@ async fn real_node_failed_job_names_its_failed_pods() {
     let key = format!("job_failed/{}/Job/migrate/BackoffLimitExceeded", ns.name);
     let fired = wait_state(&kpulse, &key, "firing").await;
     let evidence = &fired["alert"]["evidence"];
-    let failed = evidence["facts"]["Failed pods"].as_str().unwrap_or_default();
+    let failed = evidence["facts"]["Failed pods"]
+        .as_str()
+        .unwrap_or_default();
     assert!(failed.starts_with("migrate-"), "{evidence:#}");
-    assert!(failed.ends_with(": app Error (exit code 3)"), "{evidence:#}");
+    assert!(
+        failed.ends_with(": app Error (exit code 3)"),
+        "{evidence:#}"
+    );
     assert_eq!(
         evidence["commands"][0],
         format!("kubectl -n {} describe job migrate", ns.name)

@@ -87,6 +87,7 @@ async fn resolutions_of_chat_sinks_leave_the_evidence_out() {
 async fn the_webhook_carries_the_evidence_as_structured_fields() {
     let body = sent(channels()[0].1, State::Firing).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    crate::webhook::conforms(&v);
     let e = &v["alerts"][0]["evidence"];
     assert_eq!(e["container"]["exit_code"], 137);
     assert_eq!(e["container"]["signal"], "SIGKILL");

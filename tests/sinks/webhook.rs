@@ -35,7 +35,7 @@ fn schema() -> Value {
 }
 
 /// Checks `payload` against the required fields and JSON types of docs/webhook.schema.json.
-fn conforms(payload: &Value) {
+pub(crate) fn conforms(payload: &Value) {
     fn check(value: &Value, schema: &Value, defs: &Value, path: &str) {
         let schema = match schema.get("$ref").and_then(Value::as_str) {
             Some(r) => &defs[r.trim_start_matches("#/$defs/")],
