@@ -188,14 +188,21 @@ async fn a_standby_takes_a_released_lease_within_a_second_or_two() {
 
     let a_logs = a.stderr.clone();
     assert!(a.terminate(Duration::from_secs(30)).await.success());
-    let released = a_logs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message"] == "lease released")
-        .and_then(|l| l["timestamp"].as_str()?.parse::<jiff::Timestamp>().ok())
-        .expect("the leader logged its release");
+    // The log reader may still be taking in the last lines of the exited process.
+    let released = eventually(
+        "the leader logged its release",
+        Duration::from_secs(10),
+        || async {
+            a_logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["message"] == "lease released")
+                .and_then(|l| l["timestamp"].as_str()?.parse::<jiff::Timestamp>().ok())
+        },
+    )
+    .await;
     let took_over = eventually(
         "the standby to take over",
         Duration::from_secs(20),
