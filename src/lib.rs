@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod operator;
 pub mod pipeline;
+pub mod redact;
 pub mod reload;
 pub mod sinks;
 pub mod state;

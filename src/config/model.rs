@@ -285,7 +285,7 @@ pub enum Channel {
 }
 
 /// One secret setting of a channel and how the channel sends it, which decides the forms a
-/// receiver may echo it in (see `sinks::redact`).
+/// receiver may echo it in (see `crate::redact`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SecretUse<'a> {
     /// Sent as it is: a token, key or routing key in a header or body the sink builds.

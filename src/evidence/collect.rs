@@ -17,7 +17,7 @@ use kube::{Api, ResourceExt};
 use super::{Caps, EventNote, Evidence, NodeNote, commands, hints};
 use crate::alert::Alert;
 use crate::config::{Config, EvidencePart};
-use crate::sinks::redact::{Redactor, secret_like};
+use crate::redact::{Redactor, secret_like};
 
 /// Runs `lookup` within `budget`; `None` when it fails or is late.
 async fn within<T, E: std::fmt::Display>(

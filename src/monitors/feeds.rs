@@ -21,7 +21,7 @@ use kube::runtime::reflector::Store;
 use linkme::distributed_slice;
 
 use super::node_readiness::NodeReadiness;
-use super::pods::pod_evicted;
+use super::pods::evictions;
 use super::watch::ObjectMonitor;
 use crate::config::Monitors;
 use crate::metrics::Metrics;
@@ -32,7 +32,7 @@ pub struct Wiring {
     /// Which nodes are Ready (kept by the Node watch).
     pub nodes: Arc<NodeReadiness>,
     /// Open eviction groups: `pod_evicted` records, its flush task sends.
-    pub evictions: Arc<pod_evicted::Groups>,
+    pub evictions: Arc<evictions::Groups>,
     /// The StorageClasses (kept by their own watch while `pvc_pending` is on).
     pub storage_classes: Store<StorageClass>,
     pub metrics: Arc<Metrics>,

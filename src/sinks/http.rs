@@ -146,16 +146,7 @@ pub fn detail(body: &str) -> String {
     }
 }
 
-/// Cuts `s` to at most `max` characters, ending with `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
+pub use crate::redact::truncate;
 
 /// A network error, without the URL reqwest puts in its message.
 pub fn network(e: reqwest::Error) -> AttemptError {

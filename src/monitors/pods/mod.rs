@@ -8,6 +8,7 @@ use kube::runtime::watcher;
 use tokio::task::JoinSet;
 
 pub mod container_waiting;
+pub mod evictions;
 pub mod pod;
 pub mod pod_crashes;
 pub mod pod_evicted;

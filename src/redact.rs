@@ -2,7 +2,7 @@
 //! contains a secret the channel was configured with, even when the receiver echoes it back.
 //!
 //! A [`Redactor`] is built per channel with the channel's sink, from every secret setting
-//! ([`Channel::secrets`]), and [`super::Registry`] passes every attempt's outcome through it
+//! ([`Channel::secrets`]), and [`crate::sinks::Registry`] passes every attempt's outcome through it
 //! before anything logs, counts, stores or answers it. It replaces each secret by `<redacted>` in
 //! every form a receiver may plausibly echo it in: as configured; as sent (a URL's path, query,
 //! token-like segments and query values, user info, the credential after a header's scheme, the
@@ -96,7 +96,7 @@ impl Redactor {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        super::http::truncate(&one_line, SHOWN)
+        truncate(&one_line, SHOWN)
     }
 }
 
@@ -289,6 +289,17 @@ pub fn secret_like(text: &str) -> String {
         }
     }
     out
+}
+
+/// Cuts `s` to at most `max` characters, ending with `…` when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
 }
 
 #[cfg(test)]
