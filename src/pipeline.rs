@@ -30,11 +30,14 @@ pub struct Runtime {
     pub registry: Registry,
     /// Increases by one with every applied configuration.
     pub generation: u64,
+    /// Every channel's secrets, kept out of evidence (built once per configuration).
+    pub redactor: Arc<crate::redact::Redactor>,
 }
 
 impl Runtime {
     fn new(config: Config, registry: Registry, generation: u64) -> Self {
         Runtime {
+            redactor: Arc::new(crate::redact::Redactor::for_config(&config)),
             config: Arc::new(config),
             registry,
             generation,
@@ -320,7 +323,7 @@ impl Pipeline {
             return;
         }
         let rt = self.runtime();
-        let evidence = Evidence::new(self.inner.evidence.get().cloned(), rt.config.clone());
+        let evidence = Evidence::new(self.inner.evidence.get().cloned(), &rt);
         let deliveries: Vec<_> = outcome
             .dispatches
             .iter()
@@ -400,14 +403,16 @@ impl Pipeline {
 struct Evidence {
     client: Option<kube::Client>,
     config: Arc<crate::config::Config>,
+    redactor: Arc<crate::redact::Redactor>,
     collected: Mutex<HashMap<AlertKey, Shared<BoxFuture<'static, crate::evidence::Evidence>>>>,
 }
 
 impl Evidence {
-    fn new(client: Option<kube::Client>, config: Arc<crate::config::Config>) -> Arc<Self> {
+    fn new(client: Option<kube::Client>, rt: &Runtime) -> Arc<Self> {
         Arc::new(Evidence {
-            client: client.filter(|_| config.evidence.enabled),
-            config,
+            client: client.filter(|_| rt.config.evidence.enabled),
+            config: rt.config.clone(),
+            redactor: rt.redactor.clone(),
             collected: Mutex::default(),
         })
     }
@@ -420,10 +425,15 @@ impl Evidence {
         collected
             .entry(alert.key.clone())
             .or_insert_with(|| {
-                let (client, config, alert) = (self.client.clone(), self.config.clone(), alert.clone());
-                async move { crate::evidence::collect::collect(client.as_ref(), &config, &alert).await }
-                    .boxed()
-                    .shared()
+                let (client, config, alert) =
+                    (self.client.clone(), self.config.clone(), alert.clone());
+                let redactor = self.redactor.clone();
+                async move {
+                    crate::evidence::collect::collect(client.as_ref(), &config, &redactor, &alert)
+                        .await
+                }
+                .boxed()
+                .shared()
             })
             .clone()
     }

@@ -63,6 +63,14 @@ impl Redactor {
         Self::new(&channel.secrets())
     }
 
+    /// The redactor for every secret of every channel of `config`: for text from outside kpulse
+    /// (evidence), which any channel may receive. Built once per configuration.
+    pub fn for_config(config: &crate::config::Config) -> Self {
+        let secrets: Vec<SecretUse<'_>> =
+            config.channels.values().flat_map(|c| c.secrets()).collect();
+        Self::new(&secrets)
+    }
+
     pub fn new(secrets: &[SecretUse<'_>]) -> Self {
         let mut forms: Vec<String> = secrets
             .iter()

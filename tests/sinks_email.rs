@@ -519,14 +519,7 @@ async fn implicit_tls_delivers_over_tls_from_the_first_byte() {
 async fn an_explained_alert_shows_its_evidence_in_the_text_and_html_parts() {
     let server = SmtpServer::start("starttls");
     let (config, registry) = server.setup(PASSWORD);
-    let item = DispatchItem {
-        notification: Notification {
-            state: State::Firing,
-            alert: explained::explained_alert(t0()),
-            at: t0(),
-        },
-        reference: None,
-    };
+    let item = explained::explained(State::Firing, t0());
     let report = deliver(&config, &registry, DispatchKind::Immediate, vec![item]).await;
     report.result.expect("the email is delivered");
     let (text, html) = parts(&server.message(1));

@@ -623,14 +623,7 @@ async fn pagerduty_opsgenie_and_alertmanager_carry_the_evidence() {
     for (sink, channel) in channels {
         let rx = Receiver::start((202, "{}", None)).await;
         let (config, registry) = setup(&channel.replace("ADDR", &rx.addr.to_string()));
-        let item = DispatchItem {
-            notification: Notification {
-                state: State::Firing,
-                alert: explained::explained_alert(t0()),
-                at: t0(),
-            },
-            reference: None,
-        };
+        let item = explained::explained(State::Firing, t0());
         let report = deliver(&config, &registry, DispatchKind::Immediate, vec![item]).await;
         assert!(report.result.is_ok(), "{sink}: {:?}", report.result);
         let seen = rx.take();

@@ -42,7 +42,12 @@ async fn within<T, E: std::fmt::Display>(
 }
 
 /// The evidence of `alert`: the monitor's own, completed from the API when `client` is given.
-pub async fn collect(client: Option<&kube::Client>, config: &Config, alert: &Alert) -> Evidence {
+pub async fn collect(
+    client: Option<&kube::Client>,
+    config: &Config,
+    redactor: &Redactor,
+    alert: &Alert,
+) -> Evidence {
     let settings = &config.evidence;
     let mut e = alert.evidence.clone();
     if let Some(client) = client {
@@ -83,12 +88,12 @@ pub async fn collect(client: Option<&kube::Client>, config: &Config, alert: &Ale
         e.node = node;
         e.facts.extend(facts.unwrap_or_default());
     }
-    finish(config, alert, e)
+    finish(config, redactor, alert, e)
 }
 
 /// Adds hints and commands, keeps the parts `evidence.monitors` asks for, redacts every secret
 /// a channel is configured with and every secret-looking value, and caps the sizes.
-pub fn finish(config: &Config, alert: &Alert, mut e: Evidence) -> Evidence {
+pub fn finish(config: &Config, redactor: &Redactor, alert: &Alert, mut e: Evidence) -> Evidence {
     let settings = &config.evidence;
     let wants = |p| settings.wants(&alert.key.monitor, p);
     if !settings.logs.enabled {
@@ -123,8 +128,6 @@ pub fn finish(config: &Config, alert: &Alert, mut e: Evidence) -> Evidence {
     if !wants(EvidencePart::Log) || !settings.logs.enabled {
         e.log.clear();
     }
-    let secrets: Vec<_> = config.channels.values().flat_map(|c| c.secrets()).collect();
-    let redactor = Redactor::new(&secrets);
     let clean = |s: &mut String| *s = secret_like(&redactor.redact(s));
     e.log.iter_mut().for_each(clean);
     e.events.iter_mut().for_each(|ev| clean(&mut ev.message));
@@ -385,7 +388,12 @@ mod tests {
         let started = std::time::Instant::now();
         let e = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            collect(Some(&client), &config, &oom()),
+            collect(
+                Some(&client),
+                &config,
+                &Redactor::for_config(&config),
+                &oom(),
+            ),
         )
         .await
         .expect("collection ends within its budget");
@@ -402,6 +410,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_channel_secret_in_a_container_message_is_redacted() {
+        let mut secrets = crate::config::SecretMap::new();
+        secrets.insert("TOKEN".into(), "s3cr3t-hook-token".into());
+        let config = crate::config::load(
+            "channels: {hook: {type: webhook, url: 'https://hooks.example/x', headers: {Authorization: $TOKEN}}}\nrouting: {default: [hook]}\n",
+            &secrets,
+        )
+        .unwrap();
+        let mut alert = oom();
+        alert.evidence.container.as_mut().unwrap().message =
+            "posting to hooks.example with s3cr3t-hook-token".into();
+        let e = finish(
+            &config,
+            &Redactor::for_config(&config),
+            &alert,
+            alert.evidence.clone(),
+        );
+        assert_eq!(
+            e.container.unwrap().message,
+            "posting to hooks.example with <redacted>"
+        );
+    }
+
     #[tokio::test]
     async fn per_monitor_parts_leave_the_others_out() {
         let config = crate::config::load(
@@ -409,7 +441,7 @@ mod tests {
             &Default::default(),
         )
         .unwrap();
-        let e = collect(None, &config, &oom()).await;
+        let e = collect(None, &config, &Redactor::default(), &oom()).await;
         assert!(e.container.is_none() && e.commands.is_empty(), "{e:?}");
         assert_eq!(e.hints.len(), 1, "{e:?}");
     }

@@ -296,19 +296,15 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "unschedulable-resources",
         hint: |i| {
+            // pod_unschedulable's own fact, else the scheduler's FailedScheduling event.
             let m = i
                 .evidence
-                .events
-                .iter()
-                .map(|e| e.message.as_str())
-                .find(|m| m.contains("Insufficient"))
-                .or_else(|| {
-                    i.evidence
-                        .facts
-                        .get("Scheduler")
-                        .map(String::as_str)
-                        .filter(|m| m.contains("Insufficient"))
-                })?;
+                .facts
+                .get("Scheduler")
+                .map(String::as_str)
+                .into_iter()
+                .chain(i.evidence.events.iter().map(|e| e.message.as_str()))
+                .find(|m| m.contains("Insufficient"))?;
             (i.monitor == "pod_unschedulable" || i.reason == "Unschedulable").then_some(())?;
             let what = m
                 .split("Insufficient ")

@@ -63,7 +63,12 @@ pub fn messages(t0: Timestamp) -> BTreeMap<&'static str, String> {
 /// The alert as kpulse sends it, in plain text: the headline, then the body.
 fn message(mut alert: Alert, at: Timestamp) -> String {
     let config = config();
-    alert.evidence = crate::evidence::collect::finish(&config, &alert, alert.evidence.clone());
+    alert.evidence = crate::evidence::collect::finish(
+        &config,
+        &crate::redact::Redactor::for_config(&config),
+        &alert,
+        alert.evidence.clone(),
+    );
     let n = Notification {
         state: State::Firing,
         alert,

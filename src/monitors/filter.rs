@@ -166,6 +166,7 @@ mod tests {
                 config: Arc::new(config),
                 registry: Default::default(),
                 generation,
+                redactor: Arc::default(),
             }
         };
         let v = Visibility::default();

@@ -178,9 +178,9 @@ pub fn evidence(n: &Notification) -> Shown {
     }
     let e = &n.alert.evidence;
     let mut facts: Vec<(String, String)> = Vec::new();
-    // What the alert's own facts already say is not repeated.
+    // What the alert's own facts or message already say is not repeated.
     let mut fact = |k: &str, v: String| {
-        if !v.is_empty() && n.alert.fields.get(k) != Some(&v) {
+        if !v.is_empty() && n.alert.fields.get(k) != Some(&v) && !n.alert.message.contains(&v) {
             facts.push((k.to_string(), v));
         }
     };
@@ -193,9 +193,7 @@ pub fn evidence(n: &Notification) -> Shown {
             };
             fact("Exit code", format!("{code}: {}{signal}", c.exit_meaning));
         }
-        if !c.message.is_empty() && !n.alert.message.contains(&c.message) {
-            fact("Container message", c.message.clone());
-        }
+        fact("Container message", c.message.clone());
         fact("Image", c.image.clone());
         let oom = c.reason == "OOMKilled" || n.alert.key.reason == "OOMKilled";
         let limit = match (c.memory_limit.as_str(), oom) {

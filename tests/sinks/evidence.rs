@@ -2,22 +2,15 @@
 //! exit code, the missing memory limit, log lines (redacted), events, the node and commands, as
 //! sent to a real receiver.
 
-use kpulse::alert::{Notification, State};
+use kpulse::alert::State;
 use kpulse::engine::{DispatchItem, DispatchKind};
 
-use crate::explained::{explained_alert, shows_the_evidence};
+use crate::explained::shows_the_evidence;
 use crate::fixtures::{one_request, setup, t0};
 use crate::receiver::Receiver;
 
 fn explained(state: State) -> DispatchItem {
-    DispatchItem {
-        notification: Notification {
-            state,
-            alert: explained_alert(t0()),
-            at: t0(),
-        },
-        reference: None,
-    }
+    crate::explained::explained(state, t0())
 }
 
 async fn sent(channel: impl Fn(&str) -> String, state: State) -> String {

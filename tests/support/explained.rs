@@ -58,6 +58,18 @@ pub fn explained_alert(at: jiff::Timestamp) -> Alert {
     a
 }
 
+/// [`explained_alert`] as the engine hands it to a sink.
+pub fn explained(state: kpulse::alert::State, at: jiff::Timestamp) -> kpulse::engine::DispatchItem {
+    kpulse::engine::DispatchItem {
+        notification: kpulse::alert::Notification {
+            state,
+            alert: explained_alert(at),
+            at,
+        },
+        reference: None,
+    }
+}
+
 /// Asserts that `text` (a request body as sent) shows every part of the evidence.
 pub fn shows_the_evidence(sink: &str, text: &str) {
     // JSON bodies escape some characters; compare on the decoded text too.

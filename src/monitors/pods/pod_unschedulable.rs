@@ -71,6 +71,10 @@ impl ObjectMonitor<Pod> for PodUnschedulable {
             "Pod {ns}/{name} cannot be scheduled on any node since {since}.{why}",
             since = display_time(since)
         ));
+        if let Some(m) = cond.message.as_deref().filter(|m| !m.is_empty()) {
+            // For the hints: "Insufficient memory" names what no node has room for.
+            a.evidence.facts.insert("Scheduler".into(), m.to_string());
+        }
         a.first_seen = since;
         vec![Finding::firing(a)]
     }
