@@ -14,6 +14,7 @@ mod nodes_events;
 mod pod_crashes;
 mod pods;
 mod real_node;
+mod real_workloads;
 mod reload;
 mod smoke;
 mod state;

@@ -1,6 +1,7 @@
 //! Detection on real containers: pods pinned to the real node `kpulse-real-1` (hack/node.sh:
 //! containerd, runc and a kubelet on this machine) fail the way they fail in production, and the
-//! kubelet, not the test, writes their status. Images are the local ones hack/images.sh builds.
+//! kubelet, not the test, writes their status. Images are the local ones hack/images.sh builds,
+//! pulled from the cluster's own registry (hack/node.sh).
 
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use crate::harness::{
     TestNamespace, WAIT, client, count, eventually, in_cluster, start, start_webhook, wait_state,
 };
 
-const NODE: &str = "kpulse-real-1";
-const IMAGE: &str = "kpulse.local/busybox:1";
+pub(crate) const NODE: &str = "kpulse-real-1";
+pub(crate) const IMAGE: &str = "kpulse.local/busybox:1";
 
 /// Whether the real node is there to run on. It is part of every local cluster unless
 /// `KPULSE_REAL_NODE=0`; when it should be there and is not Ready, the test fails.
@@ -44,7 +45,7 @@ async fn real_node() -> bool {
 }
 
 /// A namespace of its own for a test on the real node, or `None` when there is no real node.
-async fn namespace(prefix: &str) -> Option<TestNamespace> {
+pub(crate) async fn namespace(prefix: &str) -> Option<TestNamespace> {
     if !real_node().await {
         return None;
     }
@@ -52,7 +53,7 @@ async fn namespace(prefix: &str) -> Option<TestNamespace> {
 }
 
 /// A pod for the real node (its taint tolerated, its label selected) with these containers.
-fn pod(name: &str, containers: Value) -> Pod {
+pub(crate) fn pod(name: &str, containers: Value) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {
@@ -66,18 +67,18 @@ fn pod(name: &str, containers: Value) -> Pod {
 }
 
 /// One busybox container `app` running `script` with `sh -c`.
-fn sh(script: &str) -> Value {
+pub(crate) fn sh(script: &str) -> Value {
     json!({"name": "app", "image": IMAGE, "command": ["sh", "-c", script]})
 }
 
-async fn create(ns: &TestNamespace, pod: Pod) {
+pub(crate) async fn create(ns: &TestNamespace, pod: Pod) {
     ns.pods()
         .create(&PostParams::default(), &pod)
         .await
         .expect("create pod");
 }
 
-async fn delete(ns: &TestNamespace, name: &str) {
+pub(crate) async fn delete(ns: &TestNamespace, name: &str) {
     ns.pods()
         .delete(name, &DeleteParams::default())
         .await
@@ -85,7 +86,7 @@ async fn delete(ns: &TestNamespace, name: &str) {
 }
 
 /// The status of container `app` once `pred` holds for it.
-async fn container_status(
+pub(crate) async fn container_status(
     ns: &TestNamespace,
     name: &str,
     what: &str,
@@ -106,7 +107,7 @@ async fn container_status(
 
 /// The last termination of container `app` (its current state if it is terminated, else its
 /// last state).
-fn terminated(c: &Value) -> &Value {
+pub(crate) fn terminated(c: &Value) -> &Value {
     let now = &c["state"]["terminated"];
     if now.is_object() {
         now
@@ -181,6 +182,9 @@ async fn real_node_container_exiting_1_crash_loops_and_alerts() {
     let kpulse = start(&ns, "").await;
 
     create(&ns, pod("crasher", json!([sh("echo starting; exit 1")]))).await;
+    // The kubelet restarts it with its back-off (10s, 20s, ...): the third restart within
+    // pod_restarts' window (3 in 15m by default) is a restart storm.
+    let burst_key = format!("pod_restarts/{}/Pod/crasher/RestartBurst", ns.name);
     let key = format!("pod_crashes/{}/Pod/crasher/CrashLoopBackOff", ns.name);
     let fired = wait_state(&kpulse, &key, "firing").await;
     assert_eq!(
@@ -201,10 +205,23 @@ async fn real_node_container_exiting_1_crash_loops_and_alerts() {
     let notice = wait_state(&kpulse, &exit_key, "firing").await;
     let message = notice["alert"]["message"].as_str().unwrap();
     assert!(message.contains("exited with code 1 (Error)"), "{message}");
+    let burst = wait_state(&kpulse, &burst_key, "firing").await;
+    let message = burst["alert"]["message"].as_str().unwrap();
+    assert!(message.contains("restarted 3 times"), "{message}");
+    let c = container_status(&ns, "crasher", "3 restarts", |c| {
+        c["restartCount"].as_i64() >= Some(3)
+    })
+    .await;
+    assert!(c["restartCount"].as_i64() >= Some(3), "{c:#}");
 
     delete(&ns, "crasher").await;
     wait_state(&kpulse, &key, "resolved").await;
-    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    assert_eq!(
+        count(&kpulse, &key, "firing"),
+        1,
+        "fired once: {:#?}",
+        kpulse.notifications_in(&ns.name)
+    );
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
@@ -306,8 +323,8 @@ async fn real_node_missing_image_backs_off_and_resolves_when_the_image_is_fixed(
     };
     let kpulse = start(&ns, "monitors: {container_waiting: {error_for: 1s}}\n").await;
 
-    // Not imported, and containerd reaches no registry: the pull fails on this machine.
-    let missing = "kpulse.local/missing:1";
+    // The local registry has busybox, but not this tag: it answers "manifest unknown".
+    let missing = "kpulse.local/busybox:no-such-tag";
     create(
         &ns,
         pod(
@@ -325,17 +342,17 @@ async fn real_node_missing_image_backs_off_and_resolves_when_the_image_is_fixed(
     );
     let message = fired["alert"]["message"].as_str().unwrap();
     assert!(message.contains(missing), "{message}");
-    // Pulls on this machine end at a proxy that refuses them: the hint says the registry is
-    // out of reach, from the kubelet's own message.
+    // The registry's 404, in containerd's words through the kubelet: the hint says the tag
+    // does not exist.
     let evidence = &fired["alert"]["evidence"];
     let cause = evidence["hints"][0]["cause"].as_str().unwrap_or_default();
     assert_eq!(
-        cause, "the node cannot reach the image's registry",
+        cause, "the image or its tag does not exist in the registry",
         "{evidence:#}"
     );
     assert_eq!(evidence["container"]["image"], missing, "{evidence:#}");
 
-    // The image is fixed in place: the kubelet pulls nothing and starts the container.
+    // The image is fixed in place: the kubelet starts the container.
     ns.pods()
         .patch(
             "puller",

@@ -752,8 +752,8 @@ else
     echo "== real node: helm install with kpulse's own image, 2 replicas, restricted Pod Security"
     # The check-config hook runs here for real: the kubelet mounts its volumes and runs the image.
     if image="$(hack/kpulse-image.sh "$work/kpulse.tar" "${KPULSE_IMAGE_BINARY:-}" 2>"$work/image.err" | tail -n1)" &&
-       msg="$(source hack/node.sh && node_names "$(dirname "$KUBECONFIG")" && node_ctr images import "$work/kpulse.tar" 2>&1)"; then
-      pass "real node: image $image built without Docker and imported"
+       msg="$(source hack/node.sh && root="$PWD" node_push "$(dirname "$KUBECONFIG")" "$work/kpulse.tar" 2>&1)"; then
+      pass "real node: image $image built without Docker and pushed to the cluster's registry"
     else
       fail "real node: image: $(cat "$work/image.err") ${msg:-}"
     fi

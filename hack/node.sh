@@ -16,8 +16,10 @@
 #     the bridge, where it is rewritten to the API server on 127.0.0.1; no default route, and the
 #     host does not forward packets arriving on the bridge: nothing in a pod reaches an address
 #     outside this machine (node_up checks both with a pod before declaring the node ready);
-#   - containerd reaches registries only through a proxy address on 127.0.0.1 that refuses every
-#     connection, so a pull of any image that was not imported fails without leaving the machine;
+#   - images come from the cluster's own OCI registry on 127.0.0.1 (hack/build-registry.sh), which
+#     containerd's hosts.toml names for `kpulse.local`; every other registry is reached only through
+#     a proxy address on 127.0.0.1 that refuses every connection, so such a pull fails without
+#     leaving the machine (loopback is never proxied);
 #   - the kubelet makes no iptables rules (`makeIPTablesUtilChains: false`); the node's own two
 #     rules are removed by node_down; the kernel settings the kubelet changes are restored when
 #     the last real node on the machine stops.
@@ -64,6 +66,41 @@ node_names() { # dir
   node_bridge="kp-$node_id"
   node_cgroup="kpulse-$node_id"
   node_net="kpulse-$node_id"
+  node_registry_file="$node_dir/registry.addr"
+}
+
+# The cluster's OCI registry on a free 127.0.0.1 port, storage under DIR/node/registry, and
+# containerd's hosts.toml that makes it `kpulse.local` (plain HTTP, pull and resolve only).
+node_registry_up() { # registry binary
+  local port; port="$(free_port)"
+  mkdir -p "$node_dir/registry" "$node_dir/certs.d/kpulse.local"
+  cat > "$node_dir/registry.yml" <<EOF
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $node_dir/registry}}
+http: {addr: "127.0.0.1:$port", secret: "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"}
+EOF
+  start registry env OTEL_TRACES_EXPORTER=none "$1" serve "$node_dir/registry.yml"
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break
+    kill -0 "$(cat "$dir/pids/registry")" 2>/dev/null || break
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" ||
+    { node_log "the registry did not start: $(tail -n 5 "$dir/logs/registry.log")"; return 1; }
+  echo "127.0.0.1:$port" > "$node_registry_file"
+  cat > "$node_dir/certs.d/kpulse.local/hosts.toml" <<EOF
+server = "http://127.0.0.1:$port"
+[host."http://127.0.0.1:$port"]
+  capabilities = ["pull", "resolve"]
+EOF
+}
+
+# Pushes OCI archives to the registry of the cluster in DIR, as `kpulse.local/<repo>:<tag>`.
+node_push() { # dir, archive...
+  node_names "$1"; shift
+  [[ -f "$node_registry_file" ]] || { node_log "no registry: the cluster has no real node"; return 1; }
+  python3 "$root/hack/oci-push.py" "$(cat "$node_registry_file")" "$@"
 }
 
 # Mount points of the cgroup hierarchies (v1 controllers and v2).
@@ -195,7 +232,7 @@ clusterDomain: cluster.local
 podLogsDir: $node_dir/pod-logs
 makeIPTablesUtilChains: false
 serializeImagePulls: false
-# Never collect the imported images, and evict only when memory runs out, whatever the disk holds.
+# Never collect the pulled images, and evict only when memory runs out, whatever the disk holds.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
@@ -287,6 +324,7 @@ node_up() { # uses dir, pki, bin, api_port, start, cert, kubeconfig, free_port f
   node_install
   [[ -x "$bin/kubelet" ]] || { node_log "no kubelet in $bin (hack/build-k8s.sh builds it)"; return 1; }
   local images; images="$("$root/hack/images.sh" | tail -n1)"
+  local registry; registry="$("$root/hack/build-registry.sh" | tail -n1)"
   node_names "$dir"
   node_ip="$(node_host_ip)"
   [[ -n "$node_ip" ]] || { node_log "this machine has no non-loopback IPv4 address for the kubelet"; return 1; }
@@ -299,11 +337,14 @@ node_up() { # uses dir, pki, bin, api_port, start, cert, kubeconfig, free_port f
   node_bridge_up
   node_iptables_up
   node_write_configs
+  node_registry_up "$registry"
+  node_push "$dir" "$images/pause.tar" "$images/busybox.tar" >/dev/null
   node_cgroups_up
   node_save_kernel_settings
 
-  # The proxy on 127.0.0.1:1 refuses every connection: a pull of an image that is not here fails
-  # at once instead of reaching a registry (or a DNS server) outside this machine.
+  # The proxy on 127.0.0.1:1 refuses every connection: a pull from any registry but the local one
+  # (on loopback, which is never proxied) fails at once instead of reaching a registry (or a DNS
+  # server) outside this machine.
   start containerd env HTTP_PROXY=http://127.0.0.1:1 HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY= \
     containerd --config "$node_dir/containerd.toml" --log-level warn
   for _ in $(seq 1 100); do
@@ -312,8 +353,6 @@ node_up() { # uses dir, pki, bin, api_port, start, cert, kubeconfig, free_port f
     sleep 0.1
   done
   node_ctr version >/dev/null || { node_log "containerd did not start"; return 1; }
-  node_ctr images import "$images/pause.tar" >/dev/null
-  node_ctr images import "$images/busybox.tar" >/dev/null
 
   start kubelet "$bin/kubelet" --config="$node_dir/kubelet.yaml" --kubeconfig="$dir/kubelet.kubeconfig" \
     --root-dir="$node_dir/kubelet" --cert-dir="$node_dir/kubelet/pki" \

@@ -516,6 +516,12 @@ registry! {
         image: String = "registry.k8s.io/pause:3.10".to_string(),
         /// Only require scheduling (no kubelet needed), not Running.
         schedule_only: bool = false,
+        /// Node labels the canary pod must land on (its `nodeSelector`), to prove one node pool.
+        /// Empty: any node.
+        node_selector: std::collections::BTreeMap<String, String> = Default::default(),
+        /// Taint keys the canary pod tolerates (any value and effect), so it can prove tainted
+        /// nodes too.
+        tolerations: Vec<String> = Vec::new(),
     }
 
     /// Pod start-up latency metrics (scheduled, initialized, ready) for pods created after start:

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{ListParams, LogParams};
 use kube::{Api, ResourceExt};
 
-use super::{Caps, EventNote, Evidence, NodeNote, commands, hints};
+use super::{Caps, Container, EventNote, Evidence, NodeNote, commands, container, hints};
 use crate::alert::Alert;
 use crate::config::{Config, EvidencePart};
 use crate::redact::{Redactor, secret_like};
@@ -86,7 +86,12 @@ pub async fn collect(
         e.events = events.unwrap_or_default();
         e.log = log.unwrap_or_default();
         e.node = node;
-        e.facts.extend(facts.unwrap_or_default());
+        let (facts, failing) = facts.unwrap_or_default();
+        e.facts.extend(facts);
+        // A workload's alert has no container of its own: its first failing pod's explains it.
+        if e.container.is_none() {
+            e.container = failing;
+        }
     }
     finish(config, redactor, alert, e)
 }
@@ -254,31 +259,38 @@ async fn node(client: &kube::Client, alert: &Alert) -> kube::Result<Option<NodeN
     }))
 }
 
-/// Facts that need a list: a Job's failed pods, a stuck Deployment rollout's first failing pod.
+/// Facts that need a list: a Job's failed pods, a stuck Deployment rollout's first failing pod;
+/// and the failing container of the first of them.
 async fn facts(
     client: &kube::Client,
     alert: &Alert,
-) -> kube::Result<std::collections::BTreeMap<String, String>> {
+) -> kube::Result<(
+    std::collections::BTreeMap<String, String>,
+    Option<Container>,
+)> {
     let k = &alert.key;
     let mut out = std::collections::BTreeMap::new();
+    let mut first = None;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
     let selector = match (k.kind.as_str(), k.monitor.as_str()) {
         ("Job", _) => format!("job-name={}", k.name),
         ("Deployment", "rollout_stuck") => match alert.fields.get("New ReplicaSet") {
             Some(rs) => match rs.rsplit_once('-') {
                 Some((_, hash)) => format!("pod-template-hash={hash}"),
-                None => return Ok(out),
+                None => return Ok((out, None)),
             },
-            None => return Ok(out),
+            None => return Ok((out, None)),
         },
-        _ => return Ok(out),
+        _ => return Ok((out, None)),
     };
     let list = pods.list(&ListParams::default().labels(&selector)).await?;
-    let failing: Vec<String> = list
-        .items
-        .iter()
-        .filter_map(|p| why_failing(p).map(|why| format!("{}: {why}", p.name_any())))
-        .collect();
+    let mut failing: Vec<String> = Vec::new();
+    for p in &list.items {
+        if let Some((why, container)) = why_failing(p) {
+            failing.push(format!("{}: {why}", p.name_any()));
+            first = first.or(container);
+        }
+    }
     if !failing.is_empty() {
         let label = if k.kind == "Job" {
             "Failed pods"
@@ -297,19 +309,26 @@ async fn facts(
         };
         out.insert(label.to_string(), shown);
     }
-    Ok(out)
+    Ok((out, first))
 }
 
 /// Why a pod is failing, from its containers: `server Error (exit code 1)`,
-/// `server ImagePullBackOff`.
-fn why_failing(pod: &Pod) -> Option<String> {
+/// `server ImagePullBackOff`; with that container's evidence.
+fn why_failing(pod: &Pod) -> Option<(String, Option<Container>)> {
     let status = pod.status.as_ref()?;
-    for c in status
+    let init = status
         .init_container_statuses
         .iter()
         .flatten()
-        .chain(status.container_statuses.iter().flatten())
-    {
+        .map(|c| (c, true));
+    for (c, is_init) in init.chain(
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .map(|c| (c, false)),
+    ) {
+        let evidence = || Some(container::of(pod, c, is_init));
         let state = c.state.as_ref();
         if let Some(w) = state.and_then(|s| s.waiting.as_ref())
             && let Some(r) = w
@@ -317,25 +336,27 @@ fn why_failing(pod: &Pod) -> Option<String> {
                 .as_deref()
                 .filter(|r| *r != "ContainerCreating" && *r != "PodInitializing")
         {
-            return Some(format!("{} {r}", c.name));
+            return Some((format!("{} {r}", c.name), evidence()));
         }
         let t = state
             .and_then(|s| s.terminated.as_ref())
             .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
         if let Some(t) = t.filter(|t| t.exit_code != 0) {
-            return Some(format!(
+            let why = format!(
                 "{} {} (exit code {})",
                 c.name,
                 t.reason.as_deref().unwrap_or("Error"),
                 t.exit_code
-            ));
+            );
+            return Some((why, evidence()));
         }
     }
     (status.phase.as_deref() == Some("Failed")).then(|| {
-        status
+        let why = status
             .reason
             .clone()
-            .unwrap_or_else(|| "Failed".to_string())
+            .unwrap_or_else(|| "Failed".to_string());
+        (why, None)
     })
 }
 

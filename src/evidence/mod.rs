@@ -14,6 +14,7 @@
 
 pub mod collect;
 pub mod commands;
+pub mod container;
 pub mod exit;
 pub mod hints;
 

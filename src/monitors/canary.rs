@@ -159,8 +159,14 @@ pub fn explain(pod: Option<&Pod>) -> String {
     }
 }
 
-/// The canary pod: a pause container that fits the `restricted` Pod Security Standard.
+/// The canary pod: a pause container that fits the `restricted` Pod Security Standard, on the
+/// nodes `node_selector` names, tolerating the `tolerations` taint keys.
 pub fn manifest(settings: &Canary) -> Pod {
+    let tolerations: Vec<_> = settings
+        .tolerations
+        .iter()
+        .map(|key| json!({"key": key, "operator": "Exists"}))
+        .collect();
     serde_json::from_value(json!({
         "metadata": {
             "generateName": "kpulse-canary-",
@@ -175,6 +181,8 @@ pub fn manifest(settings: &Canary) -> Pod {
             "terminationGracePeriodSeconds": 0,
             "automountServiceAccountToken": false,
             "enableServiceLinks": false,
+            "nodeSelector": settings.node_selector,
+            "tolerations": tolerations,
             "securityContext": {
                 "runAsNonRoot": true,
                 "runAsUser": 65535,
@@ -422,5 +430,29 @@ mod tests {
         assert_eq!(c.image.as_deref(), Some("registry.k8s.io/pause:3.10"));
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(spec.node_selector, Some(Default::default()));
+        assert_eq!(spec.tolerations, Some(vec![]));
+    }
+
+    #[test]
+    fn the_pod_goes_where_node_selector_and_tolerations_say() {
+        let mut s = settings(false);
+        s.node_selector = [("pool".to_string(), "gpu".to_string())].into();
+        s.tolerations = vec!["nvidia.com/gpu".into(), "dedicated".into()];
+        let spec = manifest(&s).spec.unwrap();
+        assert_eq!(spec.node_selector, Some(s.node_selector.clone()));
+        let tolerated: Vec<_> = spec
+            .tolerations
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key.unwrap(), t.operator.unwrap(), t.effect))
+            .collect();
+        assert_eq!(
+            tolerated,
+            [
+                ("nvidia.com/gpu".to_string(), "Exists".to_string(), None),
+                ("dedicated".to_string(), "Exists".to_string(), None),
+            ]
+        );
     }
 }

@@ -28,6 +28,15 @@ fn last_terminated(c: &ContainerStatus) -> Option<(&str, i32)> {
     Some((t.reason.as_deref().unwrap_or(""), t.exit_code))
 }
 
+/// Whether the kubelet restarts a container of `pod` that exited with `exit_code`.
+fn restarts(pod: &Pod, exit_code: i32) -> bool {
+    match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
+        Some("Never") => false,
+        Some("OnFailure") => exit_code != 0,
+        _ => true,
+    }
+}
+
 fn base_alert(pod: &Pod, reason: &str, title: String, message: String, now: Timestamp) -> Alert {
     pod::alert(NAME, pod, reason, Severity::Warning, title, now).message(message)
 }
@@ -50,9 +59,19 @@ impl ObjectMonitor<Pod> for PodCrashes {
             let state = c.state.as_ref();
             let last = last_terminated(c);
             let oom_before = last.is_some_and(|(r, _)| r == "OOMKilled");
+            let looping = if oom_before && settings.oom {
+                "OOMKilled"
+            } else {
+                "CrashLoopBackOff"
+            };
             let (reason, hold) = if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
                 if t.reason.as_deref() == Some("OOMKilled") && settings.oom {
                     ("OOMKilled", false)
+                } else if restarts(pod, t.exit_code) && (t.exit_code != 0 || c.restart_count > 0) {
+                    // Between a crash and the back-off: the kubelet reports the container
+                    // terminated for a moment before it says CrashLoopBackOff again. Still the
+                    // same crash loop: keep its alert (never fire one from this).
+                    (looping, true)
                 } else {
                     continue;
                 }
@@ -61,14 +80,7 @@ impl ObjectMonitor<Pod> for PodCrashes {
                 .and_then(|w| w.reason.as_deref())
                 == Some("CrashLoopBackOff")
             {
-                (
-                    if oom_before && settings.oom {
-                        "OOMKilled"
-                    } else {
-                        "CrashLoopBackOff"
-                    },
-                    false,
-                )
+                (looping, false)
             } else if let Some(r) = state.and_then(|s| s.running.as_ref()) {
                 // Running again after a crash, but not yet for `resolve_after`: keep the alert.
                 let started = r.started_at.as_ref().map(|t| t.0).unwrap_or(now);
@@ -76,14 +88,7 @@ impl ObjectMonitor<Pod> for PodCrashes {
                     && last.is_some()
                     && started + settings.resolve_after.signed() > now
                 {
-                    (
-                        if oom_before && settings.oom {
-                            "OOMKilled"
-                        } else {
-                            "CrashLoopBackOff"
-                        },
-                        true,
-                    )
+                    (looping, true)
                 } else {
                     continue;
                 }
@@ -258,10 +263,28 @@ mod tests {
                 "running 5m after crash: clear",
                 cs(
                     json!({"running": {"startedAt": "2026-11-22T11:55:00Z"}}),
-                    err_last,
+                    err_last.clone(),
                     3,
                 ),
                 vec![],
+            ),
+            (
+                "terminated with an error between restarts, as the kubelet reports it: hold",
+                cs(
+                    json!({"terminated": {"reason": "Error", "exitCode": 1}}),
+                    err_last.clone(),
+                    3,
+                ),
+                vec![("CrashLoopBackOff", true)],
+            ),
+            (
+                "terminated after an OOM kill, killed again otherwise: hold the OOM alert",
+                cs(
+                    json!({"terminated": {"reason": "Error", "exitCode": 2}}),
+                    oom_last.clone(),
+                    2,
+                ),
+                vec![("OOMKilled", true)],
             ),
             (
                 "completed normally",
@@ -291,6 +314,35 @@ mod tests {
             let want: Vec<(String, bool)> =
                 want.into_iter().map(|(r, h)| (r.to_string(), h)).collect();
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_container_the_kubelet_will_not_restart_holds_nothing() {
+        let c = config("");
+        let err_last = json!({"terminated": {"reason": "Error", "exitCode": 1}});
+        for (policy, code, held) in [
+            ("Never", 1, false),
+            ("OnFailure", 0, false),
+            ("OnFailure", 1, true),
+            ("Always", 0, true),
+        ] {
+            let mut p = pod(cs(
+                json!({"terminated": {"reason": "Error", "exitCode": code}}),
+                err_last.clone(),
+                2,
+            ));
+            p.spec.as_mut().unwrap().restart_policy = Some(policy.into());
+            let got: Vec<_> = PodCrashes
+                .firing(&c, &p, now())
+                .into_iter()
+                .map(|f| f.hold_only)
+                .collect();
+            assert_eq!(
+                got,
+                if held { vec![true] } else { vec![] },
+                "{policy} {code}"
+            );
         }
     }
 

@@ -1,0 +1,400 @@
+//! Detection on real containers, beyond single pods: probes, a CronJob whose runs fail, a
+//! Deployment rolled out to an image that does not exist, a DaemonSet whose pod cannot start, the
+//! canary and pod start-up latency, all run by the real node's kubelet (e2e/real_node.rs says
+//! how). The controllers are the real ones too; the test writes no status.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::harness::{Kpulse, WAIT, count, eventually, metric, start, wait_state};
+use crate::real_node::{IMAGE, NODE, container_status, create, namespace, pod, sh};
+use crate::workloads::create as create_object;
+
+/// A pod template for the real node running `container`.
+fn template(app: &str, container: Value) -> Value {
+    let pod = serde_json::to_value(pod("x", json!([container]))).unwrap();
+    json!({"metadata": {"labels": {"app": app}}, "spec": pod["spec"]})
+}
+
+/// The first hint's cause of a notification from the `log` sink.
+fn cause(notification: &Value) -> String {
+    notification["alert"]["evidence"]["hints"][0]["cause"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every hint's cause of a notification from the `log` sink.
+fn causes(notification: &Value) -> Vec<String> {
+    notification["alert"]["evidence"]["hints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["cause"].as_str().map(String::from))
+        .collect()
+}
+
+fn patch(image: &str) -> Patch<Value> {
+    Patch::Strategic(
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}),
+    )
+}
+
+#[tokio::test]
+async fn real_node_failing_readiness_probe_fires_pod_not_ready_and_resolves_once_it_passes() {
+    let Some(ns) = namespace("real-ready").await else {
+        return;
+    };
+    let kpulse = start(&ns, "monitors: {pod_not_ready: {for: 2s}}\n").await;
+    // Ready only once /tmp/ready exists, which the container makes after 25 seconds.
+    let mut app = sh("sleep 25; touch /tmp/ready; exec sleep 3600");
+    app["readinessProbe"] = json!({"exec": {"command": ["cat", "/tmp/ready"]},
+                                   "periodSeconds": 1, "failureThreshold": 1});
+    create(&ns, pod("web", json!([app]))).await;
+
+    let key = format!("pod_not_ready/{}/Pod/web/NotReady", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(fired["alert"]["node"], NODE, "{fired:#}");
+    // The kubelet, not the test, says it is running and not ready.
+    let c = container_status(&ns, "web", "running, not ready", |c| {
+        c["state"]["running"].is_object() && c["ready"] == false
+    })
+    .await;
+    assert_eq!(c["restartCount"], 0, "{c:#}");
+    container_status(&ns, "web", "ready", |c| c["ready"] == true).await;
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_failing_liveness_probe_restarts_the_container_and_says_so() {
+    let Some(ns) = namespace("real-live").await else {
+        return;
+    };
+    let kpulse = start(&ns, "").await;
+    // An application that stops on SIGTERM with 143, as most do, under a liveness probe that
+    // always fails: the kubelet kills and restarts it.
+    let mut app = sh("trap 'exit 143' TERM; while :; do sleep 0.2; done");
+    app["livenessProbe"] = json!({"exec": {"command": ["false"]}, "initialDelaySeconds": 1,
+                                  "periodSeconds": 1, "failureThreshold": 1});
+    create(&ns, pod("live", json!([app]))).await;
+
+    let key = format!("pod_crashes/{}/Pod/live/ErrorExit", ns.name);
+    let notice = wait_state(&kpulse, &key, "firing").await;
+    let c = container_status(&ns, "live", "restarted by its liveness probe", |c| {
+        c["restartCount"].as_i64() >= Some(1)
+    })
+    .await;
+    let code = c["lastState"]["terminated"]["exitCode"].as_i64();
+    assert!(code == Some(143) || code == Some(137), "{c:#}");
+    let message = notice["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("exited with code {}", code.unwrap())),
+        "{message}"
+    );
+    // The evidence names the probe: from the exit code, and from the kubelet's Unhealthy event.
+    let hints = causes(&notice);
+    assert!(
+        hints.iter().any(|h| h.contains("liveness probe")),
+        "{hints:#?}"
+    );
+    let events: Api<Event> = Api::namespaced(ns.client().clone(), &ns.name);
+    let unhealthy = events
+        .list(&ListParams::default().fields("reason=Unhealthy"))
+        .await
+        .unwrap();
+    assert!(
+        unhealthy.items.iter().any(|e| e
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("Liveness probe failed")),
+        "the kubelet reported the probe"
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_cronjob_whose_run_fails_fires_and_its_next_good_run_resolves_it() {
+    let Some(ns) = namespace("real-cron").await else {
+        return;
+    };
+    let kpulse = start(&ns, "").await;
+    let job_pod = |script: &str| {
+        let mut spec = template("report", sh(script))["spec"].clone();
+        spec["restartPolicy"] = json!("Never");
+        spec
+    };
+    let cronjobs: Api<CronJob> = create_object(
+        &ns,
+        json!({
+            "metadata": {"name": "report"},
+            "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
+                     "jobTemplate": {"spec": {"backoffLimit": 0,
+                         "template": {"spec": job_pod("echo 'cannot reach the database'; exit 2")}}}}
+        }),
+    )
+    .await;
+
+    // The CronJob controller starts a run at the next minute; its pod exits 2 on the real node.
+    let fired = kpulse
+        .wait_notification("a failed run of report", WAIT, |n| {
+            n["alert"]["key"]["monitor"] == "job_failed" && n["state"] == "firing"
+        })
+        .await;
+    let key = fired["key"].as_str().unwrap().to_string();
+    assert!(key.ends_with("/BackoffLimitExceeded"), "{key}");
+    assert_eq!(fired["alert"]["owner"], "CronJob/report", "{fired:#}");
+    let failed = serde_json::to_string(&fired["alert"]["evidence"]).unwrap();
+    assert!(failed.contains("exit code 2"), "{failed}");
+
+    // Fixed: the next run completes, and that ends the incident.
+    cronjobs
+        .patch(
+            "report",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": job_pod("echo done")}}}}})),
+        )
+        .await
+        .unwrap();
+    kpulse
+        .wait_notification("the failed run resolved", Duration::from_secs(150), |n| {
+            n["key"] == key.as_str() && n["state"] == "resolved"
+        })
+        .await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_rollout_to_a_missing_image_is_stuck_and_rolling_back_resolves_it() {
+    let Some(ns) = namespace("real-rollout").await else {
+        return;
+    };
+    let kpulse = start(&ns, "monitors: {replicas_unavailable: {for: 1h}}\n").await;
+    let deployments: Api<Deployment> = create_object(
+        &ns,
+        json!({
+            "metadata": {"name": "api"},
+            "spec": {"replicas": 2, "progressDeadlineSeconds": 10,
+                     "selector": {"matchLabels": {"app": "api"}},
+                     "template": template("api", sh("exec sleep 3600"))}
+        }),
+    )
+    .await;
+    let available = |want: i64| {
+        let deployments = deployments.clone();
+        async move {
+            let d = deployments.get("api").await.ok()?;
+            let s = d.status?;
+            (s.available_replicas.unwrap_or(0) as i64 == want
+                && s.updated_replicas.unwrap_or(0) as i64 == want)
+                .then_some(())
+        }
+    };
+    eventually("2 replicas available on the real node", WAIT, || {
+        available(2)
+    })
+    .await;
+
+    // The new version's tag was never pushed: its pods cannot pull, and the rollout stops.
+    deployments
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &patch("kpulse.local/busybox:v2"),
+        )
+        .await
+        .unwrap();
+    let key = format!(
+        "rollout_stuck/{}/Deployment/api/ProgressDeadlineExceeded",
+        ns.name
+    );
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let hints = causes(&fired);
+    assert!(
+        hints
+            .iter()
+            .any(|h| h.contains("does not exist in the registry")),
+        "the first failing pod's pull error explains it: {:#}",
+        fired["alert"]["evidence"]
+    );
+    let evidence = serde_json::to_string(&fired["alert"]["evidence"]).unwrap();
+    assert!(evidence.contains("kpulse.local/busybox:v2"), "{evidence}");
+    assert!(
+        evidence.contains(&format!(
+            "kubectl -n {} rollout undo deployment/api",
+            ns.name
+        )),
+        "{evidence}"
+    );
+
+    // Rolled back: the old pods never stopped, the new one goes, and the rollout completes.
+    deployments
+        .patch("api", &PatchParams::default(), &patch(IMAGE))
+        .await
+        .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_daemonset_whose_pod_cannot_pull_is_unavailable_until_its_image_is_fixed() {
+    let Some(ns) = namespace("real-ds").await else {
+        return;
+    };
+    let kpulse = start(
+        &ns,
+        "monitors: {daemonset_unscheduled: {for: 2s}, container_waiting: {error_for: 1s}}\n",
+    )
+    .await;
+    // An image from a registry outside this machine, which containerd cannot reach (its only
+    // way out is a proxy on 127.0.0.1 that refuses every connection).
+    let offsite = "registry.example.com/agent:1";
+    let daemonsets: Api<DaemonSet> = create_object(
+        &ns,
+        json!({
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "template": template("agent", json!({"name": "app", "image": offsite,
+                                                          "command": ["sleep", "3600"]}))}
+        }),
+    )
+    .await;
+    let key = format!(
+        "daemonset_unscheduled/{}/DaemonSet/agent/Unavailable",
+        ns.name
+    );
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 of 1 pod(s) are not available"),
+        "{message}"
+    );
+    let pulls = kpulse
+        .wait_notification("the agent pod's pull error", WAIT, |n| {
+            n["alert"]["key"]["monitor"] == "container_waiting" && n["state"] == "firing"
+        })
+        .await;
+    assert_eq!(
+        cause(&pulls),
+        "the node cannot reach the image's registry",
+        "{pulls:#}"
+    );
+
+    daemonsets
+        .patch("agent", &PatchParams::default(), &patch(IMAGE))
+        .await
+        .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1, "fired once");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+fn canary(ns: &str, image: &str) -> String {
+    format!(
+        "monitors: {{canary: {{enabled: true, namespace: {ns}, interval: 5s, timeout: 20s, image: '{image}', \
+         node_selector: {{kpulse.io/real-node: 'true'}}, tolerations: [kpulse.io/real-node]}}}}\n"
+    )
+}
+
+async fn canary_runs(kpulse: &Kpulse, result: &str) -> f64 {
+    metric(
+        kpulse,
+        &format!("kpulse_canary_runs_total{{result=\"{result}\"}}"),
+    )
+    .await
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn real_node_canary_runs_for_real_and_a_canary_that_cannot_pull_fires_until_it_can() {
+    let Some(ns) = namespace("real-canary").await else {
+        return;
+    };
+    // An image the registry does not have: the kubelet cannot start the canary.
+    let kpulse = start(&ns, &canary(&ns.name, "kpulse.local/pause:missing")).await;
+    let key = format!("canary/{}/Pod/kpulse-canary/CanaryFailed", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(fired["alert"]["title"], "new pods cannot start");
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("scheduled on node {NODE}"))
+            && (message.contains("ErrImagePull") || message.contains("ImagePullBackOff")),
+        "{message}"
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+
+    // The right image: the next kpulse (same kpulse-state) sees the canary Running on the real
+    // node and resolves what the first one fired.
+    let kpulse = start(&ns, &canary(&ns.name, "kpulse.local/pause:1")).await;
+    wait_state(&kpulse, &key, "resolved").await;
+    eventually("a successful canary run", WAIT, || async {
+        (canary_runs(&kpulse, "success").await >= 1.0).then_some(())
+    })
+    .await;
+    let timed = metric(&kpulse, "kpulse_canary_duration_seconds_count")
+        .await
+        .unwrap_or(0.0);
+    assert!(timed >= 1.0, "successful runs are timed: {timed}");
+    assert_eq!(count(&kpulse, &key, "firing"), 0, "not fired again");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_startup_latency_is_measured_on_a_pod_whose_image_is_pulled() {
+    let Some(ns) = namespace("real-start").await else {
+        return;
+    };
+    let kpulse = start(&ns, "monitors: {startup_latency: {enabled: true}}\n").await;
+    // `Always`: the kubelet pulls the image from the local registry before it starts the pod.
+    let mut app = sh("exec sleep 3600");
+    app["imagePullPolicy"] = json!("Always");
+    app["readinessProbe"] = json!({"exec": {"command": ["true"]}, "periodSeconds": 1});
+    create(&ns, pod("fresh", json!([app]))).await;
+    container_status(&ns, "fresh", "ready", |c| c["ready"] == true).await;
+
+    let events: Api<Event> = Api::namespaced(ns.client().clone(), &ns.name);
+    let pulled = eventually("the kubelet's Pulled event", WAIT, || async {
+        let list = events
+            .list(&ListParams::default().fields("reason=Pulled"))
+            .await
+            .ok()?;
+        list.items.into_iter().find_map(|e| {
+            e.message
+                .filter(|m| m.contains("Successfully pulled image"))
+        })
+    })
+    .await;
+    assert!(pulled.contains(IMAGE), "{pulled}");
+    for stage in ["scheduled", "initialized", "ready"] {
+        let series = format!("kpulse_pod_startup_duration_seconds_count{{stage=\"{stage}\"}}");
+        eventually(&format!("{series} counted"), WAIT, || async {
+            (metric(&kpulse, &series).await? >= 1.0).then_some(())
+        })
+        .await;
+    }
+    let sum = metric(
+        &kpulse,
+        "kpulse_pod_startup_duration_seconds_sum{stage=\"ready\"}",
+    )
+    .await
+    .unwrap();
+    assert!(sum > 0.0, "a real start takes time: {sum}");
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
