@@ -5,7 +5,7 @@
 #   busybox.tar  kpulse.local/busybox:1  Debian's busybox-static, every applet linked in /bin
 #   pause.tar    kpulse.local/pause:1    the same layer, `sleep` as the pod sandbox process
 #
-# hack/node.sh imports them with `ctr -n k8s.io images import`. The key covers this script,
+# hack/node.sh pushes them to the cluster's registry (hack/oci-push.py). The key covers this script,
 # hack/oci-image.py and the busybox binary, so a second run reuses the archives.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

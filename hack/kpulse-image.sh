@@ -7,7 +7,7 @@
 #
 # BINARY defaults to target/release/kpulse (built, or brought up to date, first), NAME to
 # kpulse.local/kpulse:<first 12 hex digits of the binary's sha256>. Prints NAME. Load OUT.tar
-# with `ctr -n k8s.io images import`, or push it with any OCI tool. Same layout as the
+# with `ctr -n k8s.io images import`, push it with hack/oci-push.py or any OCI tool. Same layout as the
 # Dockerfile's image: /usr/local/bin/kpulse, USER 65532:65532, ENTRYPOINT
 # ["/usr/local/bin/kpulse"], CMD ["run"].
 set -euo pipefail
