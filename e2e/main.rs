@@ -16,6 +16,7 @@ mod pods;
 mod real_node;
 mod real_workloads;
 mod reload;
+mod scenario;
 mod smoke;
 mod state;
 mod stats;

@@ -30,12 +30,23 @@ pub fn group_of(alert: &Alert) -> Option<String> {
     (alert.key.kind == "Pod").then(|| format!("{}/{owner}", alert.key.namespace))
 }
 
-/// The group a workload's own alert folds into when its pods are already an incident: a
-/// Deployment short of replicas because its pods crash is the same incident.
+/// Workload monitors whose alerts say what the workload's pods already say: a Deployment short
+/// of replicas, or stuck in its rollout, because its pods crash is the same incident.
+pub const FOLDED: &[&str] = &[
+    "replicas_unavailable",
+    "rollout_stuck",
+    "daemonset_unscheduled",
+];
+
+/// The group a workload's own alert folds into when its pods are already an incident.
 pub fn fold_of(alert: &Alert) -> Option<String> {
     let key = &alert.key;
-    (key.monitor == "replicas_unavailable")
-        .then(|| format!("{}/{}/{}", key.namespace, key.kind, key.name))
+    (FOLDED.contains(&key.monitor.as_str())
+        && matches!(
+            key.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet"
+        ))
+    .then(|| format!("{}/{}/{}", key.namespace, key.kind, key.name))
 }
 
 /// One open incident.

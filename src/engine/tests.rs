@@ -752,6 +752,76 @@ fn ten_crashing_replicas_are_one_message_and_one_resolution() {
 }
 
 #[test]
+fn a_workloads_own_alerts_fold_into_the_incident_of_its_pods_before_or_after_it_is_told() {
+    // (monitor, kind, before the incident is told?)
+    let cases = [
+        ("rollout_stuck", "Deployment", true),
+        ("rollout_stuck", "Deployment", false),
+        ("replicas_unavailable", "Deployment", false),
+        ("daemonset_unscheduled", "DaemonSet", true),
+        ("rollout_stuck", "StatefulSet", false),
+    ];
+    for (monitor, kind, early) in cases {
+        let mut e = engine("incidents: {group_wait: 30s}\n");
+        let owner = format!("{kind}/api");
+        let mut out = Vec::new();
+        for n in 0..3 {
+            let scope = Scope::object("shop", "Pod", format!("api-{n}"));
+            let mut a = replica(n, "CrashLoopBackOff", true);
+            a.owner = Some(owner.clone());
+            out.extend(told(&e.reconcile(
+                "pod_crashes",
+                &scope,
+                found(vec![a]),
+                secs(1),
+            )));
+        }
+        let mut own = workload(kind, "api");
+        own.key.monitor = monitor.into();
+        let at = if early { secs(10) } else { secs(40) };
+        let scope = Scope::Kind(kind.into());
+        let fire_own = |e: &mut Engine, alerts: Vec<Alert>, at| {
+            told(&e.reconcile(monitor, &scope, found(alerts), at))
+        };
+        if early {
+            out.extend(fire_own(&mut e, vec![own.clone()], at));
+        }
+        out.extend(told(&e.tick(secs(31))));
+        if !early {
+            out.extend(fire_own(&mut e, vec![own.clone()], at));
+        }
+        let title = format!("{kind} api: 3 pods CrashLoopBackOff on 3 nodes");
+        assert_eq!(
+            out,
+            vec![(State::Firing, title.clone())],
+            "{monitor} {kind} {early}"
+        );
+        // The pods recover; the incident waits for the workload's own alert, then resolves once.
+        let mut resolved = Vec::new();
+        for n in 0..3 {
+            let scope = Scope::object("shop", "Pod", format!("api-{n}"));
+            resolved.extend(told(&e.reconcile("pod_crashes", &scope, vec![], secs(50))));
+        }
+        assert!(resolved.is_empty(), "{monitor}: {resolved:?}");
+        resolved.extend(fire_own(&mut e, vec![], secs(60)));
+        assert_eq!(resolved, vec![(State::Resolved, title)], "{monitor} {kind}");
+        assert!(e.active().next().is_none(), "nothing left active");
+    }
+}
+
+#[test]
+fn a_workload_alert_with_no_incident_of_its_pods_is_sent_on_its_own() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let scope = Scope::Kind("Deployment".into());
+    let stuck = workload("Deployment", "web");
+    let o = e.reconcile("rollout_stuck", &scope, found(vec![stuck]), secs(0));
+    assert_eq!(
+        told(&o),
+        vec![(State::Firing, "Deployment web stuck".into())]
+    );
+}
+
+#[test]
 fn a_single_pod_is_told_as_itself_after_group_wait() {
     let mut e = engine("incidents: {group_wait: 30s}\n");
     let a = replica(1, "OOMKilled", true);
