@@ -6,18 +6,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, client, eventually, metric, start, wait_state};
+use crate::harness::{TestNamespace, client, re_evaluated, start, wait_state};
 use crate::workloads::{create, template};
-
-/// Full re-evaluations each workload watch has made so far.
-async fn evaluations(kpulse: &crate::harness::Kpulse) -> Vec<f64> {
-    let mut counts = Vec::new();
-    for resource in ["deployments", "statefulsets", "daemonsets"] {
-        let series = format!("kpulse_watch_evaluations_total{{resource=\"{resource}\"}}");
-        counts.push(metric(kpulse, &series).await.unwrap_or(0.0));
-    }
-    counts
-}
 
 #[tokio::test]
 async fn stuck_deployment_unready_statefulset_and_a_daemonset_each_fire_once_and_never_flap() {
@@ -77,19 +67,7 @@ async fn stuck_deployment_unready_statefulset_and_a_daemonset_each_fire_once_and
         wait_state(&kpulse, k, "firing").await;
     }
     // Hold the failures over at least three full re-evaluations of every workload watch.
-    let before = evaluations(&kpulse).await;
-    eventually(
-        "three more full re-evaluations of each workload watch",
-        Duration::from_secs(180),
-        || async {
-            let now = evaluations(&kpulse).await;
-            now.iter()
-                .zip(&before)
-                .all(|(n, b)| *n >= b + 3.0)
-                .then_some(())
-        },
-    )
-    .await;
+    re_evaluated(&kpulse, &["deployments", "statefulsets", "daemonsets"], 3.0).await;
     let sent = kpulse.notifications_in(&ns.name);
     for k in &expected {
         let of = |state: &str| {

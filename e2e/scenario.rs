@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::harness::{Kpulse, WAIT, ago, eventually, metric, start};
+use crate::harness::{WAIT, ago, eventually, re_evaluated, start};
 use crate::nodes_events::{fake_node, patch_ready};
 use crate::real_node::{IMAGE, namespace, pod, sh};
 use crate::workloads::create;
@@ -39,23 +39,13 @@ fn job(name: &str, script: &str) -> Value {
     json!({"metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": template}})
 }
 
-/// Full re-evaluations of the pod and workload watches so far.
-async fn evaluations(kpulse: &Kpulse) -> Vec<f64> {
-    let mut counts = Vec::new();
-    for resource in ["pods", "deployments", "statefulsets", "daemonsets", "jobs"] {
-        let series = format!("kpulse_watch_evaluations_total{{resource=\"{resource}\"}}");
-        counts.push(metric(kpulse, &series).await.unwrap_or(0.0));
-    }
-    counts
-}
-
 /// Notifications per (monitor/namespace/kind/name, state), the reason left out: an incident's
 /// key names its workload, whatever reasons joined.
 fn tally(sent: &[Value]) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
     for n in sent {
         let key = n["key"].as_str().unwrap_or_default();
-        let object = key.rsplitn(2, '/').nth(1).unwrap_or(key).to_string();
+        let object = key.rsplit_once('/').map_or(key, |(o, _)| o).to_string();
         let state = n["state"].as_str().unwrap_or_default().to_string();
         *out.entry((object, state)).or_default() += 1;
     }
@@ -206,17 +196,10 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
         .await;
 
     // Held over three full re-evaluations of every watch: nothing flaps, nothing is told twice.
-    let before = evaluations(&kpulse).await;
-    eventually(
-        "three more full re-evaluations of each watch",
-        Duration::from_secs(180),
-        || async {
-            let now = evaluations(&kpulse).await;
-            now.iter()
-                .zip(&before)
-                .all(|(n, b)| *n >= b + 3.0)
-                .then_some(())
-        },
+    re_evaluated(
+        &kpulse,
+        &["pods", "deployments", "statefulsets", "daemonsets", "jobs"],
+        3.0,
     )
     .await;
     let firing: BTreeMap<_, _> = expected_firing

@@ -29,6 +29,32 @@ pub async fn metric(kpulse: &Kpulse, series: &str) -> Option<f64> {
     )
 }
 
+/// Waits until each of these watches (`pods`, `deployments`, ...) has re-evaluated everything
+/// `times` more times: what is firing then has been held that long, without an event.
+pub async fn re_evaluated(kpulse: &Kpulse, resources: &[&str], times: f64) {
+    let counts = || async {
+        let mut counts = Vec::new();
+        for resource in resources {
+            let series = format!("kpulse_watch_evaluations_total{{resource=\"{resource}\"}}");
+            counts.push(metric(kpulse, &series).await.unwrap_or(0.0));
+        }
+        counts
+    };
+    let before = counts().await;
+    eventually(
+        &format!("{times} more full re-evaluations of {resources:?}"),
+        Duration::from_secs(180),
+        || async {
+            let now = counts().await;
+            now.iter()
+                .zip(&before)
+                .all(|(n, b)| *n >= b + times)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 /// Starts kpulse with the `log` sink watching `ns` (plus `monitors` settings) and waits until
 /// its watches have synced.
 pub async fn start(ns: &TestNamespace, monitors: &str) -> Kpulse {

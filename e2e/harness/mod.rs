@@ -12,7 +12,9 @@ mod waits;
 pub use cluster::{
     TestNamespace, ago, certificate, client, status_crash_loop, status_oom_killed, status_running,
 };
-pub use kpulse::{Kpulse, count, in_cluster, log_config, metric, start, start_webhook, wait_state};
+pub use kpulse::{
+    Kpulse, count, in_cluster, log_config, metric, re_evaluated, start, start_webhook, wait_state,
+};
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 pub use waits::{WAIT, eventually};
