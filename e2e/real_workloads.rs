@@ -277,6 +277,15 @@ async fn real_node_daemonset_whose_pod_cannot_pull_is_unavailable_until_its_imag
         "daemonset_unscheduled/{}/DaemonSet/agent/Unavailable",
         ns.name
     );
+    eventually(
+        "the DaemonSet controller counts its pod unavailable",
+        WAIT,
+        || async {
+            let s = daemonsets.get("agent").await.ok()?.status?;
+            (s.desired_number_scheduled == 1 && s.number_unavailable == Some(1)).then_some(())
+        },
+    )
+    .await;
     let fired = wait_state(&kpulse, &key, "firing").await;
     let message = fired["alert"]["message"].as_str().unwrap();
     assert!(

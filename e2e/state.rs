@@ -11,7 +11,8 @@ use crate::harness::{
 fn config(ns: &str) -> String {
     log_config(
         ns,
-        "state: {interval: 5s}\nmonitors: {pod_crashes: {resolve_after: 0s}}\n",
+        // Node alerts are cluster-wide: other tests' NotReady nodes would count as active here.
+        "state: {interval: 5s}\nmonitors: {pod_crashes: {resolve_after: 0s}, node_conditions: {enabled: false}}\n",
     )
 }
 
