@@ -81,6 +81,8 @@ pub struct Metrics {
     pub alerts_digested: Family<AlertLabels, Counter>,
     /// Alerts that joined their workload's incident instead of being sent on their own.
     pub alerts_grouped: Family<AlertLabels, Counter>,
+    /// Alerts held back by an `inhibit` rule while their source fires.
+    pub alerts_inhibited: Family<AlertLabels, Counter>,
     pub alerts_muted: Family<MonitorLabels, Counter>,
     pub active_alerts: Family<MonitorLabels, Gauge>,
     pub notifications_sent: Family<ChannelLabels, Counter>,
@@ -141,6 +143,7 @@ impl Metrics {
             alerts_deduped: Family::default(),
             alerts_digested: Family::default(),
             alerts_grouped: Family::default(),
+            alerts_inhibited: Family::default(),
             alerts_muted: Family::default(),
             active_alerts: Family::default(),
             notifications_sent: Family::default(),
@@ -198,6 +201,11 @@ impl Metrics {
                 "alerts_grouped",
                 "Alerts that joined their workload's incident instead of being sent on their own",
                 m.alerts_grouped.clone(),
+            );
+            r.register(
+                "alerts_inhibited",
+                "Alerts held back by an inhibit rule while the alert that explains them fires",
+                m.alerts_inhibited.clone(),
             );
             r.register(
                 "alerts_muted",
@@ -367,6 +375,11 @@ impl Metrics {
                     .get_or_create(&labels(key, *severity))
                     .inc();
             }
+            Decision::Inhibited { key, severity, .. } => {
+                self.alerts_inhibited
+                    .get_or_create(&labels(key, *severity))
+                    .inc();
+            }
             Decision::ResolvedSilently { .. } => {}
         }
     }
@@ -511,6 +524,7 @@ mod tests {
             alerts_deduped,
             alerts_digested,
             alerts_grouped,
+            alerts_inhibited,
             alerts_muted,
             active_alerts,
             notifications_sent,
@@ -542,6 +556,7 @@ mod tests {
             alerts_deduped,
             alerts_digested,
             alerts_grouped,
+            alerts_inhibited,
         ] {
             f.get_or_create(&alert).inc();
         }

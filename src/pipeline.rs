@@ -347,7 +347,10 @@ impl Pipeline {
         if outcome.decisions.iter().any(|d| {
             matches!(
                 d,
-                Decision::Fired { .. } | Decision::Resolved { .. } | Decision::Grouped { .. }
+                Decision::Fired { .. }
+                    | Decision::Resolved { .. }
+                    | Decision::Grouped { .. }
+                    | Decision::Inhibited { .. }
             )
         }) {
             self.inner.changed.notify_one();
@@ -484,6 +487,9 @@ fn log_decision(d: &Decision) {
         }
         Decision::Grouped { key, incident, .. } => {
             tracing::info!(alert = %key, incident, "joined its workload's incident")
+        }
+        Decision::Inhibited { key, by, rule, .. } => {
+            tracing::info!(alert = %key, by = %by, rule, "held back while the alert that explains it fires")
         }
         Decision::Muted { key, rule } => {
             tracing::debug!(alert = %key, rule = ?rule, "muted by rule")

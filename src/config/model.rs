@@ -36,6 +36,11 @@ pub struct Config {
     /// Which channels an alert goes to.
     #[serde(default)]
     pub routing: Routing,
+    /// Alerts that hold others back while they fire: a NotReady node its pods' alerts, a stuck
+    /// or short workload its pods' alerts. An alert held back is sent if it still holds once its
+    /// source has cleared (after `incidents.group_wait`).
+    #[serde(default)]
+    pub inhibit: Inhibit,
     /// Severity overrides, tried in order before routing: the first rule whose matchers all
     /// match sets the alert's severity (a `severity` matcher compares the monitor's own). For
     /// example, to page on OOMKilled: `{match: {monitor: pod_crashes, reason: OOMKilled},
@@ -91,6 +96,7 @@ impl Default for Config {
                 default: vec!["log".to_string()],
                 rules: Vec::new(),
             },
+            inhibit: Inhibit::default(),
             severity_rules: Vec::new(),
             monitors: Monitors::default(),
             evidence: EvidenceSettings::default(),
@@ -225,6 +231,71 @@ pub struct Rule {
     pub matcher: Matcher,
     /// Channels this rule sends to. Empty: matching alerts are muted.
     pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inhibit {
+    /// The built-in rules: a `node_conditions` NotReady alert holds back the pod alerts of that
+    /// node; a `rollout_stuck`, `replicas_unavailable` or `daemonset_unscheduled` alert holds
+    /// back the pod alerts of that workload.
+    #[serde(default = "yes")]
+    pub defaults: bool,
+    /// More rules, tried after the built-in ones.
+    #[serde(default)]
+    pub rules: Vec<InhibitRule>,
+}
+
+impl Default for Inhibit {
+    fn default() -> Self {
+        Inhibit {
+            defaults: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `inhibit.rules`: while an alert matching `source` fires (and was sent), alerts
+/// matching `target` with the same `equal` attributes are held back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    /// Matchers of the alert that holds others back (those of `routing.rules`).
+    #[serde(default)]
+    pub source: Matcher,
+    /// Matchers of the alerts it holds back.
+    #[serde(default)]
+    pub target: Matcher,
+    /// Attributes source and target must share: `namespace`, `node` (a Node alert's name, or
+    /// the node a pod runs on), `workload` (`Kind/name` of a workload's alert, or a pod's owning
+    /// workload), `labels.<name>`. Empty: any matching source holds back any matching target.
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+/// What `inhibit.rules[].equal` can compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InhibitAttr {
+    Namespace,
+    Node,
+    Workload,
+    Label(String),
+}
+
+impl InhibitAttr {
+    pub const KNOWN: &'static str = "namespace, node, workload, labels.<name>";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "namespace" => Some(InhibitAttr::Namespace),
+            "node" => Some(InhibitAttr::Node),
+            "workload" => Some(InhibitAttr::Workload),
+            _ => s
+                .strip_prefix("labels.")
+                .filter(|l| !l.is_empty())
+                .map(|l| InhibitAttr::Label(l.to_string())),
+        }
+    }
 }
 
 /// One entry of `severity_rules`.

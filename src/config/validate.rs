@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::monitors::Monitors;
-use super::{Channel, Config, ConfigError, Matcher};
+use super::{Channel, Config, ConfigError, InhibitAttr, Matcher};
 
 /// Placeholders allowed in `links` templates.
 pub const LINK_PLACEHOLDERS: [&str; 7] = [
@@ -76,6 +76,20 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
             &format!("severity_rules[{r}].match"),
             &mut errors,
         );
+    }
+
+    for (r, rule) in config.inhibit.rules.iter().enumerate() {
+        let base = format!("inhibit.rules[{r}]");
+        matcher_checks(&rule.source, &format!("{base}.source"), &mut errors);
+        matcher_checks(&rule.target, &format!("{base}.target"), &mut errors);
+        for (i, attr) in rule.equal.iter().enumerate() {
+            if InhibitAttr::parse(attr).is_none() {
+                errors.push(ConfigError::new(
+                    format!("{base}.equal[{i}]"),
+                    format!("unknown attribute {attr:?} (known: {})", InhibitAttr::KNOWN),
+                ));
+            }
+        }
     }
 
     for (i, name) in config.welcome.channels.iter().enumerate() {

@@ -5,6 +5,7 @@
 //! [`Outcome`]: the messages to send ([`Dispatch`]) and what was decided, for metrics and logs.
 
 mod incident;
+mod inhibit;
 mod router;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Alert, AlertKey, Finding, Notification, Severity, State};
 use crate::config::Config;
 pub use incident::{Incident, IncidentSettings, Told};
+pub use inhibit::Inhibitions;
 pub use router::{Route, Router, RouterError, SeverityRules};
 
 /// The engine's share of the configuration.
@@ -31,6 +33,8 @@ pub struct Settings {
     /// how often their active alerts are re-sent.
     pub resend: BTreeMap<String, SignedDuration>,
     pub incidents: IncidentSettings,
+    /// `inhibit`: which firing alerts hold which others back.
+    pub inhibit: Inhibitions,
 }
 
 impl Settings {
@@ -52,6 +56,7 @@ impl Settings {
                 group_wait: config.incidents.group_wait.signed(),
                 group_interval: config.incidents.group_interval.signed(),
             },
+            inhibit: Inhibitions::new(&config.inhibit)?,
         })
     }
 
@@ -189,6 +194,13 @@ pub enum Decision {
         severity: Severity,
         incident: String,
     },
+    /// Held back while `by`, an alert that was sent, fires (`inhibit`, rule `rule`).
+    Inhibited {
+        key: AlertKey,
+        severity: Severity,
+        by: AlertKey,
+        rule: String,
+    },
 }
 
 /// The result of one engine call.
@@ -225,6 +237,12 @@ pub struct ActiveAlert {
     /// by a monitor's reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// Held back while this alert fires (`inhibit`): never sent while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibited_by: Option<AlertKey>,
+    /// Its source cleared: sent at this time if it still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<Timestamp>,
 }
 
 /// Notifications waiting for a channel's digest.
@@ -339,6 +357,32 @@ impl Engine {
                 }
                 return outcome;
             }
+            if let Some((by, rule)) = self.inhibitor(&alert) {
+                let decision = Decision::Inhibited {
+                    key: key.clone(),
+                    severity: alert.severity,
+                    by: by.clone(),
+                    rule,
+                };
+                self.active.insert(
+                    key,
+                    ActiveAlert {
+                        alert,
+                        since: now,
+                        channels: Vec::new(),
+                        notified: false,
+                        refs: BTreeMap::new(),
+                        member_of: None,
+                        incident: None,
+                        inhibited_by: Some(by),
+                        held_until: None,
+                    },
+                );
+                return Outcome {
+                    dispatches: Vec::new(),
+                    decisions: vec![decision],
+                };
+            }
             if let Some(group) = self.group(&alert) {
                 return self.join(group, alert, now);
             }
@@ -371,6 +415,8 @@ impl Engine {
                     refs: BTreeMap::new(),
                     member_of: None,
                     incident: None,
+                    inhibited_by: None,
+                    held_until: None,
                 },
             );
             outcome
@@ -384,12 +430,65 @@ impl Engine {
                     }],
                 };
             }
+            if let Some((by, rule)) = self.inhibitor(&alert) {
+                return Outcome {
+                    dispatches: Vec::new(),
+                    decisions: vec![Decision::Inhibited {
+                        key,
+                        severity: alert.severity,
+                        by,
+                        rule,
+                    }],
+                };
+            }
             if let Some(group) = self.group(&alert) {
                 self.dedupe.insert(key, now);
                 return self.join(group, alert, now);
             }
             self.fire(&alert, now).0
         }
+    }
+
+    /// The sent, firing alert that holds `alert` back, and the rule, if one does.
+    fn inhibitor(&self, alert: &Alert) -> Option<(AlertKey, String)> {
+        let rules = &self.settings.inhibit;
+        if !rules.targets(alert) {
+            return None;
+        }
+        self.active.values().find_map(|s| {
+            let sent = s.notified && s.inhibited_by.is_none();
+            let rule = rules.holds(&s.alert, alert).filter(|_| sent)?;
+            Some((s.alert.key.clone(), rule.to_string()))
+        })
+    }
+
+    /// `source` stopped firing: what it held back is sent after `group_wait` if it still holds
+    /// (so pods that recover with their node or rollout say nothing).
+    fn release_held(&mut self, source: &AlertKey, now: Timestamp) {
+        let wait = self.settings.incidents.group_wait;
+        for a in self.active.values_mut() {
+            if a.inhibited_by.as_ref() == Some(source) {
+                a.inhibited_by = None;
+                a.held_until = Some(now + wait);
+            }
+        }
+    }
+
+    /// Held-back alerts whose source cleared long enough ago: decided anew, as if just found.
+    fn submit_released(&mut self, now: Timestamp) -> Outcome {
+        let due: Vec<AlertKey> = self
+            .active
+            .values()
+            .filter(|a| a.held_until.is_some_and(|t| t <= now))
+            .map(|a| a.alert.key.clone())
+            .collect();
+        let mut outcome = Outcome::default();
+        for key in due {
+            if let Some(a) = self.active.remove(&key) {
+                outcome.merge(self.submit(a.alert, now));
+            }
+        }
+        outcome
     }
 
     /// The incident `alert` opens or joins, if it is grouped.
@@ -424,6 +523,8 @@ impl Engine {
                     refs: BTreeMap::new(),
                     member_of: Some(group),
                     incident: None,
+                    inhibited_by: None,
+                    held_until: None,
                 },
             );
         }
@@ -523,6 +624,8 @@ impl Engine {
                 refs: BTreeMap::new(),
                 member_of: None,
                 incident: Some(group.to_string()),
+                inhibited_by: None,
+                held_until: None,
             },
         );
         self.incidents.insert(
@@ -616,6 +719,7 @@ impl Engine {
         let Some(entry) = self.active.remove(key) else {
             return Outcome::default();
         };
+        self.release_held(key, now);
         if let Some(group) = &entry.member_of {
             let mut outcome = Outcome {
                 dispatches: Vec::new(),
@@ -654,7 +758,8 @@ impl Engine {
     /// Sends digests whose interval has passed, re-sends active alerts to channels whose resend
     /// interval has passed, and forgets dedupe entries older than the window.
     pub fn tick(&mut self, now: Timestamp) -> Outcome {
-        let mut outcome = self.release_incidents(now);
+        let mut outcome = self.submit_released(now);
+        outcome.merge(self.release_incidents(now));
         // Resends first: a digest about to go out now is not also resent.
         for (channel, every) in &self.settings.resend {
             if self
@@ -729,6 +834,7 @@ impl Engine {
     pub fn drop_monitor(&mut self, monitor: &str) -> usize {
         let before = self.active.len();
         self.active.retain(|k, _| k.monitor != monitor);
+        self.release_orphans();
         // Incidents of that monitor's alerts go too, silently, like their members.
         let gone: Vec<String> = self
             .incidents
@@ -817,6 +923,19 @@ impl Engine {
             .collect();
         self.digest = snapshot.digest;
         self.incidents = snapshot.incidents;
+        self.release_orphans();
+    }
+
+    /// Alerts held back by an alert no longer active (its monitor was switched off, or a state
+    /// written before it cleared): decided anew at the next tick.
+    fn release_orphans(&mut self) {
+        let active: BTreeSet<AlertKey> = self.active.keys().cloned().collect();
+        for a in self.active.values_mut() {
+            if a.inhibited_by.as_ref().is_some_and(|s| !active.contains(s)) {
+                a.inhibited_by = None;
+                a.held_until = Some(a.since);
+            }
+        }
     }
 
     fn within_window(&self, key: &AlertKey, now: Timestamp) -> bool {

@@ -118,6 +118,20 @@ impl SeverityRules {
     }
 }
 
+/// One compiled `match`, for the engine's other rules (inhibition).
+#[derive(Debug, Clone)]
+pub struct Matches(CompiledRule);
+
+impl Matches {
+    pub fn new(m: &Matcher) -> Result<Self, String> {
+        compile(m, Vec::new()).map(Matches)
+    }
+
+    pub fn matches(&self, alert: &Alert) -> bool {
+        self.0.matches(alert)
+    }
+}
+
 fn compile(m: &Matcher, channels: Vec<String>) -> Result<CompiledRule, String> {
     let namespaces = if m.namespace.is_empty() {
         None

@@ -1102,3 +1102,184 @@ severity_rules:
         assert!(pass(&mut e, secs(31 + n * 15)).is_empty(), "pass {n}");
     }
 }
+
+fn node_down(name: &str) -> Alert {
+    let key = AlertKey::new("node_conditions", "", "Node", name, "NotReady");
+    let mut a = Alert::new(key, Severity::Warning, format!("{name} NotReady"), t(0));
+    a.resolvable = true;
+    a
+}
+
+/// A pod alert of a bare pod (no incident) on `node`.
+fn pod_on(n: usize, node: &str, resolvable: bool) -> Alert {
+    let key = AlertKey::new(
+        "pod_not_ready",
+        "shop",
+        "Pod",
+        format!("cache-{n}"),
+        "NotReady",
+    );
+    let mut a = Alert::new(key, Severity::Warning, format!("cache-{n} NotReady"), t(0))
+        .node(node.to_string());
+    a.resolvable = resolvable;
+    a
+}
+
+fn inhibited(o: &Outcome) -> Vec<(String, String)> {
+    o.decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Inhibited { key, by, .. } => Some((key.name.clone(), by.name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_not_ready_node_holds_back_the_alerts_of_its_pods_and_only_those() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let o = e.submit(node_down("n1"), secs(0));
+    assert_eq!(told(&o), vec![(State::Firing, "n1 NotReady".into())]);
+    let mut held = Vec::new();
+    let mut out = Vec::new();
+    for (n, node, resolvable) in [
+        (0, "n1", true),
+        (1, "n1", true),
+        (2, "n1", false),
+        (3, "n2", true),
+    ] {
+        let o = e.submit(pod_on(n, node, resolvable), secs(5));
+        held.extend(inhibited(&o));
+        out.extend(told(&o));
+    }
+    assert_eq!(
+        held,
+        vec![
+            ("cache-0".to_string(), "n1".to_string()),
+            ("cache-1".to_string(), "n1".to_string()),
+            ("cache-2".to_string(), "n1".to_string()),
+        ]
+    );
+    assert_eq!(
+        out,
+        vec![(State::Firing, "cache-3 NotReady".into())],
+        "another node's pod"
+    );
+    // Repeats of a held-back alert stay silent, over many ticks.
+    for s in 6..60 {
+        assert!(told(&e.submit(pod_on(0, "n1", true), secs(s))).is_empty());
+        assert!(told(&e.tick(secs(s))).is_empty());
+    }
+    // A held-back alert that clears says nothing.
+    assert!(told(&e.resolve(&pod_on(1, "n1", true).key, secs(61))).is_empty());
+    // The node recovers; cache-0 recovers with it within group_wait: nothing more is said.
+    let o = e.resolve(&node_down("n1").key, secs(70));
+    assert_eq!(told(&o), vec![(State::Resolved, "n1 NotReady".into())]);
+    assert!(told(&e.resolve(&pod_on(0, "n1", true).key, secs(80))).is_empty());
+    assert!(told(&e.tick(secs(200))).is_empty());
+    assert!(e.active().all(|a| a.alert.key.name == "cache-3"));
+}
+
+#[test]
+fn a_held_back_alert_that_still_holds_when_its_source_clears_is_sent_then() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    e.submit(node_down("n1"), secs(0));
+    assert_eq!(
+        inhibited(&e.submit(pod_on(0, "n1", true), secs(1))).len(),
+        1
+    );
+    e.resolve(&node_down("n1").key, secs(10));
+    assert!(told(&e.tick(secs(39))).is_empty(), "waits group_wait first");
+    assert_eq!(
+        told(&e.tick(secs(40))),
+        vec![(State::Firing, "cache-0 NotReady".into())]
+    );
+    // From then on it is an alert like any other: its resolution is sent.
+    assert_eq!(
+        told(&e.resolve(&pod_on(0, "n1", true).key, secs(50))),
+        vec![(State::Resolved, "cache-0 NotReady".into())]
+    );
+}
+
+#[test]
+fn a_stuck_rollout_sent_on_its_own_holds_back_the_alerts_of_its_new_pods() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let scope = Scope::Kind("Deployment".into());
+    let stuck = workload("Deployment", "api");
+    assert_eq!(
+        told(&e.reconcile("rollout_stuck", &scope, found(vec![stuck]), secs(0))),
+        vec![(State::Firing, "Deployment api stuck".into())]
+    );
+    let mut out = Vec::new();
+    let mut held = 0;
+    for n in 0..3 {
+        let scope = Scope::object("shop", "Pod", format!("api-{n}"));
+        let o = e.reconcile(
+            "pod_crashes",
+            &scope,
+            found(vec![replica(n, "ImagePullBackOff", true)]),
+            secs(5),
+        );
+        held += inhibited(&o).len();
+        out.extend(told(&o));
+        out.extend(told(&e.tick(secs(40 + n as i64))));
+    }
+    assert_eq!(
+        (held, &out),
+        (3, &vec![]),
+        "no incident opens for held-back pods"
+    );
+    // Rolled back: the rollout resolves, its new pods go within group_wait.
+    out.extend(told(&e.reconcile(
+        "rollout_stuck",
+        &scope,
+        vec![],
+        secs(100),
+    )));
+    for n in 0..3 {
+        let scope = Scope::object("shop", "Pod", format!("api-{n}"));
+        out.extend(told(&e.reconcile("pod_crashes", &scope, vec![], secs(110))));
+    }
+    out.extend(told(&e.tick(secs(300))));
+    assert_eq!(out, vec![(State::Resolved, "Deployment api stuck".into())]);
+}
+
+#[test]
+fn held_back_alerts_stay_held_back_across_a_restart_and_are_released_after_it() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    e.submit(node_down("n1"), secs(0));
+    e.submit(pod_on(0, "n1", true), secs(1));
+    let snapshot = e.snapshot();
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    e.restore(serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap());
+    assert!(told(&e.submit(pod_on(0, "n1", true), secs(2))).is_empty());
+    assert!(
+        told(&e.submit(node_down("n1"), secs(2))).is_empty(),
+        "the node was told"
+    );
+    assert!(told(&e.tick(secs(20))).is_empty());
+    e.resolve(&node_down("n1").key, secs(30));
+    assert_eq!(
+        told(&e.tick(secs(60))),
+        vec![(State::Firing, "cache-0 NotReady".into())]
+    );
+    // A state whose source is gone (its monitor switched off): released at the next tick.
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    e.submit(node_down("n1"), secs(0));
+    e.submit(pod_on(0, "n1", true), secs(1));
+    e.drop_monitor("node_conditions");
+    assert_eq!(
+        told(&e.tick(secs(2))),
+        vec![(State::Firing, "cache-0 NotReady".into())]
+    );
+}
+
+#[test]
+fn inhibit_defaults_off_sends_the_pods_alerts() {
+    let mut e = engine("incidents: {group_wait: 30s}\ninhibit: {defaults: false}\n");
+    e.submit(node_down("n1"), secs(0));
+    assert_eq!(
+        told(&e.submit(pod_on(0, "n1", true), secs(1))),
+        vec![(State::Firing, "cache-0 NotReady".into())]
+    );
+}
