@@ -1,7 +1,7 @@
 //! The whole cluster at once: failures and normal operations of many kinds side by side, on real
 //! containers where the real node can produce them, held over several full re-evaluations, then
 //! fixed. The exact messages are asserted: one per incident, one `[RESOLVED]` per incident, and
-//! nothing for what is normal. Failures that only show when every monitor sees many objects of
+//! nothing for what is normal or explained by another alert (pods of a NotReady node). Failures that only show when every monitor sees many objects of
 //! many kinds at once (flapping, one incident told twice, noise from a healthy rollout) fail it.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,9 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::harness::{WAIT, ago, eventually, re_evaluated, start};
+use crate::harness::{
+    WAIT, ago, eventually, metric, re_evaluated, start, status_crash_loop, status_running,
+};
 use crate::nodes_events::{fake_node, patch_ready};
 use crate::real_node::{IMAGE, namespace, pod, sh};
 use crate::workloads::create;
@@ -134,12 +136,18 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
             .await;
     }
     patch_ready(&nodes, &node, "False", ago(600)).await;
-    for name in ["cache-0", "cache-1"] {
-        ns.patch_pod_status(
-            name,
-            json!({"conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}),
-        )
+    let node_key = format!("node_conditions//Node/{node}");
+    let is_node = |v: &Value| v["key"].as_str().is_some_and(|k| k.starts_with(&node_key));
+    kpulse
+        .wait_notification("the node's NotReady", WAIT, |v| {
+            is_node(v) && v["state"] == "firing"
+        })
         .await;
+    // Its kubelet's last words before it went quiet: the pods' containers crash-looping. The
+    // node's alert explains them and holds them back (`inhibit`, built in).
+    for name in ["cache-0", "cache-1"] {
+        ns.patch_pod_status(name, status_crash_loop("Error", 1, 4))
+            .await;
     }
 
     // Normal operations meanwhile: a rollout of front, a scale-down of batch, a pod deleted.
@@ -172,13 +180,11 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
         .unwrap();
 
     let n = &ns.name;
-    let node_key = format!("node_conditions//Node/{node}");
     let expected_firing = [
         format!("pod_crashes/{n}/Deployment/checkout"),
         format!("rollout_stuck/{n}/Deployment/web"),
         format!("job_failed/{n}/Job/migrate"),
     ];
-    let is_node = |v: &Value| v["key"].as_str().is_some_and(|k| k.starts_with(&node_key));
     for object in &expected_firing {
         kpulse
             .wait_notification(object, Duration::from_secs(150), |v| {
@@ -189,11 +195,6 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
             })
             .await;
     }
-    kpulse
-        .wait_notification("the node's NotReady", WAIT, |v| {
-            is_node(v) && v["state"] == "firing"
-        })
-        .await;
 
     // Held over three full re-evaluations of every watch: nothing flaps, nothing is told twice.
     re_evaluated(
@@ -214,6 +215,12 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
     );
     let node_sent: Vec<_> = kpulse.notifications().into_iter().filter(is_node).collect();
     assert_eq!(node_sent.len(), 1, "the node once: {node_sent:#?}");
+    let held = "kpulse_alerts_inhibited_total{monitor=\"pod_crashes\",severity=\"warning\"}";
+    let held = metric(&kpulse, held).await.unwrap_or(0.0);
+    assert!(
+        held >= 2.0,
+        "both pods' crash loops held back by their node: {held}"
+    );
 
     // Everything fixed: each incident resolves once.
     deployments
@@ -236,6 +243,10 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
         .await
         .unwrap();
     patch_ready(&nodes, &node, "True", ago(0)).await;
+    for name in ["cache-0", "cache-1"] {
+        ns.patch_pod_status(name, status_running(4, Some(("Error", 1))))
+            .await;
+    }
     for object in &expected_firing {
         kpulse
             .wait_notification(

@@ -447,3 +447,26 @@ fn severity_rules_are_checked_with_their_paths() {
     .unwrap();
     assert_eq!(ok.severity_rules[0].severity, Severity::Critical);
 }
+
+#[test]
+fn inhibit_rules_name_the_field_of_each_mistake() {
+    let yaml = r#"
+channels: {log: {type: log}}
+routing: {default: [log]}
+inhibit:
+  rules:
+    - source: {monitor: node_condition}
+      target: {namespace: "pay[ments"}
+      equal: [node, owner, "labels."]
+"#;
+    assert_errors(
+        yaml,
+        &secrets(),
+        &[
+            "inhibit.rules[0].source.monitor[0]: unknown monitor \"node_condition\"",
+            "inhibit.rules[0].target.namespace[0]: invalid glob",
+            "inhibit.rules[0].equal[1]: unknown attribute \"owner\" (known: namespace, node, workload, labels.<name>)",
+            "inhibit.rules[0].equal[2]: unknown attribute \"labels.\"",
+        ],
+    );
+}

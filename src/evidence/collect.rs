@@ -259,8 +259,9 @@ async fn node(client: &kube::Client, alert: &Alert) -> kube::Result<Option<NodeN
     }))
 }
 
-/// Facts that need a list: a Job's failed pods, a stuck Deployment rollout's first failing pod;
-/// and the failing container of the first of them.
+/// Facts that need a list: a Job's failed pods, the first failing pod of a stuck Deployment
+/// rollout (from its new ReplicaSet), a StatefulSet or a DaemonSet; and the failing container of
+/// the first of them.
 async fn facts(
     client: &kube::Client,
     alert: &Alert,
@@ -272,8 +273,12 @@ async fn facts(
     let mut out = std::collections::BTreeMap::new();
     let mut first = None;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
+    // A StatefulSet's or DaemonSet's pods have no label naming it: they are its by controller
+    // reference, so the namespace's pods are listed and filtered.
+    let owned = matches!(k.kind.as_str(), "StatefulSet" | "DaemonSet");
     let selector = match (k.kind.as_str(), k.monitor.as_str()) {
         ("Job", _) => format!("job-name={}", k.name),
+        ("StatefulSet" | "DaemonSet", _) => String::new(),
         ("Deployment", "rollout_stuck") => match alert.fields.get("New ReplicaSet") {
             Some(rs) => match rs.rsplit_once('-') {
                 Some((_, hash)) => format!("pod-template-hash={hash}"),
@@ -285,7 +290,13 @@ async fn facts(
     };
     let list = pods.list(&ListParams::default().labels(&selector)).await?;
     let mut failing: Vec<String> = Vec::new();
-    for p in &list.items {
+    let ours = |p: &&Pod| {
+        !owned
+            || p.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.kind == k.kind && o.name == k.name)
+    };
+    for p in list.items.iter().filter(ours) {
         if let Some((why, container)) = why_failing(p) {
             failing.push(format!("{}: {why}", p.name_any()));
             first = first.or(container);
