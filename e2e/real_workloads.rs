@@ -255,11 +255,12 @@ async fn real_node_daemonset_whose_pod_cannot_pull_is_one_message_until_its_imag
     let Some(ns) = namespace("real-ds").await else {
         return;
     };
-    // The DaemonSet's alert comes first (1s), its pod's pull error later (10s): the pod's alert
-    // is held back by the DaemonSet's (`inhibit`, built in), so the whole thing is one message.
+    // The DaemonSet's alert comes first (1s, seen at the next full evaluation, 15s at most), its
+    // pod's pull error later (45s): the pod's alert is held back by the DaemonSet's (`inhibit`,
+    // built in), so the whole thing is one message.
     let kpulse = start(
         &ns,
-        "monitors: {daemonset_unscheduled: {for: 1s}, container_waiting: {error_for: 10s}}\n",
+        "monitors: {daemonset_unscheduled: {for: 1s}, container_waiting: {error_for: 45s}}\n",
     )
     .await;
     // An image from a registry outside this machine, which containerd cannot reach (its only
