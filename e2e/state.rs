@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    Kpulse, TestNamespace, client, count, eventually, log_config, status_oom_killed, status_running,
+    Kpulse, TestNamespace, client, count, eventually, in_cluster, log_config, state_namespace,
+    status_oom_killed, status_running,
 };
 
 fn config(ns: &str) -> String {
@@ -134,10 +135,10 @@ fn unchanged_writes(kpulse: &Kpulse) -> usize {
         .count()
 }
 
-/// The resourceVersion of `kpulse-state` in the test namespace.
+/// The resourceVersion of `kpulse-state` (in the test namespace, or the release's in-cluster).
 async fn state_version(client: &kube::Client, ns: &TestNamespace) -> String {
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(client.clone(), &ns.name);
+        kube::Api::namespaced(client.clone(), &state_namespace(&ns.name));
     api.get("kpulse-state")
         .await
         .expect("kpulse-state exists")
@@ -161,6 +162,13 @@ async fn idle_for_writes(kpulse: &Kpulse, n: usize) {
 async fn an_idle_kpulse_writes_no_state_not_even_after_a_restart() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "state-idle").await;
+    if in_cluster() {
+        // The release's kpulse-state holds earlier tests' alerts, which a restart prunes (and
+        // writes): start from none, as a host process in a new namespace does.
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), &state_namespace(&ns.name));
+        let _ = api.delete("kpulse-state", &Default::default()).await;
+    }
     let first = Kpulse::start(&config(&ns.name), &ns.name).await;
     first
         .wait_log("watches synced", Duration::from_secs(30))

@@ -26,7 +26,7 @@ trap cleanup EXIT
 
 docker build -t "$image" .
 kind load docker-image "$image" --name "$name"
-helm upgrade --install kpulse charts/kpulse --namespace kpulse --create-namespace --wait --timeout 180s \
+helm upgrade --install kpulse charts/kpulse --namespace kpulse --create-namespace --wait --timeout 180s --set logLevel='info\,kpulse=debug' \
   --set image.repository=kpulse --set image.tag=e2e --set image.pullPolicy=Never
 
 export KUBECONFIG="${KUBECONFIG:-$HOME/.kube/config}"

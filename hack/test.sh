@@ -33,6 +33,8 @@ if [[ "$phase" == all || "$phase" == e2e ]]; then
   trap 'hack/cluster.sh down "$cluster_dir" >&2 || true' EXIT
   echo "== end-to-end tests"
   KPULSE_BIN="$PWD/target/debug/kpulse" cargo test --features e2e --test e2e -- --test-threads="${E2E_THREADS:-4}"
+  echo "== end-to-end tests with kpulse in-cluster (the chart on the real node)"
+  hack/in-cluster-e2e.sh
   if [[ -x hack/chart-test.sh ]]; then
     echo "== chart tests"
     hack/chart-test.sh

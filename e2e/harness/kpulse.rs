@@ -419,6 +419,16 @@ pub fn in_cluster() -> bool {
     std::env::var("KPULSE_E2E_MODE").is_ok_and(|m| m == "in-cluster")
 }
 
+/// Where kpulse keeps `kpulse-state` for a test in `ns`: `ns` for a host process, the release
+/// namespace in-cluster.
+pub fn state_namespace(ns: &str) -> String {
+    if in_cluster() {
+        release_namespace()
+    } else {
+        ns.to_string()
+    }
+}
+
 fn release_namespace() -> String {
     std::env::var("KPULSE_E2E_RELEASE_NAMESPACE").unwrap_or_else(|_| "kpulse".to_string())
 }
