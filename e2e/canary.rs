@@ -1,5 +1,6 @@
 //! The canary end to end: the real scheduler places (or cannot place) the canary pod; a
-//! ResourceQuota makes its creation fail; with no kubelet on the fake nodes it never runs.
+//! ResourceQuota makes its creation fail; with no kubelet on the fake nodes it never runs. The
+//! canary Running on a kubelet is in e2e/real_workloads.rs.
 
 use std::time::Duration;
 

@@ -1,4 +1,7 @@
 //! Incidents: the pods of one workload failing together are one message and one resolution.
+//!
+//! Why patched status here: 20 replicas spread over three nodes, which one real node cannot show;
+//! the whole-cluster scenario (e2e/scenario.rs) has a crashing Deployment on real containers.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! Many workloads of several kinds failing at once, held over several full re-evaluations: the
 //! failures that only show when one monitor sees objects of many kinds.
+//!
+//! No container runs: the workloads' pods are left unschedulable on purpose (no status is
+//! patched); e2e/scenario.rs does the same with real containers.
 
 use std::time::Duration;
 

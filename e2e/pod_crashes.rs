@@ -1,5 +1,9 @@
 //! pod_crashes end to end: a container OOMKilled (status patched as a kubelet would) fires an
 //! alert; back to Running, the same key resolves.
+//!
+//! Why patched status here: these tests are about kpulse's rules (ignore labels, namespaces,
+//! resolution), shown faster with exact statuses; the same detections on real containers are in
+//! e2e/real_node.rs.
 
 use std::time::Duration;
 

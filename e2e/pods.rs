@@ -1,6 +1,11 @@
 //! Pod monitors end to end: the real scheduler leaves a pod unschedulable; pod status is patched
 //! the way a kubelet would for image pull errors, failing readiness, restarts and evictions.
 //! Every resolvable alert is followed to its `[RESOLVED]`.
+//!
+//! Why patched status here: evictions and pods on a NotReady node need a node the tests can break
+//! (the real node carries every real-container test); the image pull, readiness and restart cases
+//! also run on real containers (e2e/real_node.rs, e2e/real_workloads.rs) and stay here because
+//! they pin exact timestamps and restart counts the kubelet's back-off would make slow.
 
 use std::time::Duration;
 
