@@ -455,11 +455,14 @@ impl Engine {
         if !rules.targets(alert) {
             return None;
         }
-        self.active.values().find_map(|s| {
-            let sent = s.notified && s.inhibited_by.is_none();
-            let rule = rules.holds(&s.alert, alert).filter(|_| sent)?;
-            Some((s.alert.key.clone(), rule.to_string()))
-        })
+        // Only alerts that were sent hold others back: checked first, it is the cheap part.
+        self.active
+            .values()
+            .filter(|s| s.notified && s.inhibited_by.is_none())
+            .find_map(|s| {
+                let rule = rules.holds(&s.alert, alert)?;
+                Some((s.alert.key.clone(), rule.to_string()))
+            })
     }
 
     /// `source` stopped firing: what it held back is sent after `group_wait` if it still holds
