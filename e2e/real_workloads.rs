@@ -17,7 +17,7 @@ use crate::real_node::{IMAGE, NODE, container_status, create, namespace, pod, sh
 use crate::workloads::create as create_object;
 
 /// A pod template for the real node running `container`.
-fn template(app: &str, container: Value) -> Value {
+pub(crate) fn template(app: &str, container: Value) -> Value {
     let pod = serde_json::to_value(pod("x", json!([container]))).unwrap();
     json!({"metadata": {"labels": {"app": app}}, "spec": pod["spec"]})
 }

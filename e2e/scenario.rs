@@ -18,13 +18,13 @@ use crate::harness::{
     WAIT, ago, eventually, metric, re_evaluated, start, status_crash_loop, status_running,
 };
 use crate::nodes_events::{fake_node, patch_ready};
-use crate::real_node::{IMAGE, namespace, pod, sh};
+use crate::real_node::{IMAGE, namespace, sh};
+use crate::real_workloads::template;
 use crate::workloads::create;
 
 /// A pod template for the real node running `script`.
 fn real(app: &str, script: &str) -> Value {
-    let pod = serde_json::to_value(pod("x", json!([sh(script)]))).unwrap();
-    json!({"metadata": {"labels": {"app": app}}, "spec": pod["spec"]})
+    template(app, sh(script))
 }
 
 fn deployment(name: &str, replicas: i32, script: &str) -> Value {

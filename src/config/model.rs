@@ -157,7 +157,8 @@ impl Default for Dedupe {
 pub struct Incidents {
     /// Group the alerts of pods that belong to one workload (Deployment, StatefulSet, DaemonSet,
     /// Job, ...) into one incident: one message, one `[RESOLVED]` when every member has cleared.
-    /// A workload's `replicas_unavailable` alert folds into its pods' open incident.
+    /// A workload's own alert (`replicas_unavailable`, `rollout_stuck`, `daemonset_unscheduled`)
+    /// folds into its pods' open incident.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// How long an incident collects alerts before its first message. A single alert is then

@@ -245,6 +245,23 @@ pub struct ActiveAlert {
     pub held_until: Option<Timestamp>,
 }
 
+impl ActiveAlert {
+    /// `alert`, firing since `now`, told to `channels` (none: not notified).
+    fn new(alert: Alert, now: Timestamp, channels: Vec<String>) -> Self {
+        ActiveAlert {
+            alert,
+            since: now,
+            notified: !channels.is_empty(),
+            channels,
+            refs: BTreeMap::new(),
+            member_of: None,
+            incident: None,
+            inhibited_by: None,
+            held_until: None,
+        }
+    }
+}
+
 /// Notifications waiting for a channel's digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DigestQueue {
@@ -364,20 +381,11 @@ impl Engine {
                     by: by.clone(),
                     rule,
                 };
-                self.active.insert(
-                    key,
-                    ActiveAlert {
-                        alert,
-                        since: now,
-                        channels: Vec::new(),
-                        notified: false,
-                        refs: BTreeMap::new(),
-                        member_of: None,
-                        incident: None,
-                        inhibited_by: Some(by),
-                        held_until: None,
-                    },
-                );
+                let held = ActiveAlert {
+                    inhibited_by: Some(by),
+                    ..ActiveAlert::new(alert, now, Vec::new())
+                };
+                self.active.insert(key, held);
                 return Outcome {
                     dispatches: Vec::new(),
                     decisions: vec![decision],
@@ -404,21 +412,9 @@ impl Engine {
             } else {
                 self.fire(&alert, now)
             };
-            let notified = !repeat && !channels.is_empty();
-            self.active.insert(
-                key,
-                ActiveAlert {
-                    alert,
-                    since: now,
-                    channels,
-                    notified,
-                    refs: BTreeMap::new(),
-                    member_of: None,
-                    incident: None,
-                    inhibited_by: None,
-                    held_until: None,
-                },
-            );
+            // A deduped repeat went to no channel: not notified.
+            self.active
+                .insert(key, ActiveAlert::new(alert, now, channels));
             outcome
         } else {
             if self.within_window(&key, now) {
@@ -516,20 +512,12 @@ impl Engine {
             incident: group.clone(),
         };
         if alert.resolvable {
-            self.active.insert(
-                alert.key.clone(),
-                ActiveAlert {
-                    alert,
-                    since: now,
-                    channels: Vec::new(),
-                    notified: false,
-                    refs: BTreeMap::new(),
-                    member_of: Some(group),
-                    incident: None,
-                    inhibited_by: None,
-                    held_until: None,
-                },
-            );
+            let key = alert.key.clone();
+            let member = ActiveAlert {
+                member_of: Some(group),
+                ..ActiveAlert::new(alert, now, Vec::new())
+            };
+            self.active.insert(key, member);
         }
         Outcome {
             dispatches: Vec::new(),
@@ -617,20 +605,11 @@ impl Engine {
             pods: incident.pods.len(),
             severity: incident.severity,
         };
-        self.active.insert(
-            key,
-            ActiveAlert {
-                alert,
-                since: now,
-                notified: !channels.is_empty(),
-                channels,
-                refs: BTreeMap::new(),
-                member_of: None,
-                incident: Some(group.to_string()),
-                inhibited_by: None,
-                held_until: None,
-            },
-        );
+        let told_alert = ActiveAlert {
+            incident: Some(group.to_string()),
+            ..ActiveAlert::new(alert, now, channels)
+        };
+        self.active.insert(key, told_alert);
         self.incidents.insert(
             group.to_string(),
             Incident {
