@@ -17,12 +17,12 @@ use crate::workloads::{create, template};
 
 const REPLICAS: usize = 20;
 
-/// The names of the Deployment's pods, once the scheduler has placed all of them.
-async fn scheduled_pods(ns: &TestNamespace, app: &str) -> Vec<String> {
+/// The names of the `want` pods labelled `app`, once the scheduler has placed all of them.
+pub(crate) async fn scheduled_pods(ns: &TestNamespace, app: &str, want: usize) -> Vec<String> {
     let pods = ns.pods();
     let selector = format!("app={app}");
     eventually(
-        &format!("{REPLICAS} pods of {app}, scheduled"),
+        &format!("{want} pods of {app}, scheduled"),
         Duration::from_secs(60),
         || async {
             let list = pods
@@ -33,9 +33,10 @@ async fn scheduled_pods(ns: &TestNamespace, app: &str) -> Vec<String> {
                 .items
                 .iter()
                 .filter(|p: &&Pod| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .filter_map(|p| p.metadata.name.clone())
                 .collect();
-            (names.len() == REPLICAS).then_some(names)
+            (names.len() == want).then_some(names)
         },
     )
     .await
@@ -55,7 +56,7 @@ async fn twenty_crashing_replicas_are_one_message_and_one_resolution() {
         "spec": {"replicas": REPLICAS, "selector": {"matchLabels": {"app": "api"}}, "template": template("api", json!({}))}
     }))
     .await;
-    let pods = scheduled_pods(&ns, "api").await;
+    let pods = scheduled_pods(&ns, "api", REPLICAS).await;
     for pod in &pods {
         ns.patch_pod_status(pod, status_crash_loop("Error", 1, 3))
             .await;

@@ -17,6 +17,7 @@ mod real_node;
 mod real_workloads;
 mod reload;
 mod scenario;
+mod silences;
 mod smoke;
 mod state;
 mod stats;

@@ -162,6 +162,7 @@ echo "== template: Role in the release namespace"
 role="$(render --show-only templates/role.yaml)"
 has "role: config ConfigMap get/list/watch by name" "$role" 'resourceNames: ["kpulse"]'
 has "role: kpulse-state by name" "$role" 'resourceNames: ["kpulse-state"]'
+has "role: kpulse-silences by name" "$role" 'resourceNames: ["kpulse-silences"]'
 has "role: Events (events.k8s.io)" "$role" 'apiGroups: [events.k8s.io]'
 lacks "role: no Secret without a secret" "$role" "resources: [secrets]"
 lacks "role: no Lease with one replica" "$role" "leases"
@@ -526,6 +527,8 @@ else
   can no create configmaps -n "$other"
   can yes patch configmaps/kpulse-state -n "$ns"
   can yes update configmaps/kpulse-state -n "$ns"
+  can yes watch configmaps/kpulse-silences -n "$ns"
+  can yes update configmaps/kpulse-silences -n "$ns"
   can yes create events.events.k8s.io -n "$ns"
   can yes create events -n "$ns"
   can no create events -n "$other"
@@ -572,6 +575,8 @@ else
   # What kpulse does with kpulse-state: create it, then write it.
   allowed "create kpulse-state" create configmap kpulse-state --from-literal=state={}
   allowed "patch kpulse-state" patch configmap kpulse-state --type=merge -p '{"data":{"state":"{\"v\":1}"}}'
+  # Run-time silences: watched by name, written by the HTTP API.
+  allowed "watch-style list of kpulse-silences (name field selector)" get configmaps --field-selector metadata.name=kpulse-silences
 
   # The RBAC is enough for what kpulse actually does: run the current build with this token (as
   # make demo does) until it is ready, stop it (it writes kpulse-state on the way out), and look

@@ -34,6 +34,8 @@ pub enum Command {
     Schema,
     /// Show which channels an alert would reach, and why.
     RouteTest(RouteTestArgs),
+    /// Add, list or expire run-time silences (the ConfigMap kpulse-silences).
+    Silence(SilenceArgs),
     /// Regenerate files derived from the code (docs/configuration.md, the chart's
     /// values.schema.json, the example payloads in docs/webhook.md and docs/sinks.md).
     #[command(hide = true)]
@@ -81,6 +83,53 @@ pub struct RouteTestArgs {
     /// severity kpulse sends it with.
     #[arg(long, value_name = "SPEC")]
     pub alert: String,
+}
+
+/// `kpulse silence`.
+#[derive(clap::Args, Debug)]
+pub struct SilenceArgs {
+    /// Kubeconfig to use instead of the in-cluster ServiceAccount.
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace kpulse runs in (where kpulse-silences lives).
+    #[arg(
+        long,
+        short = 'n',
+        env = "POD_NAMESPACE",
+        default_value = "kpulse",
+        global = true
+    )]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub action: SilenceAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SilenceAction {
+    /// Silence the alerts that match, from now for a while.
+    Add {
+        /// What to silence: KEY=VALUE (monitor, severity, namespace, kind, reason, owner_kind:
+        /// several values with `|`; namespace_regex; labels.NAME=glob). Repeat or separate with
+        /// commas; all must match.
+        #[arg(long = "match", value_name = "KEY=VALUE", required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. 2h or 30m (required: every silence expires).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Why (shown in the notices and the list).
+        #[arg(long)]
+        comment: String,
+        /// Who (shown in the list). Default: $USER.
+        #[arg(long = "by", env = "USER", default_value = "")]
+        created_by: String,
+    },
+    /// List the silences (active, pending, and those ended in the last day).
+    List,
+    /// End a silence now.
+    Expire {
+        /// Its id, as `add` and `list` print it.
+        id: String,
+    },
 }
 
 impl CheckConfigArgs {
@@ -248,6 +297,7 @@ pub struct TestAlert {
 pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
     let mut key = AlertKey::new("", "", "", "example", "");
     let (mut kind, mut reason, mut severity) = (None, None, None);
+    let (mut owner, mut node) = (None, None);
     let mut labels = BTreeMap::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
@@ -260,13 +310,15 @@ pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
             "name" => key.name = v.to_string(),
             "reason" => reason = Some(v.to_string()),
             "severity" => severity = Some(v.parse::<Severity>()?),
+            "owner" => owner = Some(v.to_string()),
+            "node" => node = Some(v.to_string()),
             other => match other.strip_prefix("label.") {
                 Some(label) => {
                     labels.insert(label.to_string(), v.to_string());
                 }
                 None => {
                     return Err(format!(
-                        "unknown alert field {other:?} (use monitor, namespace, kind, name, reason, severity, label.NAME)"
+                        "unknown alert field {other:?} (use monitor, namespace, kind, name, reason, severity, owner, node, label.NAME)"
                     ));
                 }
             },
@@ -283,13 +335,15 @@ pub fn parse_alert(spec: &str) -> Result<TestAlert, String> {
         Some(_) => None,
         None => Some(sent.severity_from),
     };
-    let alert = Alert::new(
+    let mut alert = Alert::new(
         key,
         severity.unwrap_or(sent.severity.assumed()),
         "route test",
         jiff::Timestamp::now(),
     )
     .labels(labels);
+    alert.owner = owner;
+    alert.node = node;
     Ok(TestAlert {
         alert,
         severity_from,
@@ -456,7 +510,8 @@ pub fn explain_route(config: &Config, test: &TestAlert) -> Result<String, String
     let settings = Settings::from_config(config).map_err(|e| e.to_string())?;
     let engine = Engine::new(settings);
     let alert = &test.alert;
-    let x = engine.explain(alert);
+    let now = jiff::Timestamp::now();
+    let x = engine.explain(alert, now);
     let severity = alert.severity;
     let mut out = match &test.severity_from {
         None => format!("alert: {}, severity {severity}\n", alert.key),
@@ -471,6 +526,32 @@ pub fn explain_route(config: &Config, test: &TestAlert) -> Result<String, String
             "severity_rules[{i}] sets severity {}\n",
             x.severity
         ));
+    }
+    match &x.incident {
+        Some(crate::engine::IncidentJoin::Member(group)) => out.push_str(&format!(
+            "incident {group}: joins its workload's incident; sent as one message after incidents.group_wait ({}) with the others\n",
+            config.incidents.group_wait
+        )),
+        Some(crate::engine::IncidentJoin::Folds(group)) => out.push_str(&format!(
+            "incident {group}: folds into its pods' incident when one is open\n"
+        )),
+        None => {}
+    }
+    if !x.inhibit_rules.is_empty() {
+        out.push_str(&format!(
+            "held back while a source of inhibit rule {} fires\n",
+            x.inhibit_rules.join(", ")
+        ));
+    }
+    if let Some(id) = &x.silence {
+        let silence = engine.silences().into_iter().find(|(s, ..)| &s.id == id);
+        if let Some((s, ..)) = silence {
+            out.push_str(&format!(
+                "silenced by {id} until {} ({}): not sent now\n",
+                crate::alert::display_time(s.ends_at),
+                s.comment
+            ));
+        }
     }
     out.push_str(&match x.route.rule {
         Some(i) => format!("matched routing.rules[{i}]\n"),
@@ -504,6 +585,11 @@ pub fn route_test(file: &Path, secrets: Option<&Path>, spec: &str) -> ExitCode {
     if result.is_ok() && secrets.is_none() {
         eprintln!("{UNCHECKED_SECRETS}");
     }
+    printed(result)
+}
+
+/// Prints the text of a subcommand that worked, or its error.
+fn printed(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(text) => {
             print!("{text}");
@@ -514,6 +600,85 @@ pub fn route_test(file: &Path, secrets: Option<&Path>, spec: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `kpulse silence add|list|expire`: reads and writes kpulse-silences with the kubeconfig's
+/// credentials.
+pub fn silence(args: SilenceArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(silence_action(args)));
+    printed(result)
+}
+
+async fn silence_action(args: SilenceArgs) -> Result<String, String> {
+    use crate::silences::{Store, matcher, new_silence};
+    let client = crate::operator::kube_client(args.kubeconfig.as_deref())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let store = Store::new(client, &args.namespace);
+    let now = jiff::Timestamp::now();
+    match args.action {
+        SilenceAction::Add {
+            matchers,
+            duration,
+            comment,
+            created_by,
+        } => {
+            let duration = jiff::SignedDuration::try_from(duration)
+                .map_err(|_| "--for: too long".to_string())?;
+            let silence = new_silence(matcher(&matchers)?, duration, &comment, &created_by, now)?;
+            store.add(silence.clone(), now).await?;
+            Ok(format!(
+                "{} silences {} until {}\n",
+                silence.id,
+                crate::engine::describe_matcher(&silence.matcher),
+                crate::alert::display_time(silence.ends_at)
+            ))
+        }
+        SilenceAction::List => Ok(silence_table(&store.list().await?, now)),
+        SilenceAction::Expire { id } => {
+            let s = store.expire(&id, now).await?;
+            Ok(format!(
+                "{} expired at {}\n",
+                s.id,
+                crate::alert::display_time(s.ends_at)
+            ))
+        }
+    }
+}
+
+/// `kpulse silence list`: one line per silence, the active ones first.
+pub fn silence_table(silences: &[crate::engine::Silence], now: jiff::Timestamp) -> String {
+    if silences.is_empty() {
+        return "no silences\n".into();
+    }
+    let mut rows: Vec<_> = silences.iter().collect();
+    let state = |s: &crate::engine::Silence| {
+        if s.active(now) {
+            0
+        } else if s.starts_at > now {
+            1
+        } else {
+            2
+        }
+    };
+    rows.sort_by_key(|s| (state(s), s.ends_at));
+    let mut out = String::from("ID\tSTATE\tUNTIL\tMATCH\tBY\tCOMMENT\n");
+    for s in rows {
+        let name = ["active", "pending", "ended"][state(s)];
+        out.push_str(&format!(
+            "{}\t{name}\t{}\t{}\t{}\t{}\n",
+            s.id,
+            crate::alert::display_time(s.ends_at),
+            crate::engine::describe_matcher(&s.matcher),
+            s.created_by,
+            s.comment
+        ));
+    }
+    out
 }
 
 /// `kpulse generate`: rewrites the generated files.
@@ -556,13 +721,13 @@ mod tests {
         let a = parse_alert("monitor=pod_crashes,namespace=payments,severity=critical").unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "alert: pod_crashes/payments/Pod/example/CrashLoopBackOff, severity critical\nreason not given: CrashLoopBackOff, the main one pod_crashes sends (also OOMKilled, ErrorExit)\nmatched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
+            "alert: pod_crashes/payments/Pod/example/CrashLoopBackOff, severity critical\nreason not given: CrashLoopBackOff, the main one pod_crashes sends (also OOMKilled, ErrorExit)\nheld back while a source of inhibit rule node, workload fires\nmatched routing.rules[0]\n  -> oncall (log): immediate\n  -> ops (log): immediate\n"
         );
         let a = parse_alert("monitor=pod_crashes,namespace=shop,reason=OOMKilled,severity=info")
             .unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "alert: pod_crashes/shop/Pod/example/OOMKilled, severity info\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
+            "alert: pod_crashes/shop/Pod/example/OOMKilled, severity info\nheld back while a source of inhibit rule node, workload fires\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
         );
         let a = parse_alert("monitor=job_failed,namespace=shop").unwrap();
         assert!(
@@ -589,13 +754,40 @@ mod tests {
         let a = parse_alert("monitor=pod_crashes,reason=OOMKilled").unwrap();
         let out = explain_route(&c, &a).unwrap();
         assert!(
-            out.contains("severity_rules[0] sets severity critical\nmatched routing.rules[0]\n  -> pager (log): immediate\n"),
+            out.contains("severity_rules[0] sets severity critical\nheld back while a source of inhibit rule node, workload fires\nmatched routing.rules[0]\n  -> pager (log): immediate\n"),
             "{out}"
         );
         let a = parse_alert("monitor=pod_crashes,reason=CrashLoopBackOff").unwrap();
         let out = explain_route(&c, &a).unwrap();
         assert!(!out.contains("severity_rules"), "{out}");
         assert!(out.contains("no rule matched: routing.default"), "{out}");
+    }
+
+    #[test]
+    fn route_test_says_which_incident_inhibit_rules_and_silence_apply() {
+        let c = config::load(
+            "channels: {ops: {type: log}}\nrouting: {default: [ops]}\nsilences:\n  - {match: {namespace: shop, owner_kind: Deployment}, ends_at: '2999-01-01T00:00:00Z', comment: shop upgrade}\n",
+            &SecretMap::new(),
+        )
+        .unwrap();
+        let a =
+            parse_alert("monitor=pod_crashes,namespace=shop,owner=Deployment/api,node=n1").unwrap();
+        let out = explain_route(&c, &a).unwrap();
+        assert!(
+            out.contains("incident shop/Deployment/api: joins its workload's incident; sent as one message after incidents.group_wait (30s) with the others\nheld back while a source of inhibit rule node, workload fires\nsilenced by config-"),
+            "{out}"
+        );
+        assert!(
+            out.contains("until 2999-01-01T00:00:00Z (shop upgrade): not sent now\n"),
+            "{out}"
+        );
+        let a = parse_alert("monitor=rollout_stuck,namespace=web,kind=Deployment").unwrap();
+        let out = explain_route(&c, &a).unwrap();
+        assert!(
+            out.contains("incident web/Deployment/example: folds into its pods' incident when one is open\nno rule matched"),
+            "{out}"
+        );
+        assert!(!out.contains("silenced"), "{out}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! - the main address (`--http-addr`, default `0.0.0.0:8080`) serves the probes and the status:
 //!   `GET /healthz`, `GET /readyz`, `GET /status`;
 //! - the metrics address (`--metrics-addr`, default `0.0.0.0:9090`) serves `GET /metrics` and, only
-//!   when `http.test_channel_token` is configured, `POST /test-channel?channel=NAME`.
+//!   when `http.test_channel_token` is configured, `POST /test-channel?channel=NAME`; only when
+//!   `http.silence_token` is configured, `GET /silences`, `POST /silences` and
+//!   `DELETE /silences/ID` (run-time silences, written to the ConfigMap `kpulse-silences`).
 //!
 //! Keeping the test endpoint off the probe port means a NetworkPolicy or Service can expose the
 //! probes without exposing anything that sends messages. Both listeners are bound by
@@ -36,8 +38,8 @@ use crate::status::{ChannelStatus, ConfigError};
 
 /// Longest query string accepted (`414` beyond).
 pub const MAX_QUERY_BYTES: usize = 512;
-/// Largest request body accepted (`413` beyond); no endpoint reads a body.
-pub const MAX_BODY_BYTES: u64 = 1024;
+/// Largest request body accepted (`413` beyond); only `POST /silences` reads one.
+pub const MAX_BODY_BYTES: u64 = 4096;
 /// How long a connection may take to send a complete request head, counted from when the server
 /// starts waiting for it (a new connection, or a keep-alive connection after its last answer).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,6 +163,22 @@ pub struct App {
     watches_synced: Arc<dyn Fn() -> bool + Send + Sync>,
     /// When each channel was last tested, for the rate limit.
     tested: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Where run-time silences are written (none: `/silences` can only list).
+    silences: Option<Arc<crate::silences::Store>>,
+}
+
+/// The body of `POST /silences`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    #[serde(rename = "match")]
+    matcher: crate::config::Matcher,
+    /// How long, e.g. `2h`.
+    #[serde(rename = "for")]
+    duration: crate::config::HumanDuration,
+    comment: String,
+    #[serde(default)]
+    created_by: String,
 }
 
 impl App {
@@ -174,7 +192,14 @@ impl App {
             pipeline,
             watches_synced: Arc::new(watches_synced),
             tested: Arc::default(),
+            silences: None,
         }
+    }
+
+    /// Writes run-time silences with `store` (`POST` and `DELETE /silences`).
+    pub fn with_silence_store(mut self, store: crate::silences::Store) -> Self {
+        self.silences = Some(Arc::new(store));
+        self
     }
 
     /// `Ok` when kpulse is ready, else the reason. A pipeline only exists with a validated
@@ -243,22 +268,184 @@ impl App {
                         .await
                 },
             );
-        finish(metrics.or(test_channel).unify())
+        let app = self.clone();
+        let with_app = warp::any().map(move || app.clone());
+        let auth = warp::header::optional::<String>("authorization");
+        let list = warp::path!("silences")
+            .and(warp::get())
+            .and(auth)
+            .and(with_app.clone())
+            .map(|auth: Option<String>, app: App| app.list_silences(auth.as_deref()));
+        let add = warp::path!("silences")
+            .and(warp::post())
+            .and(auth)
+            .and(warp::body::bytes())
+            .and(with_app.clone())
+            .then(
+                |auth: Option<String>, body: bytes::Bytes, app: App| async move {
+                    app.add_silence(auth.as_deref(), &body).await
+                },
+            );
+        let expire = warp::path!("silences" / String)
+            .and(warp::delete())
+            .and(auth)
+            .and(with_app)
+            .then(|id: String, auth: Option<String>, app: App| async move {
+                app.expire_silence(auth.as_deref(), &id).await
+            });
+        finish(
+            metrics
+                .or(test_channel)
+                .unify()
+                .or(list)
+                .unify()
+                .or(add)
+                .unify()
+                .or(expire)
+                .unify(),
+        )
+    }
+
+    /// The answer refusing the request unless `authorization` carries the configured `token`;
+    /// 404 when no token is configured (the endpoint is off).
+    fn refusal(
+        token: Option<&crate::config::SecretString>,
+        authorization: Option<&str>,
+    ) -> Option<Response> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Some(error(StatusCode::NOT_FOUND, "not found"));
+        };
+        let presented = authorization
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes())) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            r.headers_mut().insert(
+                "www-authenticate",
+                warp::http::HeaderValue::from_static("Bearer"),
+            );
+            return Some(r);
+        }
+        None
+    }
+
+    fn silence_refusal(&self, authorization: Option<&str>) -> Option<Response> {
+        let rt = self.pipeline.runtime();
+        Self::refusal(rt.config.http.silence_token.as_ref(), authorization)
+    }
+
+    /// The silences the engine uses (configured and run-time), with what they did.
+    fn silence_views(&self) -> Vec<SilenceView> {
+        let now = self.pipeline.now();
+        self.pipeline.with_engine(|e| {
+            e.silences()
+                .into_iter()
+                .map(|(s, origin, record)| SilenceView {
+                    state: if s.active(now) {
+                        "active"
+                    } else if s.starts_at > now {
+                        "pending"
+                    } else {
+                        "ended"
+                    },
+                    matches: crate::engine::describe_matcher(&s.matcher),
+                    origin,
+                    held_back: record.map(|r| r.held_count).unwrap_or(0),
+                    silence: s,
+                })
+                .collect()
+        })
+    }
+
+    fn list_silences(&self, authorization: Option<&str>) -> Response {
+        if let Some(r) = self.silence_refusal(authorization) {
+            return r;
+        }
+        warp::reply::json(&self.silence_views()).into_response()
+    }
+
+    async fn add_silence(&self, authorization: Option<&str>, body: &[u8]) -> Response {
+        if let Some(r) = self.silence_refusal(authorization) {
+            return r;
+        }
+        let new: NewSilence = match serde_json::from_slice(body) {
+            Ok(n) => n,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+        };
+        let now = self.pipeline.now();
+        let silence = match crate::silences::new_silence(
+            new.matcher,
+            new.duration.signed(),
+            &new.comment,
+            &new.created_by,
+            now,
+        ) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.replace("--for", "for")),
+        };
+        let Some(store) = self.silences.as_deref() else {
+            return no_silence_store();
+        };
+        match store.add(silence.clone(), now).await {
+            Ok(()) => {
+                tracing::info!(silence = %silence.id, matches = %crate::engine::describe_matcher(&silence.matcher), "silence added over HTTP");
+                warp::reply::with_status(warp::reply::json(&silence), StatusCode::CREATED)
+                    .into_response()
+            }
+            Err(e) => error(StatusCode::BAD_GATEWAY, &e),
+        }
+    }
+
+    async fn expire_silence(&self, authorization: Option<&str>, id: &str) -> Response {
+        if let Some(r) = self.silence_refusal(authorization) {
+            return r;
+        }
+        let Some(store) = self.silences.as_deref() else {
+            return no_silence_store();
+        };
+        match store.expire(id, self.pipeline.now()).await {
+            Ok(s) => warp::reply::json(&s).into_response(),
+            Err(e) if e.contains("no silence") => error(StatusCode::NOT_FOUND, &e),
+            Err(e) => error(StatusCode::BAD_GATEWAY, &e),
+        }
     }
 
     fn status(&self) -> StatusBody {
         let rt = self.pipeline.runtime();
         let metrics = self.pipeline.metrics();
-        let mut active: Vec<ActiveAlertStatus> = self.pipeline.with_engine(|e| {
-            e.active()
+        let now = self.pipeline.now();
+        let (mut active, incidents) = self.pipeline.with_engine(|e| {
+            let active: Vec<ActiveAlertStatus> = e
+                .active()
                 .map(|a| ActiveAlertStatus {
                     key: a.alert.key.to_string(),
                     severity: a.alert.severity.to_string(),
                     title: a.alert.title.clone(),
                     since: a.since,
                     channels: a.channels.clone(),
+                    sent: a.notified,
+                    incident: a.member_of.clone().or_else(|| a.incident.clone()),
+                    inhibited_by: a.inhibited_by.as_ref().map(ToString::to_string),
+                    silenced_by: (!a.notified)
+                        .then(|| e.silenced_by(&a.alert, now))
+                        .flatten(),
                 })
-                .collect()
+                .collect();
+            let incidents: Vec<IncidentView> = e
+                .incidents()
+                .map(|(workload, i)| IncidentView {
+                    workload: workload.clone(),
+                    opened_at: i.opened_at,
+                    told: i.told.is_some(),
+                    severity: i.severity.to_string(),
+                    pods: i.pods.len(),
+                    nodes: i.nodes.iter().cloned().collect(),
+                    reasons: i.reasons.iter().cloned().collect(),
+                    members: i.members.iter().map(ToString::to_string).collect(),
+                })
+                .collect();
+            (active, incidents)
         });
         active.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
         let mut outcomes = metrics.status.channels();
@@ -290,6 +477,8 @@ impl App {
                 last_error: metrics.status.config_error(),
             },
             active_alerts: active,
+            incidents,
+            silences: self.silence_views(),
             channels,
         }
     }
@@ -297,25 +486,7 @@ impl App {
     async fn test_channel(&self, channel: Option<&str>, authorization: Option<&str>) -> Response {
         let rt = self.pipeline.runtime();
         // Read per request: a configuration reload turns the endpoint on or off.
-        let Some(token) = rt
-            .config
-            .http
-            .test_channel_token
-            .as_ref()
-            .filter(|t| !t.is_empty())
-        else {
-            return error(StatusCode::NOT_FOUND, "not found");
-        };
-        let presented = authorization
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim());
-        if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes())) {
-            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            r.headers_mut().insert(
-                "www-authenticate",
-                warp::http::HeaderValue::from_static("Bearer"),
-            );
+        if let Some(r) = Self::refusal(rt.config.http.test_channel_token.as_ref(), authorization) {
             return r;
         }
         let Some(channel) = channel.filter(|c| !c.is_empty()) else {
@@ -402,6 +573,13 @@ impl App {
     }
 }
 
+fn no_silence_store() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "run-time silences need the Kubernetes API",
+    )
+}
+
 /// Compares a presented token with the configured one in time that depends only on the
 /// configured token's length.
 fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
@@ -421,7 +599,38 @@ struct StatusBody {
     role: &'static str,
     config: ConfigStatus,
     active_alerts: Vec<ActiveAlertStatus>,
+    /// Open incidents: one message for the pod alerts of a workload.
+    incidents: Vec<IncidentView>,
+    /// Configured and run-time silences.
+    silences: Vec<SilenceView>,
     channels: BTreeMap<String, ChannelView>,
+}
+
+#[derive(Serialize)]
+struct IncidentView {
+    /// `namespace/Kind/name`.
+    workload: String,
+    opened_at: Timestamp,
+    /// Its message went out (else it still collects alerts for `group_wait`).
+    told: bool,
+    severity: String,
+    pods: usize,
+    nodes: Vec<String>,
+    reasons: Vec<String>,
+    /// Keys of its member alerts.
+    members: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SilenceView {
+    #[serde(flatten)]
+    silence: crate::engine::Silence,
+    /// `active`, `pending` (starts later) or `ended`.
+    state: &'static str,
+    matches: String,
+    origin: crate::engine::Origin,
+    /// Alerts and incident updates it kept from being sent so far.
+    held_back: u64,
 }
 
 #[derive(Serialize)]
@@ -437,6 +646,17 @@ struct ActiveAlertStatus {
     title: String,
     since: Timestamp,
     channels: Vec<String>,
+    /// Whether it was sent (or, for a member, its incident).
+    sent: bool,
+    /// The incident it is a member (or the message) of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<String>,
+    /// The alert that holds it back (`inhibit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inhibited_by: Option<String>,
+    /// The silence that keeps it from being sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silenced_by: Option<String>,
 }
 
 #[derive(Serialize)]

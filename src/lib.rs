@@ -22,6 +22,7 @@ pub mod operator;
 pub mod pipeline;
 pub mod redact;
 pub mod reload;
+pub mod silences;
 pub mod sinks;
 pub mod state;
 pub mod status;

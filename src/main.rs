@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             args.files.secrets.as_deref(),
             &args.alert,
         ),
+        Command::Silence(args) => kpulse::cli::silence(args),
         Command::Generate { root } => kpulse::cli::generate(&root),
     }
 }

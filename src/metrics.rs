@@ -69,6 +69,13 @@ pub struct StageLabels {
     pub stage: String,
 }
 
+/// An engine decision about an alert of a monitor.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub monitor: String,
+    pub decision: String,
+}
+
 /// Every metric kpulse exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -83,6 +90,10 @@ pub struct Metrics {
     pub alerts_grouped: Family<AlertLabels, Counter>,
     /// Alerts held back by an `inhibit` rule while their source fires.
     pub alerts_inhibited: Family<AlertLabels, Counter>,
+    /// Alerts a silence kept from being sent.
+    pub alerts_silenced: Family<AlertLabels, Counter>,
+    /// Every engine decision, by monitor and decision (`sent`, `grouped`, `inhibited`, ...).
+    pub decisions: Family<DecisionLabels, Counter>,
     pub alerts_muted: Family<MonitorLabels, Counter>,
     pub active_alerts: Family<MonitorLabels, Gauge>,
     pub notifications_sent: Family<ChannelLabels, Counter>,
@@ -144,6 +155,8 @@ impl Metrics {
             alerts_digested: Family::default(),
             alerts_grouped: Family::default(),
             alerts_inhibited: Family::default(),
+            alerts_silenced: Family::default(),
+            decisions: Family::default(),
             alerts_muted: Family::default(),
             active_alerts: Family::default(),
             notifications_sent: Family::default(),
@@ -206,6 +219,16 @@ impl Metrics {
                 "alerts_inhibited",
                 "Alerts held back by an inhibit rule while the alert that explains them fires",
                 m.alerts_inhibited.clone(),
+            );
+            r.register(
+                "alerts_silenced",
+                "Alerts a silence kept from being sent",
+                m.alerts_silenced.clone(),
+            );
+            r.register(
+                "decisions",
+                "Engine decisions about alerts, by monitor and decision: sent, resolved, resolved_silently, deduped, digested, muted, grouped, inhibited, silenced",
+                m.decisions.clone(),
             );
             r.register(
                 "alerts_muted",
@@ -380,8 +403,19 @@ impl Metrics {
                     .get_or_create(&labels(key, *severity))
                     .inc();
             }
+            Decision::Silenced { key, severity, .. } => {
+                self.alerts_silenced
+                    .get_or_create(&labels(key, *severity))
+                    .inc();
+            }
             Decision::ResolvedSilently { .. } => {}
         }
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                monitor: d.key().monitor.clone(),
+                decision: d.name().to_string(),
+            })
+            .inc();
     }
 
     /// Records one delivery that finished `at`: counters, latency, and the channel's last
@@ -525,6 +559,8 @@ mod tests {
             alerts_digested,
             alerts_grouped,
             alerts_inhibited,
+            alerts_silenced,
+            decisions,
             alerts_muted,
             active_alerts,
             notifications_sent,
@@ -557,9 +593,16 @@ mod tests {
             alerts_digested,
             alerts_grouped,
             alerts_inhibited,
+            alerts_silenced,
         ] {
             f.get_or_create(&alert).inc();
         }
+        decisions
+            .get_or_create(&DecisionLabels {
+                monitor: "m".into(),
+                decision: "sent".into(),
+            })
+            .inc();
         let monitor = MonitorLabels {
             monitor: "m".into(),
         };

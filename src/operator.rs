@@ -104,7 +104,12 @@ pub fn main(args: RunArgs) -> ExitCode {
 }
 
 async fn client(args: &RunArgs) -> anyhow::Result<Client> {
-    let config = match &args.kubeconfig {
+    kube_client(args.kubeconfig.as_deref()).await
+}
+
+/// A client from `kubeconfig`, or in-cluster (or the default kubeconfig) without one.
+pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -226,11 +231,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             token.clone(),
         ));
     }
+    tasks.spawn(crate::silences::run(
+        client.clone(),
+        pipeline.clone(),
+        args.namespace.clone(),
+        token.clone(),
+    ));
     let ready = crate::monitors::start(client.clone(), pipeline.clone(), token.clone(), &mut tasks);
     let app = crate::http::App::new(pipeline.clone(), {
         let ready = ready.clone();
         move || ready.is_ready()
-    });
+    })
+    .with_silence_store(crate::silences::Store::new(client.clone(), &args.namespace));
     tasks.spawn(listeners.serve(app, token.clone()));
 
     tokio::spawn({

@@ -242,6 +242,11 @@ impl Pipeline {
         n
     }
 
+    /// Replaces the run-time silences (see [`Engine::set_silences`]).
+    pub fn set_silences(&self, silences: Vec<crate::engine::Silence>) {
+        self.decide(|engine, now| engine.set_silences(silences, now));
+    }
+
     /// Sends due digests.
     pub fn tick(&self) {
         self.decide(|engine, now| engine.tick(now));
@@ -351,6 +356,7 @@ impl Pipeline {
                     | Decision::Resolved { .. }
                     | Decision::Grouped { .. }
                     | Decision::Inhibited { .. }
+                    | Decision::Silenced { .. }
             )
         }) {
             self.inner.changed.notify_one();
@@ -493,6 +499,9 @@ fn log_decision(d: &Decision) {
         }
         Decision::Muted { key, rule } => {
             tracing::debug!(alert = %key, rule = ?rule, "muted by rule")
+        }
+        Decision::Silenced { key, silence, .. } => {
+            tracing::info!(alert = %key, silence, "not sent: silenced")
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn fingerprint(config: &Config) -> String {
         })
         .collect();
     secrets.extend(config.http.test_channel_token.iter().map(|t| t.expose()));
+    secrets.extend(config.http.silence_token.iter().map(|t| t.expose()));
     let mut value = serde_json::to_value(config).expect("a configuration always serializes");
     redact(&mut value, &secrets);
     let bytes = serde_json::to_vec(&value).expect("a JSON value always serializes");

@@ -257,10 +257,93 @@ async fn unknown_paths_methods_and_oversized_requests_are_refused() {
         .method("POST")
         .path("/test-channel?channel=ops")
         .header("authorization", format!("Bearer {TOKEN}"))
-        .body(vec![b'x'; 4096])
+        .body(vec![b'x'; 8192])
         .reply(&metrics)
         .await;
     assert_eq!(r.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn silences_need_their_token_are_listed_and_explain_what_is_not_sent() {
+    let mut secrets = SecretMap::new();
+    secrets.insert("SILENCE_TOKEN".into(), TOKEN.into());
+    let config = config::load(
+        "channels: {ops: {type: log}}\nrouting: {default: [ops]}\nhttp: {silence_token: $SILENCE_TOKEN}\nsilences:\n  - {match: {namespace: shop}, ends_at: '2999-01-01T00:00:00Z', comment: shop migration}\n",
+        &secrets,
+    )
+    .unwrap();
+    let registry = Registry::build(&config).unwrap();
+    let p = Pipeline::new(config, registry, Arc::new(Metrics::new())).unwrap();
+    let app = App::new(p.clone(), || true);
+    let metrics = app.metrics_routes();
+    p.submit(crash("api-1", &p));
+    let request = |method: &str, path: &str, token: Option<&str>| {
+        let r = warp::test::request().method(method).path(path);
+        match token {
+            Some(t) => r.header("authorization", format!("Bearer {t}")),
+            None => r,
+        }
+    };
+    for (method, path) in [
+        ("GET", "/silences"),
+        ("POST", "/silences"),
+        ("DELETE", "/silences/s-1"),
+    ] {
+        let r = request(method, path, None).reply(&metrics).await;
+        assert_eq!(r.status().as_u16(), 401, "{method} {path}");
+        let r = request(method, path, Some("wrong")).reply(&metrics).await;
+        assert_eq!(
+            r.status().as_u16(),
+            401,
+            "{method} {path} with a wrong token"
+        );
+    }
+    let r = request("GET", "/silences", Some(TOKEN))
+        .reply(&metrics)
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let list: serde_json::Value = serde_json::from_str(&body(&r)).unwrap();
+    assert_eq!(list[0]["state"], "active");
+    assert_eq!(list[0]["origin"], "config");
+    assert_eq!(list[0]["matches"], "namespace=shop");
+    assert_eq!(list[0]["held_back"], 1);
+    assert!(list[0]["id"].as_str().unwrap().starts_with("config-"));
+    // A body is read and checked before anything is written; without the Kubernetes API there
+    // is nowhere to write.
+    let r = request("POST", "/silences", Some(TOKEN))
+        .body(r#"{"match": {"namespace": "shop"}, "for": "2h"}"#)
+        .reply(&metrics)
+        .await;
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(body(&r).contains("missing field `comment`"), "{}", body(&r));
+    let r = request("POST", "/silences", Some(TOKEN))
+        .body(r#"{"match": {}, "for": "2h", "comment": "x"}"#)
+        .reply(&metrics)
+        .await;
+    assert!(body(&r).contains("at least one matcher"), "{}", body(&r));
+    let r = request("POST", "/silences", Some(TOKEN))
+        .body(r#"{"match": {"namespace": "shop"}, "for": "2h", "comment": "x"}"#)
+        .reply(&metrics)
+        .await;
+    assert_eq!(r.status().as_u16(), 503);
+
+    let r = warp::test::request()
+        .path("/status")
+        .reply(&app.probe_routes())
+        .await;
+    let text = body(&r);
+    assert!(!text.contains(TOKEN), "the token leaked into /status");
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let active = &s["active_alerts"][0];
+    assert_eq!(active["sent"], false);
+    assert!(
+        active["silenced_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("config-"),
+        "{active}"
+    );
+    assert_eq!(s["silences"][0]["comment"], "shop migration");
 }
 
 #[tokio::test]

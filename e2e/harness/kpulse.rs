@@ -109,6 +109,22 @@ pub struct Kpulse {
     _dir: tempfile::TempDir,
 }
 
+/// Runs a kpulse subcommand (`silence add ...`) with the test cluster's kubeconfig; returns
+/// whether it succeeded, its stdout and its stderr.
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(binary())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .output()
+        .expect("run kpulse");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn binary() -> PathBuf {
     std::env::var("KPULSE_BIN")
         .map(PathBuf::from)
@@ -214,6 +230,17 @@ impl Kpulse {
         }
     }
 
+    /// The metrics listener's address (host mode), once kpulse logged it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == "HTTP servers listening")
+            .and_then(|v| v["metrics"].as_str()?.parse::<SocketAddr>().ok())
+    }
+
     /// The body of `GET /metrics`, or `None` while it is not served yet. A host process is asked
     /// on the address it logged; a pod through the API server's pod proxy.
     pub async fn metrics(&self) -> Option<String> {
@@ -226,14 +253,7 @@ impl Kpulse {
             let request = http::Request::get(path).body(Vec::new()).ok()?;
             return client().await.request_text(request).await.ok();
         }
-        let addr = self
-            .stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"] == "HTTP servers listening")
-            .and_then(|v| v["metrics"].as_str()?.parse::<SocketAddr>().ok())?;
+        let addr = self.metrics_addr()?;
         let url = format!("http://{addr}/metrics");
         reqwest::get(url).await.ok()?.text().await.ok()
     }

@@ -13,7 +13,7 @@ pub use cluster::{
     TestNamespace, ago, certificate, client, status_crash_loop, status_oom_killed, status_running,
 };
 pub use kpulse::{
-    Kpulse, count, in_cluster, log_config, metric, re_evaluated, start, start_webhook,
+    Kpulse, cli, count, in_cluster, log_config, metric, re_evaluated, start, start_webhook,
     state_namespace, wait_state,
 };
 #[allow(unused_imports)]

@@ -47,6 +47,11 @@ pub struct Config {
     /// severity: critical}`.
     #[serde(default)]
     pub severity_rules: Vec<SeverityRule>,
+    /// Silences kept with the configuration (run-time ones: `kpulse silence add`). While one is
+    /// active, the alerts it matches are not sent; a notice goes out when it starts and when it
+    /// ends, and what it held back that still fires is sent then.
+    #[serde(default)]
+    pub silences: Vec<ConfigSilence>,
     /// Per-monitor switches and thresholds.
     #[serde(default)]
     pub monitors: Monitors,
@@ -98,6 +103,7 @@ impl Default for Config {
             },
             inhibit: Inhibit::default(),
             severity_rules: Vec::new(),
+            silences: Vec::new(),
             monitors: Monitors::default(),
             evidence: EvidenceSettings::default(),
             namespaces: NamespaceFilter::default(),
@@ -308,6 +314,22 @@ pub struct SeverityRule {
     pub matcher: Matcher,
     /// The severity matching alerts get: info, warning or critical.
     pub severity: Severity,
+}
+
+/// One entry of `silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSilence {
+    /// The alerts it silences (the matchers of `routing.rules`); at least one.
+    #[serde(rename = "match")]
+    pub matcher: Matcher,
+    /// When it starts, an RFC 3339 time such as `2026-12-24T18:00:00Z`. Unset: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// When it ends (required: a silence always expires), an RFC 3339 time.
+    pub ends_at: String,
+    /// Why: shown in the notices and in `kpulse silence list`.
+    pub comment: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -769,6 +791,10 @@ pub struct HttpSettings {
     /// Bearer token for `POST /test-channel`. Unset: the endpoint is off. Use a `$NAME` reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_channel_token: Option<SecretString>,
+    /// Bearer token for `GET`/`POST /silences` and `DELETE /silences/ID` (run-time silences).
+    /// Unset: those endpoints are off. Use a `$NAME` reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -20,9 +20,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{
-    AlertmanagerChannel, Config, ConfigError, DiscordChannel, EmailChannel, GoogleChatChannel,
-    LogChannel, OpsgenieChannel, PagerDutyChannel, Rule, SeverityRule, SlackChannel, TeamsChannel,
-    WebhookChannel,
+    AlertmanagerChannel, Config, ConfigError, ConfigSilence, DiscordChannel, EmailChannel,
+    GoogleChatChannel, LogChannel, OpsgenieChannel, PagerDutyChannel, Rule, SeverityRule,
+    SlackChannel, TeamsChannel, WebhookChannel,
 };
 
 /// One step of a path into the document.
@@ -175,6 +175,16 @@ pub fn check(mut document: Value) -> Structure {
             // errors is never applied.
             if s.peel(rule, &base, check_rule) && check_rule(rule).is_err() {
                 *rule = json!({"severity": "warning"});
+                s.broken.push(render(&base));
+            }
+        }
+    }
+    if let Some(Value::Array(silences)) = document.get_mut("silences") {
+        let check_silence = |v: &Value| deserialize::<ConfigSilence>(v.clone()).map(drop);
+        for (i, silence) in silences.iter_mut().enumerate() {
+            let base = [Segment::Key("silences".into()), Segment::Index(i)];
+            if s.peel(silence, &base, check_silence) && check_silence(silence).is_err() {
+                *silence = json!({"match": {"namespace": "-"}, "ends_at": "2000-01-01T00:00:00Z", "comment": "-"});
                 s.broken.push(render(&base));
             }
         }

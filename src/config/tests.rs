@@ -470,3 +470,28 @@ inhibit:
         ],
     );
 }
+
+#[test]
+fn a_silence_needs_a_matcher_an_rfc3339_end_after_its_start_and_a_comment() {
+    let yaml = r#"
+channels: {ops: {type: log}}
+routing: {default: [ops]}
+silences:
+  - {match: {namespace: shop}, ends_at: "2026-12-24T18:00:00Z", comment: freeze}
+  - {match: {}, ends_at: "tomorrow", comment: " "}
+  - {match: {namespace: "["}, starts_at: "2026-12-24T18:00:00Z", ends_at: "2026-12-24T17:00:00Z", comment: x}
+  - {match: {namespace: shop}, comment: no end}
+"#;
+    assert_errors(
+        yaml,
+        &secrets(),
+        &[
+            "silences[1].match: a silence needs at least one matcher",
+            "silences[1].ends_at: \"tomorrow\" is not an RFC 3339 time",
+            "silences[1].comment: say why alerts are silenced",
+            "silences[2].match.namespace[0]: invalid glob",
+            "silences[2].ends_at: must be after starts_at",
+            "silences[3]: missing field `ends_at`",
+        ],
+    );
+}

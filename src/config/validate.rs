@@ -78,6 +78,49 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         );
     }
 
+    for (i, silence) in config.silences.iter().enumerate() {
+        let base = format!("silences[{i}]");
+        matcher_checks(&silence.matcher, &format!("{base}.match"), &mut errors);
+        if silence.matcher == super::Matcher::default() {
+            errors.push(ConfigError::new(
+                format!("{base}.match"),
+                "a silence needs at least one matcher",
+            ));
+        }
+        let time = |field: &str, text: &str, errors: &mut Vec<ConfigError>| {
+            text.trim()
+                .parse::<jiff::Timestamp>()
+                .map_err(|e| {
+                    errors.push(ConfigError::new(
+                        format!("{base}.{field}"),
+                        format!(
+                            "{text:?} is not an RFC 3339 time such as 2026-12-24T18:00:00Z ({e})"
+                        ),
+                    ))
+                })
+                .ok()
+        };
+        let ends = time("ends_at", &silence.ends_at, &mut errors);
+        let starts = silence
+            .starts_at
+            .as_deref()
+            .and_then(|t| time("starts_at", t, &mut errors));
+        if let (Some(starts), Some(ends)) = (starts, ends)
+            && ends <= starts
+        {
+            errors.push(ConfigError::new(
+                format!("{base}.ends_at"),
+                "must be after starts_at",
+            ));
+        }
+        if silence.comment.trim().is_empty() {
+            errors.push(ConfigError::new(
+                format!("{base}.comment"),
+                "say why alerts are silenced",
+            ));
+        }
+    }
+
     for (r, rule) in config.inhibit.rules.iter().enumerate() {
         let base = format!("inhibit.rules[{r}]");
         matcher_checks(&rule.source, &format!("{base}.source"), &mut errors);

@@ -98,6 +98,15 @@ impl Inhibitions {
         self.rules.iter().any(|r| r.target.matches(alert))
     }
 
+    /// The names of the rules that could hold `alert` back (for `route-test`).
+    pub fn targeting(&self, alert: &Alert) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.target.matches(alert))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
     /// The rule under which `source` holds `target` back, if one does.
     pub fn holds(&self, source: &Alert, target: &Alert) -> Option<&str> {
         if source.key == target.key {

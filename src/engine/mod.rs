@@ -7,6 +7,7 @@
 mod incident;
 mod inhibit;
 mod router;
+mod silence;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,6 +19,8 @@ use crate::config::Config;
 pub use incident::{Incident, IncidentSettings, Told};
 pub use inhibit::Inhibitions;
 pub use router::{Route, Router, RouterError, SeverityRules};
+use silence::{Compiled, Silences};
+pub use silence::{Origin, Silence, SilenceRecord, describe as describe_matcher};
 
 /// The engine's share of the configuration.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct Settings {
     pub incidents: IncidentSettings,
     /// `inhibit`: which firing alerts hold which others back.
     pub inhibit: Inhibitions,
+    /// `silences` of the configuration.
+    pub silences: Vec<Silence>,
 }
 
 impl Settings {
@@ -57,6 +62,18 @@ impl Settings {
                 group_interval: config.incidents.group_interval.signed(),
             },
             inhibit: Inhibitions::new(&config.inhibit)?,
+            silences: config
+                .silences
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    silence::from_config(s).map_err(|message| RouterError {
+                        section: "silences",
+                        rule: i,
+                        message,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -201,6 +218,43 @@ pub enum Decision {
         by: AlertKey,
         rule: String,
     },
+    /// Not sent: the silence `silence` matches it (sent when the silence ends if it still fires).
+    Silenced {
+        key: AlertKey,
+        severity: Severity,
+        silence: String,
+    },
+}
+
+impl Decision {
+    /// The decision's name, as the `decision` label of `kpulse_decisions_total`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Fired { .. } => "sent",
+            Decision::Resolved { .. } => "resolved",
+            Decision::ResolvedSilently { .. } => "resolved_silently",
+            Decision::Deduped { .. } => "deduped",
+            Decision::Digested { .. } => "digested",
+            Decision::Muted { .. } => "muted",
+            Decision::Grouped { .. } => "grouped",
+            Decision::Inhibited { .. } => "inhibited",
+            Decision::Silenced { .. } => "silenced",
+        }
+    }
+
+    pub fn key(&self) -> &AlertKey {
+        match self {
+            Decision::Fired { key, .. }
+            | Decision::Resolved { key, .. }
+            | Decision::ResolvedSilently { key }
+            | Decision::Deduped { key, .. }
+            | Decision::Digested { key, .. }
+            | Decision::Muted { key, .. }
+            | Decision::Grouped { key, .. }
+            | Decision::Inhibited { key, .. }
+            | Decision::Silenced { key, .. } => key,
+        }
+    }
 }
 
 /// The result of one engine call.
@@ -281,6 +335,9 @@ pub struct Snapshot {
     /// Open incidents, by workload.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub incidents: BTreeMap<String, Incident>,
+    /// Silences that started, by id: their notices and what they held back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub silences: BTreeMap<String, SilenceRecord>,
 }
 
 impl Snapshot {
@@ -297,6 +354,22 @@ pub struct Explanation {
     pub severity: Severity,
     /// Index of the severity rule that set it, if one did.
     pub severity_rule: Option<usize>,
+    /// The incident it joins (its workload's) instead of being sent on its own, or the open
+    /// incident of its pods it would fold into.
+    pub incident: Option<IncidentJoin>,
+    /// The inhibit rules that hold it back while a matching source fires.
+    pub inhibit_rules: Vec<String>,
+    /// The silence that keeps it from being sent now, if one does.
+    pub silence: Option<String>,
+}
+
+/// How an alert joins an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentJoin {
+    /// A pod alert: joins (or opens) its workload's incident.
+    Member(String),
+    /// A workload's own alert: folds into its pods' incident when one is open.
+    Folds(String),
 }
 
 /// The alert engine. See the module docs.
@@ -311,23 +384,207 @@ pub struct Engine {
     /// may have expired them needs.
     resent: BTreeMap<String, Timestamp>,
     incidents: BTreeMap<String, Incident>,
+    silences: Silences,
+    /// What each silence that started has done (its notices, what it held back).
+    silence_log: BTreeMap<String, SilenceRecord>,
 }
 
 impl Engine {
     pub fn new(settings: Settings) -> Self {
-        Engine {
+        let mut engine = Engine {
             settings,
             dedupe: HashMap::new(),
             active: BTreeMap::new(),
             digest: BTreeMap::new(),
             resent: BTreeMap::new(),
             incidents: BTreeMap::new(),
-        }
+            silences: Silences::default(),
+            silence_log: BTreeMap::new(),
+        };
+        engine.compile_config_silences();
+        engine
     }
 
     /// Replaces routing and timing with a new configuration; state is kept.
     pub fn reconfigure(&mut self, settings: Settings) {
         self.settings = settings;
+        self.compile_config_silences();
+    }
+
+    fn compile_config_silences(&mut self) {
+        self.silences.config = self
+            .settings
+            .silences
+            .iter()
+            .filter_map(|s| Compiled::new(s.clone(), Origin::Config).ok())
+            .collect();
+    }
+
+    /// Replaces the run-time silences (the ConfigMap `kpulse-silences`) and sends the notices of
+    /// those that start or end with the change. Invalid ones are skipped: their reader reports
+    /// them.
+    pub fn set_silences(&mut self, runtime: Vec<Silence>, now: Timestamp) -> Outcome {
+        self.silences.runtime = runtime
+            .into_iter()
+            .filter_map(|s| Compiled::new(s, Origin::Runtime).ok())
+            .collect();
+        self.silences.runtime_known = true;
+        self.silence_transitions(now)
+    }
+
+    /// Every silence in force (configured and run-time), with what it did so far.
+    pub fn silences(&self) -> Vec<(Silence, Origin, Option<SilenceRecord>)> {
+        self.silences
+            .iter()
+            .map(|c| {
+                (
+                    c.silence.clone(),
+                    c.origin,
+                    self.silence_log.get(&c.silence.id).cloned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The silence active at `now` that matches `alert`, if one does.
+    pub fn silenced_by(&self, alert: &Alert, now: Timestamp) -> Option<String> {
+        self.silences
+            .matching(alert, now)
+            .map(|s| s.silence.id.clone())
+    }
+
+    /// The silence that keeps `alert` from being sent now, recording that it held it back, and
+    /// whether this is the first time it did.
+    fn silence(&mut self, alert: &Alert, now: Timestamp) -> Option<(String, bool)> {
+        let s = self.silences.matching(alert, now)?;
+        let id = s.silence.id.clone();
+        let first = self
+            .silence_log
+            .entry(id.clone())
+            .or_insert_with(|| silence::SilenceRecord::new(s))
+            .hold(&alert.key);
+        Some((id, first))
+    }
+
+    /// Start notices of silences that became active, end notices of those that ended (and the
+    /// alerts they held back that still fire, sent now).
+    fn silence_transitions(&mut self, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        let starting: Vec<Compiled> = self
+            .silences
+            .iter()
+            .filter(|s| s.silence.active(now))
+            .filter(|s| {
+                !self
+                    .silence_log
+                    .get(&s.silence.id)
+                    .is_some_and(|r| r.started)
+            })
+            .cloned()
+            .collect();
+        for s in starting {
+            let mut channels: BTreeSet<String> = self
+                .active
+                .values()
+                .filter(|a| a.notified && s.matches(&a.alert))
+                .flat_map(|a| a.channels.iter().cloned())
+                .collect();
+            let record = self
+                .silence_log
+                .entry(s.silence.id.clone())
+                .or_insert_with(|| silence::SilenceRecord::new(&s));
+            record.started = true;
+            let notice = silence::notice(&s.silence.id, record, true, now);
+            if channels.is_empty() {
+                channels.extend(self.settings.router.route(&notice).channels);
+            }
+            record.channels = channels.into_iter().collect();
+            let channels = record.channels.clone();
+            self.notify(notice, &channels, now, &mut outcome);
+        }
+        let defined = self.silences.by_id();
+        let ended: Vec<String> = self
+            .silence_log
+            .iter()
+            .filter(|(id, r)| match defined.get(id.as_str()) {
+                Some(s) => !s.silence.active(now),
+                None => r.origin == Origin::Config || self.silences.runtime_known,
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        drop(defined);
+        for id in ended {
+            let Some(record) = self.silence_log.remove(&id) else {
+                continue;
+            };
+            let still: Vec<AlertKey> = record
+                .held
+                .iter()
+                .filter(|k| {
+                    self.active.get(*k).is_some_and(|a| {
+                        !a.notified
+                            && a.member_of.is_none()
+                            && a.inhibited_by.is_none()
+                            && a.held_until.is_none()
+                    })
+                })
+                .cloned()
+                .collect();
+            if record.started {
+                let mut channels: BTreeSet<String> = record.channels.iter().cloned().collect();
+                for k in &still {
+                    if let Some(a) = self.active.get(k) {
+                        channels.extend(self.settings.router.route(&a.alert).channels);
+                    }
+                }
+                let notice = silence::notice(&id, &record, false, now);
+                let channels: Vec<String> = channels.into_iter().collect();
+                self.notify(notice, &channels, now, &mut outcome);
+            }
+            for key in still {
+                let Some(alert) = self.active.get(&key).map(|a| a.alert.clone()) else {
+                    continue;
+                };
+                let (o, channels) = self.fire(&alert, now);
+                outcome.merge(o);
+                if let Some(a) = self.active.get_mut(&key) {
+                    a.notified = !channels.is_empty();
+                    a.channels = channels;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Sends a notice about kpulse's own doing (a silence starting or ending) to `channels` at
+    /// once, never into a digest.
+    fn notify(
+        &mut self,
+        notice: Alert,
+        channels: &[String],
+        now: Timestamp,
+        outcome: &mut Outcome,
+    ) {
+        for channel in channels {
+            outcome.dispatches.push(Dispatch {
+                channel: channel.clone(),
+                kind: DispatchKind::Immediate,
+                notifications: vec![DispatchItem {
+                    notification: Notification {
+                        state: State::Firing,
+                        alert: notice.clone(),
+                        at: now,
+                    },
+                    reference: None,
+                }],
+            });
+        }
+        outcome.decisions.push(Decision::Fired {
+            key: notice.key,
+            severity: notice.severity,
+            channels: channels.to_vec(),
+            rule: None,
+        });
     }
 
     pub fn settings(&self) -> &Settings {
@@ -571,6 +828,19 @@ impl Engine {
             if !incident.grew() || told.at + group_interval > now {
                 return Outcome::default();
             }
+            // Silenced: no follow-up now; the first tick after the silence ends sends it.
+            let alert = incident.alert();
+            if let Some((silence, first)) = self.silence(&alert, now) {
+                let mut outcome = Outcome::default();
+                if first {
+                    outcome.decisions.push(Decision::Silenced {
+                        key: alert.key,
+                        severity: alert.severity,
+                        silence,
+                    });
+                }
+                return outcome;
+            }
             return self.update(group, now);
         }
         if incident.opened_at + group_wait > now {
@@ -740,7 +1010,8 @@ impl Engine {
     /// Sends digests whose interval has passed, re-sends active alerts to channels whose resend
     /// interval has passed, and forgets dedupe entries older than the window.
     pub fn tick(&mut self, now: Timestamp) -> Outcome {
-        let mut outcome = self.submit_released(now);
+        let mut outcome = self.silence_transitions(now);
+        outcome.merge(self.submit_released(now));
         outcome.merge(self.release_incidents(now));
         // Resends first: a digest about to go out now is not also resent.
         for (channel, every) in &self.settings.resend {
@@ -847,10 +1118,17 @@ impl Engine {
         }
     }
 
-    /// Where an alert would go, without changing any state.
-    pub fn explain(&self, alert: &Alert) -> Explanation {
+    /// Where an alert would go at `now`, without changing any state.
+    pub fn explain(&self, alert: &Alert, now: Timestamp) -> Explanation {
         let mut alert = alert.clone();
         let severity_rule = self.settings.severity_rules.apply(&mut alert);
+        let incident = if self.settings.incidents.enabled {
+            incident::group_of(&alert)
+                .map(IncidentJoin::Member)
+                .or_else(|| incident::fold_of(&alert).map(IncidentJoin::Folds))
+        } else {
+            None
+        };
         let route = self.settings.router.route(&alert);
         let digest = route
             .channels
@@ -862,11 +1140,25 @@ impl Engine {
             digest,
             severity: alert.severity,
             severity_rule,
+            incident,
+            inhibit_rules: self
+                .settings
+                .inhibit
+                .targeting(&alert)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            silence: self.silenced_by(&alert, now),
         }
     }
 
     pub fn active(&self) -> impl Iterator<Item = &ActiveAlert> {
         self.active.values()
+    }
+
+    /// Open incidents, by workload (`namespace/Kind/name`).
+    pub fn incidents(&self) -> impl Iterator<Item = (&String, &Incident)> {
+        self.incidents.iter()
     }
 
     pub fn is_active(&self, key: &AlertKey) -> bool {
@@ -892,6 +1184,7 @@ impl Engine {
             active: self.active.values().cloned().collect(),
             digest: self.digest.clone(),
             incidents: self.incidents.clone(),
+            silences: self.silence_log.clone(),
         }
     }
 
@@ -905,6 +1198,7 @@ impl Engine {
             .collect();
         self.digest = snapshot.digest;
         self.incidents = snapshot.incidents;
+        self.silence_log = snapshot.silences;
         self.release_orphans();
     }
 
@@ -928,8 +1222,16 @@ impl Engine {
 
     /// Routes and sends (or queues) a firing alert. Returns the channels it went to.
     fn fire(&mut self, alert: &Alert, now: Timestamp) -> (Outcome, Vec<String>) {
-        let route = self.settings.router.route(alert);
         let mut outcome = Outcome::default();
+        if let Some((silence, _)) = self.silence(alert, now) {
+            outcome.decisions.push(Decision::Silenced {
+                key: alert.key.clone(),
+                severity: alert.severity,
+                silence,
+            });
+            return (outcome, Vec::new());
+        }
+        let route = self.settings.router.route(alert);
         if route.channels.is_empty() {
             outcome.decisions.push(Decision::Muted {
                 key: alert.key.clone(),

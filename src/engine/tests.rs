@@ -42,14 +42,19 @@ fn found(alerts: Vec<Alert>) -> Vec<Finding> {
 }
 
 fn sent(o: &Outcome) -> Vec<(String, State, String)> {
+    sent_as(o, |a| a.key.name.clone())
+}
+
+/// (channel, state, what `show` says of the alert) of everything sent.
+fn sent_as(o: &Outcome, show: impl Fn(&Alert) -> String) -> Vec<(String, State, String)> {
     o.dispatches
         .iter()
         .flat_map(|d| {
-            d.notifications.iter().map(move |n| {
+            d.notifications.iter().map(|n| {
                 (
                     d.channel.clone(),
                     n.notification.state,
-                    n.notification.alert.key.name.clone(),
+                    show(&n.notification.alert),
                 )
             })
         })
@@ -428,13 +433,13 @@ dedupe: {window: 30m, digest: {severities: [info], interval: 15m}}
 #[test]
 fn explain_says_rule_and_digest() {
     let e = engine("");
-    let x = e.explain(&firing("a", Severity::Critical));
+    let x = e.explain(&firing("a", Severity::Critical), t(0));
     assert_eq!(x.route.rule, Some(0));
     assert_eq!(
         x.digest,
         vec![("oncall".into(), false), ("ops".into(), false)]
     );
-    let x = e.explain(&firing("a", Severity::Info));
+    let x = e.explain(&firing("a", Severity::Info), t(0));
     assert_eq!(x.route.rule, None);
     assert_eq!(x.digest, vec![("ops".into(), true)]);
 }
@@ -1028,8 +1033,8 @@ severity_rules:
     let web = firing("web-1", Severity::Warning).owner("Deployment/web");
     let o = e.submit(web.clone(), t(2));
     assert!(o.dispatches.is_empty(), "info waits for the digest: {o:?}");
-    assert_eq!(e.explain(&web).severity, Severity::Info);
-    assert_eq!(e.explain(&web).severity_rule, Some(2));
+    assert_eq!(e.explain(&web, t(0)).severity, Severity::Info);
+    assert_eq!(e.explain(&web, t(0)).severity_rule, Some(2));
     // An alert no rule matches keeps the monitor's severity.
     let other = Alert::new(
         AlertKey::new(
@@ -1043,8 +1048,8 @@ severity_rules:
         "nightly failed",
         t(3),
     );
-    assert_eq!(e.explain(&other).severity, Severity::Warning);
-    assert_eq!(e.explain(&other).severity_rule, None);
+    assert_eq!(e.explain(&other, t(0)).severity, Severity::Warning);
+    assert_eq!(e.explain(&other, t(0)).severity_rule, None);
 }
 
 #[test]
@@ -1281,5 +1286,200 @@ fn inhibit_defaults_off_sends_the_pods_alerts() {
     assert_eq!(
         told(&e.submit(pod_on(0, "n1", true), secs(1))),
         vec![(State::Firing, "cache-0 NotReady".into())]
+    );
+}
+
+fn silence(id: &str, matcher: &str, from: Timestamp, to: Timestamp) -> Silence {
+    Silence {
+        id: id.into(),
+        matcher: serde_saphyr::from_str(matcher).unwrap(),
+        starts_at: from,
+        ends_at: to,
+        comment: format!("{id} comment"),
+        created_by: "test".into(),
+    }
+}
+
+/// (channel, state, title) of everything sent.
+fn messages(o: &Outcome) -> Vec<(String, State, String)> {
+    sent_as(o, |a| a.title.clone())
+}
+
+#[test]
+fn a_configured_silence_holds_alerts_back_with_a_notice_at_its_start_and_end() {
+    let mut e = engine(&format!(
+        "silences:\n  - {{match: {{namespace: shop, reason: CrashLoopBackOff}}, starts_at: '{}', ends_at: '{}', comment: node upgrade}}\n",
+        t(0),
+        t(60)
+    ));
+    let start = e.tick(t(0));
+    assert_eq!(
+        messages(&start),
+        vec![(
+            "ops".to_string(),
+            State::Firing,
+            "Silence started: node upgrade".to_string()
+        )],
+        "with nothing matched yet, the notice goes where routing sends it"
+    );
+    assert!(e.tick(t(1)).dispatches.is_empty(), "one start notice");
+    // Held back: nothing sent; resolving it sends nothing either.
+    let a = e.submit(firing("a", Severity::Critical), t(2));
+    assert!(a.dispatches.is_empty());
+    assert!(
+        matches!(&a.decisions[0], Decision::Silenced { silence, .. } if silence.starts_with("config-"))
+    );
+    e.submit(firing("b", Severity::Critical), t(3));
+    assert!(e.resolve(&key("a"), t(4)).dispatches.is_empty());
+    // Another namespace is not silenced.
+    let other = Alert::new(
+        AlertKey::new("pod_crashes", "web", "Pod", "w", "CrashLoopBackOff"),
+        Severity::Warning,
+        "w crashing",
+        t(5),
+    );
+    assert_eq!(sent(&e.submit(other, t(5))).len(), 1);
+    // The end: one notice naming what it held back, then what still fires is sent.
+    let end = e.tick(t(60));
+    let m = messages(&end);
+    assert_eq!(m[0].2, "Silence ended: node upgrade");
+    let notice = &end.dispatches[0].notifications[0].notification.alert;
+    assert!(
+        notice.message.contains("held back 2 alerts"),
+        "{}",
+        notice.message
+    );
+    assert_eq!(notice.fields["Held back"], "shop/pod/a, shop/pod/b");
+    let b: Vec<_> = m.iter().filter(|(_, _, t)| t == "b crashing").collect();
+    assert_eq!(b.len(), 2, "b still fires: sent to oncall and ops: {m:?}");
+    assert!(e.tick(t(61)).dispatches.is_empty(), "one end notice");
+    // b was sent after the silence, so its resolution is sent too.
+    assert_eq!(sent(&e.resolve(&key("b"), t(62))).len(), 2);
+}
+
+#[test]
+fn a_silence_stops_the_follow_ups_of_a_told_incident_and_its_end_sends_the_update() {
+    let mut e = engine("incidents: {group_wait: 30s, group_interval: 5m}\n");
+    e.set_silences(vec![], secs(0));
+    for n in 0..2 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(0));
+    }
+    assert_eq!(told(&e.tick(secs(30))).len(), 1);
+    // The incident's channel is where the start notice goes.
+    let start = e.set_silences(
+        vec![silence(
+            "s1",
+            "{owner_kind: Deployment}",
+            secs(60),
+            secs(3600),
+        )],
+        secs(60),
+    );
+    assert_eq!(
+        messages(&start),
+        vec![(
+            "ops".into(),
+            State::Firing,
+            "Silence started: s1 comment".into()
+        )]
+    );
+    for n in 2..6 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(70));
+    }
+    for s in [400, 1000, 3000] {
+        assert!(
+            e.tick(secs(s)).dispatches.is_empty(),
+            "no follow-up at {s}s"
+        );
+    }
+    // Expired early (`kpulse silence expire`): the end notice, then the update it held back.
+    let end = e.set_silences(vec![], secs(3100));
+    let m = messages(&end);
+    assert_eq!(m[0].2, "Silence ended: s1 comment");
+    let notice = &end.dispatches[0].notifications[0].notification.alert;
+    assert_eq!(notice.fields["Held back"], "shop/deployment/api");
+    let update = e.tick(secs(3101));
+    assert_eq!(
+        told(&update),
+        vec![(
+            State::Firing,
+            "Deployment api: 6 pods CrashLoopBackOff on 3 nodes".to_string()
+        )]
+    );
+    // Told before the silence: its resolution is sent.
+    let all = found(vec![]);
+    let o = e.reconcile("pod_crashes", &Scope::Kind("Pod".into()), all, secs(3200));
+    assert_eq!(told(&o).len(), 1);
+    assert_eq!(told(&o)[0].0, State::Resolved);
+}
+
+#[test]
+fn a_restart_during_a_silence_repeats_no_notice_and_forgets_nothing_it_held() {
+    let make = || engine("");
+    let mut e = make();
+    let s = vec![silence("s1", "{namespace: shop}", t(0), t(60))];
+    assert_eq!(e.set_silences(s.clone(), t(0)).dispatches.len(), 1);
+    e.submit(firing("a", Severity::Warning), t(1));
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut e = make();
+    e.restore(serde_json::from_str(&json).unwrap());
+    // Before the run-time silences are read again, their record is not taken for an ended one.
+    assert!(e.tick(t(2)).dispatches.is_empty());
+    assert!(
+        e.set_silences(s, t(3)).dispatches.is_empty(),
+        "no second start notice"
+    );
+    assert!(
+        e.submit(firing("a", Severity::Warning), t(4))
+            .dispatches
+            .is_empty()
+    );
+    let end = messages(&e.tick(t(60)));
+    assert_eq!(
+        end,
+        vec![
+            (
+                "ops".into(),
+                State::Firing,
+                "Silence ended: s1 comment".into()
+            ),
+            ("ops".into(), State::Firing, "a crashing".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_silence_that_starts_later_holds_nothing_until_then_and_a_silenced_digest_alert_is_not_queued()
+{
+    let mut e = engine("");
+    e.set_silences(
+        vec![silence("s1", "{monitor: pod_crashes}", t(10), t(20))],
+        t(0),
+    );
+    assert_eq!(
+        sent(&e.submit(firing("a", Severity::Warning), t(1))).len(),
+        1
+    );
+    assert_eq!(
+        messages(&e.tick(t(10))).len(),
+        1,
+        "the start notice at its start"
+    );
+    let info = e.submit(firing("i", Severity::Info).one_shot(), t(11));
+    assert!(matches!(info.decisions[..], [Decision::Silenced { .. }]));
+    assert!(e.next_digest_due().is_none(), "not queued for the digest");
+    // a was told before the silence: its resolution is sent while the silence holds.
+    assert_eq!(sent(&e.resolve(&key("a"), t(12))).len(), 1);
+    let end = e.tick(t(20));
+    let notice = &end.dispatches[0].notifications[0].notification.alert;
+    assert!(
+        notice.message.contains("held back 1 alert;"),
+        "{}",
+        notice.message
+    );
+    assert_eq!(
+        end.dispatches.len(),
+        1,
+        "a one-shot alert is not sent afterwards"
     );
 }
