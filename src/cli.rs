@@ -553,6 +553,21 @@ pub fn explain_route(config: &Config, test: &TestAlert) -> Result<String, String
             ));
         }
     }
+    for w in &x.maintenance {
+        out.push_str(&match (w.open_until, w.next_open) {
+            (Some(until), _) => format!(
+                "maintenance window {} is open until {}: not sent now\n",
+                w.name,
+                crate::alert::display_time(until)
+            ),
+            (None, Some(next)) => format!(
+                "maintenance window {} holds it back when open (next at {})\n",
+                w.name,
+                crate::alert::display_time(next)
+            ),
+            (None, None) => format!("maintenance window {} matches it\n", w.name),
+        });
+    }
     out.push_str(&match x.route.rule {
         Some(i) => format!("matched routing.rules[{i}]\n"),
         None => "no rule matched: routing.default\n".to_string(),
@@ -788,6 +803,28 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("silenced"), "{out}");
+    }
+
+    #[test]
+    fn route_test_names_the_maintenance_windows_of_an_alert() {
+        let c = config::load(
+            "channels: {ops: {type: log}}\nrouting: {default: [ops]}\nmaintenance:\n  - {name: never-open, match: {namespace: shop}, schedule: '0 0 1 1 *', duration: 1m}\n  - {name: always, schedule: '* * * * *', duration: 2m}\n",
+            &SecretMap::new(),
+        )
+        .unwrap();
+        let a = parse_alert("monitor=pod_crashes,namespace=shop").unwrap();
+        let out = explain_route(&c, &a).unwrap();
+        assert!(
+            out.contains("maintenance window never-open holds it back when open (next at "),
+            "{out}"
+        );
+        assert!(
+            out.contains("maintenance window always is open until "),
+            "{out}"
+        );
+        let a = parse_alert("monitor=pod_crashes,namespace=web").unwrap();
+        let out = explain_route(&c, &a).unwrap();
+        assert!(!out.contains("never-open"), "{out}");
     }
 
     #[test]

@@ -415,7 +415,7 @@ impl App {
         let rt = self.pipeline.runtime();
         let metrics = self.pipeline.metrics();
         let now = self.pipeline.now();
-        let (mut active, incidents) = self.pipeline.with_engine(|e| {
+        let (mut active, incidents, maintenance) = self.pipeline.with_engine(|e| {
             let active: Vec<ActiveAlertStatus> = e
                 .active()
                 .map(|a| ActiveAlertStatus {
@@ -445,7 +445,16 @@ impl App {
                     members: i.members.iter().map(ToString::to_string).collect(),
                 })
                 .collect();
-            (active, incidents)
+            let windows: Vec<WindowView> = e
+                .open_windows()
+                .map(|(name, w)| WindowView {
+                    name: name.clone(),
+                    opened_at: w.opened_at,
+                    closes_at: w.closes_at,
+                    held_back: w.held_count,
+                })
+                .collect();
+            (active, incidents, windows)
         });
         active.sort_by(|a, b| (a.since, &a.key).cmp(&(b.since, &b.key)));
         let mut outcomes = metrics.status.channels();
@@ -479,6 +488,7 @@ impl App {
             active_alerts: active,
             incidents,
             silences: self.silence_views(),
+            maintenance,
             channels,
         }
     }
@@ -603,7 +613,18 @@ struct StatusBody {
     incidents: Vec<IncidentView>,
     /// Configured and run-time silences.
     silences: Vec<SilenceView>,
+    /// Maintenance windows open now that held something back.
+    maintenance: Vec<WindowView>,
     channels: BTreeMap<String, ChannelView>,
+}
+
+#[derive(Serialize)]
+struct WindowView {
+    name: String,
+    opened_at: Timestamp,
+    closes_at: Timestamp,
+    /// Alerts and incident updates it held back so far (summarized when it closes).
+    held_back: u64,
 }
 
 #[derive(Serialize)]

@@ -408,7 +408,7 @@ impl Metrics {
                     .get_or_create(&labels(key, *severity))
                     .inc();
             }
-            Decision::ResolvedSilently { .. } => {}
+            Decision::ResolvedSilently { .. } | Decision::InMaintenance { .. } => {}
         }
         self.decisions
             .get_or_create(&DecisionLabels {

@@ -357,6 +357,7 @@ impl Pipeline {
                     | Decision::Grouped { .. }
                     | Decision::Inhibited { .. }
                     | Decision::Silenced { .. }
+                    | Decision::InMaintenance { .. }
             )
         }) {
             self.inner.changed.notify_one();
@@ -502,6 +503,9 @@ fn log_decision(d: &Decision) {
         }
         Decision::Silenced { key, silence, .. } => {
             tracing::info!(alert = %key, silence, "not sent: silenced")
+        }
+        Decision::InMaintenance { key, window, .. } => {
+            tracing::info!(alert = %key, window, "not sent: maintenance window open")
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct Config {
     /// ends, and what it held back that still fires is sent then.
     #[serde(default)]
     pub silences: Vec<ConfigSilence>,
+    /// Recurring maintenance windows: while one is open, the alerts it matches are not sent;
+    /// when it closes, a summary (unless `action: drop`), and what still fires is sent.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceWindow>,
     /// Per-monitor switches and thresholds.
     #[serde(default)]
     pub monitors: Monitors,
@@ -104,6 +108,7 @@ impl Default for Config {
             inhibit: Inhibit::default(),
             severity_rules: Vec::new(),
             silences: Vec::new(),
+            maintenance: Vec::new(),
             monitors: Monitors::default(),
             evidence: EvidenceSettings::default(),
             namespaces: NamespaceFilter::default(),
@@ -330,6 +335,82 @@ pub struct ConfigSilence {
     pub ends_at: String,
     /// Why: shown in the notices and in `kpulse silence list`.
     pub comment: String,
+}
+
+/// One entry of `maintenance`: a cron `schedule` with a `duration`, or `days` from `from` to
+/// `to`, in `timezone`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    /// Shown in the summary; unique, letters, digits, `-` and `_`.
+    pub name: String,
+    /// The alerts it holds back (the matchers of `routing.rules`). Empty: every alert.
+    #[serde(default, rename = "match")]
+    pub matcher: Matcher,
+    /// When it opens, a cron expression (`minute hour day-of-month month day-of-week`), e.g.
+    /// `0 2 * * SAT`. Needs `duration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How long it stays open after each `schedule` time (at most a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+    /// Instead of `schedule`: the days it opens on, with `from` and `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<Weekday>>,
+    /// With `days`: when it opens, `HH:MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// With `days`: when it closes, `HH:MM`; before `from` means the next day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The IANA time zone of the schedule, e.g. `Europe/Berlin`.
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// After it closes: `summarize` (one message with what happened during it) or `drop`
+    /// (nothing). Either way, what still fires is sent then.
+    #[serde(default)]
+    pub action: MaintenanceAction,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
+}
+
+/// What a maintenance window does when it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MaintenanceAction {
+    #[default]
+    Summarize,
+    Drop,
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// The cron name of the day.
+    pub fn cron(&self) -> &'static str {
+        match self {
+            Weekday::Mon => "MON",
+            Weekday::Tue => "TUE",
+            Weekday::Wed => "WED",
+            Weekday::Thu => "THU",
+            Weekday::Fri => "FRI",
+            Weekday::Sat => "SAT",
+            Weekday::Sun => "SUN",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]

@@ -495,3 +495,30 @@ silences:
         ],
     );
 }
+
+#[test]
+fn a_maintenance_window_names_the_field_that_cannot_be_read() {
+    let yaml = r#"
+channels: {ops: {type: log}}
+routing: {default: [ops]}
+maintenance:
+  - {name: patching, match: {namespace: shop}, days: [sat, sun], from: "02:00", to: "04:00", timezone: Europe/Berlin}
+  - {name: patching, schedule: "0 2 * * *", duration: 1h}
+  - {name: "bad name", schedule: "0 2 * * *"}
+  - {name: tz, days: [mon], from: "02:00", to: "03:00", timezone: Moon/Base}
+  - {name: glob, match: {namespace: "["}, schedule: "0 2 * * *", duration: 1h}
+  - {name: act, schedule: "0 2 * * *", duration: 1h, action: forget}
+"#;
+    assert_errors(
+        yaml,
+        &secrets(),
+        &[
+            "maintenance[1].name: \"patching\" is already the name of another window",
+            "maintenance[2].name: \"bad name\": letters, digits, - and _",
+            "maintenance[2].duration: required with schedule",
+            "maintenance[3].timezone: unknown time zone \"Moon/Base\"",
+            "maintenance[4].match.namespace[0]: invalid glob",
+            "maintenance[5].action: unknown variant `forget`",
+        ],
+    );
+}

@@ -121,6 +121,31 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    let mut windows = std::collections::BTreeSet::new();
+    for (i, w) in config.maintenance.iter().enumerate() {
+        let base = format!("maintenance[{i}]");
+        matcher_checks(&w.matcher, &format!("{base}.match"), &mut errors);
+        if !valid_name(&w.name) {
+            errors.push(ConfigError::new(
+                format!("{base}.name"),
+                format!(
+                    "{:?}: letters, digits, - and _, at most 63 characters",
+                    w.name
+                ),
+            ));
+        } else if !windows.insert(w.name.as_str()) {
+            errors.push(ConfigError::new(
+                format!("{base}.name"),
+                format!("{:?} is already the name of another window", w.name),
+            ));
+        }
+        if let Err((field, message)) = crate::engine::MaintenanceWindowRule::new(w)
+            && field != "match"
+        {
+            errors.push(ConfigError::new(format!("{base}.{field}"), message));
+        }
+    }
+
     for (r, rule) in config.inhibit.rules.iter().enumerate() {
         let base = format!("inhibit.rules[{r}]");
         matcher_checks(&rule.source, &format!("{base}.source"), &mut errors);
@@ -262,13 +287,21 @@ fn known_channel(known: &BTreeSet<&str>, name: &str, path: String, errors: &mut 
     }
 }
 
-fn channel_checks(name: &str, channel: &Channel, errors: &mut Vec<ConfigError>) {
-    let base = format!("channels.{}", shown_name(name));
-    let valid_name = !name.is_empty()
+/// Letters, digits, `-` and `_`, not empty.
+fn name_chars(name: &str) -> bool {
+    !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid_name {
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_name(name: &str) -> bool {
+    name_chars(name) && name.chars().count() <= MAX_CHANNEL_NAME_CHARS
+}
+
+fn channel_checks(name: &str, channel: &Channel, errors: &mut Vec<ConfigError>) {
+    let base = format!("channels.{}", shown_name(name));
+    if !name_chars(name) {
         errors.push(ConfigError::new(
             &base,
             "channel names may only use letters, digits, '-' and '_'",

@@ -6,6 +6,7 @@
 
 mod incident;
 mod inhibit;
+mod maintenance;
 mod router;
 mod silence;
 
@@ -18,6 +19,7 @@ use crate::alert::{Alert, AlertKey, Finding, Notification, Severity, State};
 use crate::config::Config;
 pub use incident::{Incident, IncidentSettings, Told};
 pub use inhibit::Inhibitions;
+pub use maintenance::{Window as MaintenanceWindowRule, WindowRecord};
 pub use router::{Route, Router, RouterError, SeverityRules};
 use silence::{Compiled, Silences};
 pub use silence::{Origin, Silence, SilenceRecord, describe as describe_matcher};
@@ -40,6 +42,8 @@ pub struct Settings {
     pub inhibit: Inhibitions,
     /// `silences` of the configuration.
     pub silences: Vec<Silence>,
+    /// `maintenance` windows.
+    pub maintenance: Vec<MaintenanceWindowRule>,
 }
 
 impl Settings {
@@ -71,6 +75,18 @@ impl Settings {
                         section: "silences",
                         rule: i,
                         message,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            maintenance: config
+                .maintenance
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    MaintenanceWindowRule::new(w).map_err(|(field, message)| RouterError {
+                        section: "maintenance",
+                        rule: i,
+                        message: format!("{field}: {message}"),
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -224,6 +240,13 @@ pub enum Decision {
         severity: Severity,
         silence: String,
     },
+    /// Not sent: the maintenance window `window` is open (summarized, and sent if it still
+    /// fires, when it closes).
+    InMaintenance {
+        key: AlertKey,
+        severity: Severity,
+        window: String,
+    },
 }
 
 impl Decision {
@@ -239,6 +262,7 @@ impl Decision {
             Decision::Grouped { .. } => "grouped",
             Decision::Inhibited { .. } => "inhibited",
             Decision::Silenced { .. } => "silenced",
+            Decision::InMaintenance { .. } => "maintenance",
         }
     }
 
@@ -252,7 +276,8 @@ impl Decision {
             | Decision::Muted { key, .. }
             | Decision::Grouped { key, .. }
             | Decision::Inhibited { key, .. }
-            | Decision::Silenced { key, .. } => key,
+            | Decision::Silenced { key, .. }
+            | Decision::InMaintenance { key, .. } => key,
         }
     }
 }
@@ -338,6 +363,9 @@ pub struct Snapshot {
     /// Silences that started, by id: their notices and what they held back.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub silences: BTreeMap<String, SilenceRecord>,
+    /// Open maintenance windows, by name: what they held back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub maintenance: BTreeMap<String, WindowRecord>,
 }
 
 impl Snapshot {
@@ -361,6 +389,17 @@ pub struct Explanation {
     pub inhibit_rules: Vec<String>,
     /// The silence that keeps it from being sent now, if one does.
     pub silence: Option<String>,
+    /// The maintenance windows that match it: name, and until when it is open (`None`: closed
+    /// now, with when it next opens).
+    pub maintenance: Vec<WindowUse>,
+}
+
+/// A maintenance window that matches an alert, for `route-test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowUse {
+    pub name: String,
+    pub open_until: Option<Timestamp>,
+    pub next_open: Option<Timestamp>,
 }
 
 /// How an alert joins an incident.
@@ -387,6 +426,14 @@ pub struct Engine {
     silences: Silences,
     /// What each silence that started has done (its notices, what it held back).
     silence_log: BTreeMap<String, SilenceRecord>,
+    /// Open maintenance windows that held something back.
+    window_log: BTreeMap<String, WindowRecord>,
+}
+
+/// What keeps an alert from being sent now.
+enum Held {
+    Silence(String),
+    Window(String),
 }
 
 impl Engine {
@@ -400,6 +447,7 @@ impl Engine {
             incidents: BTreeMap::new(),
             silences: Silences::default(),
             silence_log: BTreeMap::new(),
+            window_log: BTreeMap::new(),
         };
         engine.compile_config_silences();
         engine
@@ -466,6 +514,114 @@ impl Engine {
         Some((id, first))
     }
 
+    /// The silence or open maintenance window that keeps `alert` from being sent now, recording
+    /// that it held it back, and whether this is the first time it did.
+    fn hold_back(&mut self, alert: &Alert, now: Timestamp) -> Option<(Held, bool)> {
+        if let Some((id, first)) = self.silence(alert, now) {
+            return Some((Held::Silence(id), first));
+        }
+        let (name, closes) = self.settings.maintenance.iter().find_map(|w| {
+            w.matches(alert)
+                .then(|| w.open_until(now))
+                .flatten()
+                .map(|closes| (w.name.clone(), closes))
+        })?;
+        let first = self
+            .window_log
+            .entry(name.clone())
+            .or_insert_with(|| WindowRecord::new(now, closes))
+            .hold(alert);
+        Some((Held::Window(name), first))
+    }
+
+    fn held_decision(held: Held, alert: &Alert) -> Decision {
+        let (key, severity) = (alert.key.clone(), alert.severity);
+        match held {
+            Held::Silence(silence) => Decision::Silenced {
+                key,
+                severity,
+                silence,
+            },
+            Held::Window(window) => Decision::InMaintenance {
+                key,
+                severity,
+                window,
+            },
+        }
+    }
+
+    /// Closes maintenance windows whose time is up (or that left the configuration): the
+    /// summary, then what they held back that still fires.
+    fn window_transitions(&mut self, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        let closed: Vec<String> = self
+            .window_log
+            .iter()
+            .filter(|(name, r)| {
+                r.closes_at <= now || !self.settings.maintenance.iter().any(|w| &w.name == *name)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in closed {
+            let Some(record) = self.window_log.remove(&name) else {
+                continue;
+            };
+            let still = self.still_held(record.held.iter().map(|(k, ..)| k));
+            let drop = self
+                .settings
+                .maintenance
+                .iter()
+                .any(|w| w.name == name && w.action == crate::config::MaintenanceAction::Drop);
+            if !drop && record.held_count > 0 {
+                let summary = maintenance::summary(&name, &record, &still, now);
+                let mut channels: BTreeSet<String> = record
+                    .held
+                    .iter()
+                    .filter_map(|(k, ..)| self.active.get(k))
+                    .flat_map(|a| self.settings.router.route(&a.alert).channels)
+                    .collect();
+                if channels.is_empty() {
+                    channels.extend(self.settings.router.route(&summary).channels);
+                }
+                let channels: Vec<String> = channels.into_iter().collect();
+                self.notify(summary, &channels, now, &mut outcome);
+            }
+            outcome.merge(self.send_held(still, now));
+        }
+        outcome
+    }
+
+    /// The keys among `held` that are still active, unsent and free to be sent.
+    fn still_held<'a>(&self, held: impl Iterator<Item = &'a AlertKey>) -> Vec<AlertKey> {
+        held.filter(|k| {
+            self.active.get(*k).is_some_and(|a| {
+                !a.notified
+                    && a.member_of.is_none()
+                    && a.inhibited_by.is_none()
+                    && a.held_until.is_none()
+            })
+        })
+        .cloned()
+        .collect()
+    }
+
+    /// Sends what a silence or window held back that still fires.
+    fn send_held(&mut self, keys: Vec<AlertKey>, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        for key in keys {
+            let Some(alert) = self.active.get(&key).map(|a| a.alert.clone()) else {
+                continue;
+            };
+            let (o, channels) = self.fire(&alert, now);
+            outcome.merge(o);
+            if let Some(a) = self.active.get_mut(&key) {
+                a.notified = !channels.is_empty();
+                a.channels = channels;
+            }
+        }
+        outcome
+    }
+
     /// Start notices of silences that became active, end notices of those that ended (and the
     /// alerts they held back that still fire, sent now).
     fn silence_transitions(&mut self, now: Timestamp) -> Outcome {
@@ -517,19 +673,7 @@ impl Engine {
             let Some(record) = self.silence_log.remove(&id) else {
                 continue;
             };
-            let still: Vec<AlertKey> = record
-                .held
-                .iter()
-                .filter(|k| {
-                    self.active.get(*k).is_some_and(|a| {
-                        !a.notified
-                            && a.member_of.is_none()
-                            && a.inhibited_by.is_none()
-                            && a.held_until.is_none()
-                    })
-                })
-                .cloned()
-                .collect();
+            let still = self.still_held(record.held.iter());
             if record.started {
                 let mut channels: BTreeSet<String> = record.channels.iter().cloned().collect();
                 for k in &still {
@@ -541,17 +685,7 @@ impl Engine {
                 let channels: Vec<String> = channels.into_iter().collect();
                 self.notify(notice, &channels, now, &mut outcome);
             }
-            for key in still {
-                let Some(alert) = self.active.get(&key).map(|a| a.alert.clone()) else {
-                    continue;
-                };
-                let (o, channels) = self.fire(&alert, now);
-                outcome.merge(o);
-                if let Some(a) = self.active.get_mut(&key) {
-                    a.notified = !channels.is_empty();
-                    a.channels = channels;
-                }
-            }
+            outcome.merge(self.send_held(still, now));
         }
         outcome
     }
@@ -828,16 +962,12 @@ impl Engine {
             if !incident.grew() || told.at + group_interval > now {
                 return Outcome::default();
             }
-            // Silenced: no follow-up now; the first tick after the silence ends sends it.
+            // Silenced or in maintenance: no follow-up now; the first tick after it ends sends it.
             let alert = incident.alert();
-            if let Some((silence, first)) = self.silence(&alert, now) {
+            if let Some((held, first)) = self.hold_back(&alert, now) {
                 let mut outcome = Outcome::default();
                 if first {
-                    outcome.decisions.push(Decision::Silenced {
-                        key: alert.key,
-                        severity: alert.severity,
-                        silence,
-                    });
+                    outcome.decisions.push(Self::held_decision(held, &alert));
                 }
                 return outcome;
             }
@@ -1011,6 +1141,7 @@ impl Engine {
     /// interval has passed, and forgets dedupe entries older than the window.
     pub fn tick(&mut self, now: Timestamp) -> Outcome {
         let mut outcome = self.silence_transitions(now);
+        outcome.merge(self.window_transitions(now));
         outcome.merge(self.submit_released(now));
         outcome.merge(self.release_incidents(now));
         // Resends first: a digest about to go out now is not also resent.
@@ -1149,11 +1280,27 @@ impl Engine {
                 .map(String::from)
                 .collect(),
             silence: self.silenced_by(&alert, now),
+            maintenance: self
+                .settings
+                .maintenance
+                .iter()
+                .filter(|w| w.matches(&alert))
+                .map(|w| WindowUse {
+                    name: w.name.clone(),
+                    open_until: w.open_until(now),
+                    next_open: w.next_open(now),
+                })
+                .collect(),
         }
     }
 
     pub fn active(&self) -> impl Iterator<Item = &ActiveAlert> {
         self.active.values()
+    }
+
+    /// Open maintenance windows that held something back, by name.
+    pub fn open_windows(&self) -> impl Iterator<Item = (&String, &WindowRecord)> {
+        self.window_log.iter()
     }
 
     /// Open incidents, by workload (`namespace/Kind/name`).
@@ -1185,6 +1332,7 @@ impl Engine {
             digest: self.digest.clone(),
             incidents: self.incidents.clone(),
             silences: self.silence_log.clone(),
+            maintenance: self.window_log.clone(),
         }
     }
 
@@ -1199,6 +1347,7 @@ impl Engine {
         self.digest = snapshot.digest;
         self.incidents = snapshot.incidents;
         self.silence_log = snapshot.silences;
+        self.window_log = snapshot.maintenance;
         self.release_orphans();
     }
 
@@ -1223,12 +1372,8 @@ impl Engine {
     /// Routes and sends (or queues) a firing alert. Returns the channels it went to.
     fn fire(&mut self, alert: &Alert, now: Timestamp) -> (Outcome, Vec<String>) {
         let mut outcome = Outcome::default();
-        if let Some((silence, _)) = self.silence(alert, now) {
-            outcome.decisions.push(Decision::Silenced {
-                key: alert.key.clone(),
-                severity: alert.severity,
-                silence,
-            });
+        if let Some((held, _)) = self.hold_back(alert, now) {
+            outcome.decisions.push(Self::held_decision(held, alert));
             return (outcome, Vec::new());
         }
         let route = self.settings.router.route(alert);

@@ -1483,3 +1483,121 @@ fn a_silence_that_starts_later_holds_nothing_until_then_and_a_silenced_digest_al
         "a one-shot alert is not sent afterwards"
     );
 }
+
+/// A window open on the day of `t(0)` from its minute 0 for 60 minutes (UTC).
+fn window_at_t0(action: &str) -> String {
+    let start = t(0).to_zoned(jiff::tz::TimeZone::UTC);
+    format!(
+        "maintenance:\n  - {{name: patching, match: {{namespace: shop}}, schedule: '{} {} {} {} *', duration: 60m, action: {action}}}\n",
+        start.minute(),
+        start.hour(),
+        start.day(),
+        start.month()
+    )
+}
+
+#[test]
+fn a_maintenance_window_holds_alerts_back_and_summarizes_them_when_it_closes() {
+    let make = || engine(&window_at_t0("summarize"));
+    let mut e = make();
+    let a = e.submit(firing("a", Severity::Critical), t(1));
+    assert!(a.dispatches.is_empty());
+    assert!(
+        matches!(&a.decisions[..], [Decision::InMaintenance { window, .. }] if window == "patching")
+    );
+    e.submit(firing("b", Severity::Warning), t(2));
+    assert!(
+        e.resolve(&key("b"), t(3)).dispatches.is_empty(),
+        "cleared inside: nothing"
+    );
+    // A restart inside the window keeps what it held.
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut e = make();
+    e.restore(serde_json::from_str(&json).unwrap());
+    assert!(e.tick(t(59)).dispatches.is_empty());
+    let close = e.tick(t(60));
+    let m = messages(&close);
+    assert_eq!(
+        m.iter()
+            .map(|(c, _, t)| (c.as_str(), t.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("oncall", "Maintenance patching ended: 2 alerts during it"),
+            ("ops", "Maintenance patching ended: 2 alerts during it"),
+            ("oncall", "a crashing"),
+            ("ops", "a crashing"),
+        ]
+    );
+    let summary = &close.dispatches[0].notifications[0].notification.alert;
+    assert_eq!(summary.severity, Severity::Critical, "the worst it held");
+    assert_eq!(
+        summary.fields["Alerts"],
+        "a crashing (still firing); b crashing (cleared)"
+    );
+    assert!(
+        summary
+            .message
+            .contains("1 cleared during the window; 1 still fires and is sent now"),
+        "{}",
+        summary.message
+    );
+    assert!(e.tick(t(61)).dispatches.is_empty(), "one summary");
+    // Outside the window (and for other namespaces inside it) alerts go out as usual.
+    assert_eq!(
+        sent(&e.submit(firing("c", Severity::Warning), t(62))).len(),
+        1
+    );
+}
+
+#[test]
+fn a_drop_window_sends_no_summary_but_still_sends_what_still_fires() {
+    let mut e = engine(&window_at_t0("drop"));
+    e.submit(firing("a", Severity::Warning), t(1));
+    let other = Alert::new(
+        AlertKey::new("pod_crashes", "web", "Pod", "w", "CrashLoopBackOff"),
+        Severity::Warning,
+        "w crashing",
+        t(1),
+    );
+    assert_eq!(
+        sent(&e.submit(other, t(1))).len(),
+        1,
+        "web is not in the window"
+    );
+    assert_eq!(
+        messages(&e.tick(t(60))),
+        vec![("ops".into(), State::Firing, "a crashing".into())]
+    );
+}
+
+#[test]
+fn an_incident_that_grows_in_a_window_is_updated_after_it() {
+    let mut e = engine(&format!(
+        "incidents: {{group_wait: 30s, group_interval: 1m}}\n{}",
+        window_at_t0("drop")
+    ));
+    // Told before the window opens at t(0)... the window opens at minute 0 of t(0), so tell it
+    // from earlier.
+    let before = t(-10);
+    for n in 0..2 {
+        e.submit(replica(n, "CrashLoopBackOff", true), before);
+    }
+    assert_eq!(
+        told(&e.tick(before + SignedDuration::from_secs(30))).len(),
+        1
+    );
+    for n in 2..5 {
+        e.submit(replica(n, "CrashLoopBackOff", true), t(1));
+    }
+    assert!(
+        e.tick(t(5)).dispatches.is_empty(),
+        "no follow-up in the window"
+    );
+    assert_eq!(
+        told(&e.tick(t(60))),
+        vec![(
+            State::Firing,
+            "Deployment api: 5 pods CrashLoopBackOff on 3 nodes".to_string()
+        )]
+    );
+}
