@@ -227,7 +227,7 @@ impl Metrics {
             );
             r.register(
                 "decisions",
-                "Engine decisions about alerts, by monitor and decision: sent, resolved, resolved_silently, deduped, digested, muted, grouped, inhibited, silenced",
+                "Engine decisions about alerts, by monitor and decision: sent, resolved, resolved_silently, deduped, digested, muted, grouped, inhibited, silenced, maintenance, repeated",
                 m.decisions.clone(),
             );
             r.register(
@@ -408,7 +408,9 @@ impl Metrics {
                     .get_or_create(&labels(key, *severity))
                     .inc();
             }
-            Decision::ResolvedSilently { .. } | Decision::InMaintenance { .. } => {}
+            Decision::ResolvedSilently { .. }
+            | Decision::InMaintenance { .. }
+            | Decision::Repeated { .. } => {}
         }
         self.decisions
             .get_or_create(&DecisionLabels {

@@ -504,6 +504,11 @@ fn log_decision(d: &Decision) {
         Decision::Silenced { key, silence, .. } => {
             tracing::info!(alert = %key, silence, "not sent: silenced")
         }
+        Decision::Repeated {
+            key, channels, n, ..
+        } => {
+            tracing::info!(alert = %key, channels = ?channels, reminder = n, "still firing: sent again")
+        }
         Decision::InMaintenance { key, window, .. } => {
             tracing::info!(alert = %key, window, "not sent: maintenance window open")
         }

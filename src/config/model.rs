@@ -47,6 +47,16 @@ pub struct Config {
     /// severity: critical}`.
     #[serde(default)]
     pub severity_rules: Vec<SeverityRule>,
+    /// Severity raised by count, while an alert fires: when a container has restarted
+    /// `restarts` times, or an incident counts `pods` pods, e.g. `{match: {monitor:
+    /// pod_crashes}, restarts: 10, severity: critical}`. Never lowers a severity; a raised
+    /// alert is sent again (an incident as its next update).
+    #[serde(default)]
+    pub escalation: Vec<EscalationRule>,
+    /// Reminders for conditions that stay firing: sent again every `interval` of their severity,
+    /// at most `max` times. Off unless an interval is set.
+    #[serde(default)]
+    pub repeat: Repeat,
     /// Silences kept with the configuration (run-time ones: `kpulse silence add`). While one is
     /// active, the alerts it matches are not sent; a notice goes out when it starts and when it
     /// ends, and what it held back that still fires is sent then.
@@ -107,6 +117,8 @@ impl Default for Config {
             },
             inhibit: Inhibit::default(),
             severity_rules: Vec::new(),
+            escalation: Vec::new(),
+            repeat: Repeat::default(),
             silences: Vec::new(),
             maintenance: Vec::new(),
             monitors: Monitors::default(),
@@ -319,6 +331,50 @@ pub struct SeverityRule {
     pub matcher: Matcher,
     /// The severity matching alerts get: info, warning or critical.
     pub severity: Severity,
+}
+
+/// One entry of `escalation`: give `restarts` or `pods`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationRule {
+    /// The alerts it raises (the matchers of `routing.rules`).
+    #[serde(default, rename = "match")]
+    pub matcher: Matcher,
+    /// From this many restarts of the alert's container (`pod_crashes`' `Restarts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// From this many pods in the incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<u32>,
+    /// The severity it raises to.
+    pub severity: Severity,
+}
+
+/// `repeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// Per severity, how long after it was last sent a still-firing alert is sent again, e.g.
+    /// `{critical: 4h}`. At least 1m.
+    #[serde(default)]
+    pub interval: BTreeMap<Severity, HumanDuration>,
+    /// Reminders per alert, at most.
+    #[serde(default = "default_repeat_max")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max: u32,
+}
+
+fn default_repeat_max() -> u32 {
+    3
+}
+
+impl Default for Repeat {
+    fn default() -> Self {
+        Repeat {
+            interval: BTreeMap::new(),
+            max: default_repeat_max(),
+        }
+    }
 }
 
 /// One entry of `silences`.

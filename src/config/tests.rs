@@ -522,3 +522,28 @@ maintenance:
         ],
     );
 }
+
+#[test]
+fn escalation_and_repeat_are_checked_with_their_paths() {
+    let yaml = r#"
+channels: {ops: {type: log}}
+routing: {default: [ops]}
+escalation:
+  - {match: {monitor: pod_crashes}, restarts: 10, severity: critical}
+  - {match: {monitor: pod_crashes}, severity: critical}
+  - {match: {}, restarts: 3, pods: 4, severity: critical}
+  - {match: {}, pods: 0, severity: critical}
+repeat: {interval: {critical: 4h, warning: 30s}, max: 0}
+"#;
+    assert_errors(
+        yaml,
+        &secrets(),
+        &[
+            "escalation[1]: give either restarts or pods",
+            "escalation[2]: give either restarts or pods",
+            "escalation[3].pods: must be at least 1",
+            "repeat.interval.warning: at least 1m",
+            "repeat.max: between 1 and 100",
+        ],
+    );
+}

@@ -121,6 +121,39 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    for (i, rule) in config.escalation.iter().enumerate() {
+        let base = format!("escalation[{i}]");
+        matcher_checks(&rule.matcher, &format!("{base}.match"), &mut errors);
+        match (rule.restarts, rule.pods) {
+            (Some(_), Some(_)) | (None, None) => {
+                errors.push(ConfigError::new(&base, "give either restarts or pods"))
+            }
+            (Some(0), _) | (_, Some(0)) => errors.push(ConfigError::new(
+                format!(
+                    "{base}.{}",
+                    if rule.restarts.is_some() {
+                        "restarts"
+                    } else {
+                        "pods"
+                    }
+                ),
+                "must be at least 1",
+            )),
+            _ => {}
+        }
+    }
+    for (severity, interval) in &config.repeat.interval {
+        if interval.0 < std::time::Duration::from_secs(60) {
+            errors.push(ConfigError::new(
+                format!("repeat.interval.{severity}"),
+                "at least 1m",
+            ));
+        }
+    }
+    if !(1..=100).contains(&config.repeat.max) {
+        errors.push(ConfigError::new("repeat.max", "between 1 and 100"));
+    }
+
     let mut windows = std::collections::BTreeSet::new();
     for (i, w) in config.maintenance.iter().enumerate() {
         let base = format!("maintenance[{i}]");

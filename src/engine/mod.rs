@@ -44,6 +44,36 @@ pub struct Settings {
     pub silences: Vec<Silence>,
     /// `maintenance` windows.
     pub maintenance: Vec<MaintenanceWindowRule>,
+    /// `escalation`: severity raised by restarts or pods.
+    pub escalation: Vec<Escalation>,
+    /// `repeat.interval` per severity, and `repeat.max`.
+    pub repeat: BTreeMap<Severity, SignedDuration>,
+    pub repeat_max: u32,
+}
+
+/// One compiled `escalation` rule.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    matches: router::Matches,
+    restarts: Option<u32>,
+    pods: Option<u32>,
+    severity: Severity,
+}
+
+impl Escalation {
+    /// The severity `alert` reaches by its restarts, if this rule raises it.
+    fn by_restarts(&self, alert: &Alert) -> Option<Severity> {
+        let threshold = self.restarts?;
+        let restarts: u32 = alert.fields.get("Restarts")?.parse().ok()?;
+        (restarts >= threshold && self.matches.matches(alert)).then_some(self.severity)
+    }
+
+    /// The severity an incident of `pods` pods whose alert is `alert` reaches, if this rule
+    /// raises it.
+    fn by_pods(&self, alert: &Alert, pods: usize) -> Option<Severity> {
+        let threshold = self.pods?;
+        (pods >= threshold as usize && self.matches.matches(alert)).then_some(self.severity)
+    }
 }
 
 impl Settings {
@@ -78,6 +108,32 @@ impl Settings {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            escalation: config
+                .escalation
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    Ok(Escalation {
+                        matches: router::Matches::new(&r.matcher).map_err(|message| {
+                            RouterError {
+                                section: "escalation",
+                                rule: i,
+                                message,
+                            }
+                        })?,
+                        restarts: r.restarts,
+                        pods: r.pods,
+                        severity: r.severity,
+                    })
+                })
+                .collect::<Result<_, RouterError>>()?,
+            repeat: config
+                .repeat
+                .interval
+                .iter()
+                .map(|(s, d)| (*s, d.signed()))
+                .collect(),
+            repeat_max: config.repeat.max,
             maintenance: config
                 .maintenance
                 .iter()
@@ -95,6 +151,15 @@ impl Settings {
 
     fn digested(&self, severity: Severity) -> bool {
         self.digest_severities.contains(&severity)
+    }
+
+    /// Raises `alert`'s severity by its restarts (`escalation`); never lowers it.
+    fn escalate(&self, alert: &mut Alert) {
+        for rule in &self.escalation {
+            if let Some(s) = rule.by_restarts(alert) {
+                alert.severity = alert.severity.max(s);
+            }
+        }
     }
 }
 
@@ -240,6 +305,13 @@ pub enum Decision {
         severity: Severity,
         silence: String,
     },
+    /// Sent again to the channels told: still firing after `repeat.interval` (reminder `n`).
+    Repeated {
+        key: AlertKey,
+        severity: Severity,
+        channels: Vec<String>,
+        n: u32,
+    },
     /// Not sent: the maintenance window `window` is open (summarized, and sent if it still
     /// fires, when it closes).
     InMaintenance {
@@ -263,6 +335,7 @@ impl Decision {
             Decision::Inhibited { .. } => "inhibited",
             Decision::Silenced { .. } => "silenced",
             Decision::InMaintenance { .. } => "maintenance",
+            Decision::Repeated { .. } => "repeated",
         }
     }
 
@@ -277,7 +350,8 @@ impl Decision {
             | Decision::Grouped { key, .. }
             | Decision::Inhibited { key, .. }
             | Decision::Silenced { key, .. }
-            | Decision::InMaintenance { key, .. } => key,
+            | Decision::InMaintenance { key, .. }
+            | Decision::Repeated { key, .. } => key,
         }
     }
 }
@@ -322,6 +396,15 @@ pub struct ActiveAlert {
     /// Its source cleared: sent at this time if it still holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_until: Option<Timestamp>,
+    /// Reminders sent so far (`repeat`), and when it was last sent, if not at `since`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told_at: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ActiveAlert {
@@ -337,6 +420,8 @@ impl ActiveAlert {
             incident: None,
             inhibited_by: None,
             held_until: None,
+            repeats: 0,
+            told_at: None,
         }
     }
 }
@@ -550,6 +635,68 @@ impl Engine {
         }
     }
 
+    /// Reminders of alerts still firing `repeat.interval` after they were last sent.
+    fn repeat_due(&mut self, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        if self.settings.repeat.is_empty() {
+            return outcome;
+        }
+        let max = self.settings.repeat_max;
+        let due: Vec<AlertKey> = self
+            .active
+            .values()
+            .filter(|a| a.notified && a.member_of.is_none() && a.repeats < max)
+            .filter(|a| {
+                self.settings
+                    .repeat
+                    .get(&a.alert.severity)
+                    .is_some_and(|every| a.told_at.unwrap_or(a.since) + *every <= now)
+            })
+            .map(|a| a.alert.key.clone())
+            .collect();
+        for key in due {
+            let Some(alert) = self.active.get(&key).map(|a| a.alert.clone()) else {
+                continue;
+            };
+            // Silenced or in maintenance: not now, and not counted.
+            if self.hold_back(&alert, now).is_some() {
+                continue;
+            }
+            let Some(a) = self.active.get_mut(&key) else {
+                continue;
+            };
+            a.repeats += 1;
+            a.told_at = Some(now);
+            let (n, since) = (a.repeats, a.since);
+            let (channels, refs) = (a.channels.clone(), a.refs.clone());
+            let reminder = alert.field(
+                "Reminder",
+                format!(
+                    "{n} of {max}: still firing since {}",
+                    crate::alert::display_time(since)
+                ),
+            );
+            for channel in &channels {
+                let item = DispatchItem {
+                    notification: Notification {
+                        state: State::Firing,
+                        alert: reminder.clone(),
+                        at: now,
+                    },
+                    reference: refs.get(channel).cloned(),
+                };
+                self.deliver(channel, item, now, &mut outcome);
+            }
+            outcome.decisions.push(Decision::Repeated {
+                key,
+                severity: reminder.severity,
+                channels,
+                n,
+            });
+        }
+        outcome
+    }
+
     /// Closes maintenance windows whose time is up (or that left the configuration): the
     /// summary, then what they held back that still fires.
     fn window_transitions(&mut self, now: Timestamp) -> Outcome {
@@ -729,6 +876,7 @@ impl Engine {
     /// repeats are dropped. A one-shot alert fires at most once per `dedupe.window`.
     pub fn submit(&mut self, mut alert: Alert, now: Timestamp) -> Outcome {
         self.settings.severity_rules.apply(&mut alert);
+        self.settings.escalate(&mut alert);
         let key = alert.key.clone();
         if alert.resolvable {
             if let Some(active) = self.active.get_mut(&key) {
@@ -757,6 +905,7 @@ impl Engine {
                 let alert = active.alert.clone();
                 let (outcome, channels) = self.fire(&alert, now);
                 if let Some(active) = self.active.get_mut(&key) {
+                    active.told_at = Some(now);
                     for c in channels {
                         if !active.channels.contains(&c) {
                             active.channels.push(c);
@@ -897,6 +1046,11 @@ impl Engine {
             .entry(group.clone())
             .or_insert_with(|| Incident::open(&alert, now));
         incident.join(&alert);
+        for rule in &self.settings.escalation {
+            if let Some(s) = rule.by_pods(&alert, incident.pods.len()) {
+                incident.severity = incident.severity.max(s);
+            }
+        }
         let decision = Decision::Grouped {
             key: alert.key.clone(),
             severity: alert.severity,
@@ -1030,14 +1184,27 @@ impl Engine {
         let Some(told) = incident.told.as_mut() else {
             return outcome;
         };
+        let raised = incident.severity > told.severity;
         told.at = now;
         told.pods = incident.pods.len();
         told.severity = incident.severity;
         let key = told.key.clone();
+        // A higher severity also reaches the channels it routes to (the pager).
+        let more = if raised {
+            self.settings.router.route(&alert).channels
+        } else {
+            Vec::new()
+        };
         let Some(active) = self.active.get_mut(&key) else {
             return outcome;
         };
         active.alert = alert.clone();
+        active.told_at = Some(now);
+        for c in more {
+            if !active.channels.contains(&c) {
+                active.channels.push(c);
+            }
+        }
         let (channels, refs) = (active.channels.clone(), active.refs.clone());
         for channel in &channels {
             let item = DispatchItem {
@@ -1143,6 +1310,7 @@ impl Engine {
         let mut outcome = self.silence_transitions(now);
         outcome.merge(self.window_transitions(now));
         outcome.merge(self.submit_released(now));
+        outcome.merge(self.repeat_due(now));
         outcome.merge(self.release_incidents(now));
         // Resends first: a digest about to go out now is not also resent.
         for (channel, every) in &self.settings.resend {

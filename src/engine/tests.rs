@@ -1601,3 +1601,96 @@ fn an_incident_that_grows_in_a_window_is_updated_after_it() {
         )]
     );
 }
+
+#[test]
+fn a_condition_that_stays_firing_is_repeated_at_its_severitys_interval_up_to_max() {
+    let mut e = engine("repeat: {interval: {critical: 60m}, max: 2}\n");
+    e.submit(firing("a", Severity::Critical), t(0));
+    e.submit(firing("w", Severity::Warning), t(0));
+    assert!(e.tick(t(59)).dispatches.is_empty());
+    let first = e.tick(t(60));
+    assert_eq!(
+        sent(&first),
+        vec![
+            ("oncall".into(), State::Firing, "a".into()),
+            ("ops".into(), State::Firing, "a".into())
+        ]
+    );
+    let reminder = &first.dispatches[0].notifications[0].notification.alert;
+    assert!(
+        reminder.fields["Reminder"].starts_with("1 of 2: still firing since"),
+        "{:?}",
+        reminder.fields
+    );
+    assert!(matches!(
+        first.decisions[..],
+        [Decision::Repeated { n: 1, .. }]
+    ));
+    // Silenced: not repeated now, and not counted.
+    e.set_silences(
+        vec![silence("s", "{monitor: pod_crashes}", t(100), t(130))],
+        t(100),
+    );
+    assert!(sent(&e.tick(t(120))).is_empty());
+    assert_eq!(
+        sent(&e.tick(t(130))).iter().filter(|m| m.2 == "a").count(),
+        2,
+        "after the silence"
+    );
+    assert!(
+        sent(&e.tick(t(500))).iter().all(|m| m.2 != "a"),
+        "max reached"
+    );
+    // Its resolution is as usual.
+    assert_eq!(sent(&e.resolve(&key("a"), t(501))).len(), 2);
+}
+
+#[test]
+fn escalation_raises_a_crash_loop_by_restarts_and_an_incident_by_pods() {
+    let mut e = engine(
+        "incidents: {group_wait: 30s, group_interval: 1m}\nescalation:\n  - {match: {monitor: pod_crashes, kind: Pod}, restarts: 10, severity: critical}\n  - {match: {owner_kind: Deployment}, pods: 4, severity: critical}\n",
+    );
+    let restarts = |n: u32| firing("bare", Severity::Warning).field("Restarts", n.to_string());
+    assert_eq!(
+        sent(&e.submit(restarts(3), t(0))),
+        vec![("ops".into(), State::Firing, "bare".into())]
+    );
+    assert!(e.submit(restarts(9), t(1)).dispatches.is_empty());
+    let raised = e.submit(restarts(10), t(2));
+    assert_eq!(sent(&raised).len(), 2, "critical now: oncall and ops");
+    assert_eq!(
+        raised.dispatches[0].notifications[0]
+            .notification
+            .alert
+            .severity,
+        Severity::Critical
+    );
+    // An incident of 2 pods is a warning; at 4 pods, critical, in its next update.
+    for n in 0..2 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(0));
+    }
+    let told = e.tick(secs(30));
+    assert_eq!(told.dispatches.len(), 1);
+    assert_eq!(told.dispatches[0].channel, "ops");
+    for n in 2..4 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(40));
+    }
+    let update = e.tick(secs(90));
+    let channels: Vec<&str> = update
+        .dispatches
+        .iter()
+        .map(|d| d.channel.as_str())
+        .collect();
+    assert_eq!(
+        channels,
+        vec!["ops", "oncall"],
+        "raised: the update also reaches the channels of its new severity"
+    );
+    assert_eq!(
+        update.dispatches[0].notifications[0]
+            .notification
+            .alert
+            .severity,
+        Severity::Critical
+    );
+}
