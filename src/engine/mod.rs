@@ -676,17 +676,14 @@ impl Engine {
                     crate::alert::display_time(since)
                 ),
             );
-            for channel in &channels {
-                let item = DispatchItem {
-                    notification: Notification {
-                        state: State::Firing,
-                        alert: reminder.clone(),
-                        at: now,
-                    },
-                    reference: refs.get(channel).cloned(),
-                };
-                self.deliver(channel, item, now, &mut outcome);
-            }
+            self.send_to(
+                State::Firing,
+                &reminder,
+                &channels,
+                &refs,
+                now,
+                &mut outcome,
+            );
             outcome.decisions.push(Decision::Repeated {
                 key,
                 severity: reminder.severity,
@@ -1206,17 +1203,7 @@ impl Engine {
             }
         }
         let (channels, refs) = (active.channels.clone(), active.refs.clone());
-        for channel in &channels {
-            let item = DispatchItem {
-                notification: Notification {
-                    state: State::Firing,
-                    alert: alert.clone(),
-                    at: now,
-                },
-                reference: refs.get(channel).cloned(),
-            };
-            self.deliver(channel, item, now, &mut outcome);
-        }
+        self.send_to(State::Firing, &alert, &channels, &refs, now, &mut outcome);
         outcome.decisions.push(Decision::Fired {
             key,
             severity: alert.severity,
@@ -1285,17 +1272,14 @@ impl Engine {
         }
         let severity = entry.alert.severity;
         let mut outcome = Outcome::default();
-        for channel in &entry.channels {
-            let item = DispatchItem {
-                notification: Notification {
-                    state: State::Resolved,
-                    alert: entry.alert.clone(),
-                    at: now,
-                },
-                reference: entry.refs.get(channel).cloned(),
-            };
-            self.deliver(channel, item, now, &mut outcome);
-        }
+        self.send_to(
+            State::Resolved,
+            &entry.alert,
+            &entry.channels,
+            &entry.refs,
+            now,
+            &mut outcome,
+        );
         outcome.decisions.push(Decision::Resolved {
             key: key.clone(),
             severity,
@@ -1571,6 +1555,29 @@ impl Engine {
             rule: route.rule,
         });
         (outcome, route.channels)
+    }
+
+    /// `alert` in `state` to each of `channels`, with the channel's provider reference.
+    fn send_to(
+        &mut self,
+        state: State,
+        alert: &Alert,
+        channels: &[String],
+        refs: &BTreeMap<String, String>,
+        now: Timestamp,
+        outcome: &mut Outcome,
+    ) {
+        for channel in channels {
+            let item = DispatchItem {
+                notification: Notification {
+                    state,
+                    alert: alert.clone(),
+                    at: now,
+                },
+                reference: refs.get(channel).cloned(),
+            };
+            self.deliver(channel, item, now, outcome);
+        }
     }
 
     fn deliver(
