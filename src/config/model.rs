@@ -138,11 +138,18 @@ pub struct Resolution {
     /// Send `[RESOLVED]` when a firing condition clears (or its object is deleted).
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// How long a cleared condition must stay clear before its `[RESOLVED]` is sent. If it fires
+    /// again meanwhile, nothing is sent at all: a flap is not news. `0s`: at once.
+    #[serde(default)]
+    pub hold: HumanDuration,
 }
 
 impl Default for Resolution {
     fn default() -> Self {
-        Resolution { enabled: true }
+        Resolution {
+            enabled: true,
+            hold: HumanDuration::default(),
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub use silence::{Origin, Silence, SilenceRecord, describe as describe_matcher};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub resolution_enabled: bool,
+    /// `resolution.hold`: how long a cleared alert waits before its `[RESOLVED]`.
+    pub resolve_hold: SignedDuration,
     pub window: SignedDuration,
     pub digest_severities: Vec<Severity>,
     pub digest_interval: SignedDuration,
@@ -80,6 +82,7 @@ impl Settings {
     pub fn from_config(config: &Config) -> Result<Self, RouterError> {
         Ok(Settings {
             resolution_enabled: config.resolution.enabled,
+            resolve_hold: config.resolution.hold.signed(),
             window: config.dedupe.window.signed(),
             digest_severities: config.dedupe.digest.severities.clone(),
             digest_interval: config.dedupe.digest.interval.signed(),
@@ -401,6 +404,9 @@ pub struct ActiveAlert {
     pub repeats: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub told_at: Option<Timestamp>,
+    /// Cleared at this time: resolved once `resolution.hold` has passed, unless it fires again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearing_since: Option<Timestamp>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -422,6 +428,7 @@ impl ActiveAlert {
             held_until: None,
             repeats: 0,
             told_at: None,
+            clearing_since: None,
         }
     }
 }
@@ -646,6 +653,7 @@ impl Engine {
             .active
             .values()
             .filter(|a| a.notified && a.member_of.is_none() && a.repeats < max)
+            .filter(|a| a.clearing_since.is_none())
             .filter(|a| {
                 self.settings
                     .repeat
@@ -877,6 +885,8 @@ impl Engine {
         let key = alert.key.clone();
         if alert.resolvable {
             if let Some(active) = self.active.get_mut(&key) {
+                // Fired again while its resolution waited: the flap says nothing.
+                active.clearing_since = None;
                 let escalated = alert.severity > active.alert.severity && active.notified;
                 if let Some(incident) = active
                     .member_of
@@ -1048,6 +1058,11 @@ impl Engine {
                 incident.severity = incident.severity.max(s);
             }
         }
+        if let Some(told) = incident.told.as_ref()
+            && let Some(a) = self.active.get_mut(&told.key)
+        {
+            a.clearing_since = None;
+        }
         let decision = Decision::Grouped {
             key: alert.key.clone(),
             severity: alert.severity,
@@ -1077,6 +1092,9 @@ impl Engine {
             return Outcome::default();
         }
         match incident.told.clone() {
+            // With resolution.hold the incident stays open while its resolution waits, so a
+            // member firing again rejoins it.
+            Some(told) if self.settings.resolve_hold.is_positive() => self.resolve(&told.key, now),
             Some(told) => {
                 self.incidents.remove(group);
                 self.resolve(&told.key, now)
@@ -1239,6 +1257,10 @@ impl Engine {
         } in findings
         {
             if hold_only {
+                // Not done clearing, in the monitor's words: its resolution does not run yet.
+                if let Some(a) = self.active.get_mut(&alert.key) {
+                    a.clearing_since = None;
+                }
                 continue;
             }
             alert.resolvable = true;
@@ -1250,8 +1272,48 @@ impl Engine {
         outcome
     }
 
-    /// The condition behind `key` cleared. Unknown keys are ignored.
+    /// The condition behind `key` cleared. Unknown keys are ignored. With `resolution.hold`, a
+    /// sent alert's resolution waits that long (see [`Engine::tick`]).
     pub fn resolve(&mut self, key: &AlertKey, now: Timestamp) -> Outcome {
+        let hold = self.settings.resolve_hold.is_positive() && self.settings.resolution_enabled;
+        if let Some(a) = self.active.get_mut(key)
+            && hold
+            && a.notified
+            && a.member_of.is_none()
+        {
+            a.clearing_since.get_or_insert(now);
+            return Outcome::default();
+        }
+        self.resolve_now(key, now)
+    }
+
+    /// Resolutions whose `resolution.hold` has passed.
+    fn settle_cleared(&mut self, now: Timestamp) -> Outcome {
+        let hold = self.settings.resolve_hold;
+        let due: Vec<(AlertKey, Option<String>)> = self
+            .active
+            .values()
+            .filter(|a| a.clearing_since.is_some_and(|t| t + hold <= now))
+            .map(|a| (a.alert.key.clone(), a.incident.clone()))
+            .collect();
+        let mut outcome = Outcome::default();
+        for (key, incident) in due {
+            if let Some(group) = incident {
+                if self
+                    .incidents
+                    .get(&group)
+                    .is_some_and(|i| !i.members.is_empty())
+                {
+                    continue;
+                }
+                self.incidents.remove(&group);
+            }
+            outcome.merge(self.resolve_now(&key, now));
+        }
+        outcome
+    }
+
+    fn resolve_now(&mut self, key: &AlertKey, now: Timestamp) -> Outcome {
         let Some(entry) = self.active.remove(key) else {
             return Outcome::default();
         };
@@ -1295,6 +1357,7 @@ impl Engine {
         outcome.merge(self.window_transitions(now));
         outcome.merge(self.submit_released(now));
         outcome.merge(self.repeat_due(now));
+        outcome.merge(self.settle_cleared(now));
         outcome.merge(self.release_incidents(now));
         // Resends first: a digest about to go out now is not also resent.
         for (channel, every) in &self.settings.resend {

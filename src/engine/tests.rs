@@ -1694,3 +1694,86 @@ fn escalation_raises_a_crash_loop_by_restarts_and_an_incident_by_pods() {
         Severity::Critical
     );
 }
+
+#[test]
+fn resolution_hold_absorbs_a_flap_and_resolves_once_after_it() {
+    let make = || engine("resolution: {hold: 5m}\n");
+    let mut e = make();
+    let a = || found(vec![firing("a", Severity::Warning)]);
+    let scope = Scope::Kind("Pod".into());
+    assert_eq!(
+        sent(&e.reconcile("pod_crashes", &scope, a(), t(0))).len(),
+        1
+    );
+    // Clears, fires again within the hold: nothing at all.
+    assert!(
+        e.reconcile("pod_crashes", &scope, vec![], t(1))
+            .dispatches
+            .is_empty()
+    );
+    assert!(e.tick(t(4)).dispatches.is_empty());
+    assert!(
+        e.reconcile("pod_crashes", &scope, a(), t(4))
+            .dispatches
+            .is_empty()
+    );
+    assert!(
+        e.tick(t(20)).dispatches.is_empty(),
+        "still firing: no resolution"
+    );
+    // Clears for good: one [RESOLVED] once the hold has passed, also across a restart.
+    assert!(
+        e.reconcile("pod_crashes", &scope, vec![], t(21))
+            .dispatches
+            .is_empty()
+    );
+    assert!(
+        e.reconcile("pod_crashes", &scope, vec![], t(22))
+            .dispatches
+            .is_empty()
+    );
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut e = make();
+    e.restore(serde_json::from_str(&json).unwrap());
+    assert!(e.tick(t(25)).dispatches.is_empty());
+    assert_eq!(
+        sent(&e.tick(t(26))),
+        vec![("ops".into(), State::Resolved, "a".into())]
+    );
+    assert!(e.tick(t(40)).dispatches.is_empty(), "once");
+}
+
+#[test]
+fn resolution_hold_keeps_a_told_incident_open_so_a_member_firing_again_rejoins_it() {
+    let mut e = engine("incidents: {group_wait: 30s}\nresolution: {hold: 2m}\n");
+    for n in 0..3 {
+        e.submit(replica(n, "CrashLoopBackOff", true), secs(0));
+    }
+    assert_eq!(told(&e.tick(secs(30))).len(), 1);
+    let scope = Scope::Kind("Pod".into());
+    assert!(
+        e.reconcile("pod_crashes", &scope, vec![], secs(40))
+            .dispatches
+            .is_empty()
+    );
+    // One pod crashes again within the hold: the same incident, no new message.
+    let again = found(vec![replica(1, "CrashLoopBackOff", true)]);
+    assert!(
+        e.reconcile("pod_crashes", &scope, again, secs(60))
+            .dispatches
+            .is_empty()
+    );
+    assert!(
+        e.tick(secs(300)).dispatches.is_empty(),
+        "not resolved while a member fires"
+    );
+    assert!(
+        e.reconcile("pod_crashes", &scope, vec![], secs(310))
+            .dispatches
+            .is_empty()
+    );
+    assert!(e.tick(secs(429)).dispatches.is_empty());
+    let resolved = e.tick(secs(430));
+    assert_eq!(told(&resolved).len(), 1);
+    assert_eq!(told(&resolved)[0].0, State::Resolved);
+}
