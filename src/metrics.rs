@@ -227,7 +227,7 @@ impl Metrics {
             );
             r.register(
                 "decisions",
-                "Engine decisions about alerts, by monitor and decision: sent, resolved, resolved_silently, deduped, digested, muted, grouped, inhibited, silenced, maintenance, repeated",
+                "Engine decisions about alerts, by monitor and decision: sent, resolved, resolved_silently, deduped, digested, muted, grouped, inhibited, silenced, maintenance, repeated, rate_limited",
                 m.decisions.clone(),
             );
             r.register(
@@ -410,7 +410,8 @@ impl Metrics {
             }
             Decision::ResolvedSilently { .. }
             | Decision::InMaintenance { .. }
-            | Decision::Repeated { .. } => {}
+            | Decision::Repeated { .. }
+            | Decision::RateLimited { .. } => {}
         }
         self.decisions
             .get_or_create(&DecisionLabels {

@@ -504,6 +504,9 @@ fn log_decision(d: &Decision) {
         Decision::Silenced { key, silence, .. } => {
             tracing::info!(alert = %key, silence, "not sent: silenced")
         }
+        Decision::RateLimited { key, channel, .. } => {
+            tracing::info!(alert = %key, channel, "beyond the channel's rate budget: waits for its digest")
+        }
         Decision::Repeated {
             key, channels, n, ..
         } => {

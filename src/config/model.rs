@@ -556,6 +556,21 @@ impl Channel {
         }
     }
 
+    /// The rate budget in force: `delivery.rate`, or the provider's limit.
+    pub fn rate_budget(&self) -> Option<RateBudget> {
+        let per_minute = |n| RateBudget {
+            per_minute: n,
+            burst: default_burst(),
+        };
+        let budget = self.delivery().rate.or(match self {
+            Channel::Slack(_) | Channel::Googlechat(_) | Channel::Teams(_) => Some(per_minute(60)),
+            Channel::Discord(_) => Some(per_minute(30)),
+            Channel::Pagerduty(_) => Some(per_minute(120)),
+            _ => None,
+        })?;
+        (budget.per_minute > 0).then_some(budget)
+    }
+
     pub fn delivery(&self) -> &Delivery {
         match self {
             Channel::Slack(c) => &c.delivery,
@@ -704,6 +719,28 @@ pub struct Delivery {
     /// Send `[RESOLVED]` messages to this channel.
     #[serde(default = "yes")]
     pub send_resolved: bool,
+    /// At most this many messages: what goes beyond waits and is sent as one digest as soon as
+    /// the budget allows, instead of being refused by the provider (HTTP 429). Unset: the
+    /// provider's documented limit for Slack (60 a minute), Discord (30), Google Chat (60),
+    /// Microsoft Teams (60) and PagerDuty (120); none for the others. `per_minute: 0`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateBudget>,
+}
+
+/// `delivery.rate`: a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateBudget {
+    /// Messages per minute, on average.
+    pub per_minute: u32,
+    /// Messages at once before the average applies.
+    #[serde(default = "default_burst")]
+    #[schemars(range(min = 1))]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    5
 }
 
 fn default_timeout() -> HumanDuration {
@@ -720,6 +757,7 @@ impl Default for Delivery {
             retries: default_retries(),
             allow_http: false,
             send_resolved: true,
+            rate: None,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Settings {
     /// `repeat.interval` per severity, and `repeat.max`.
     pub repeat: BTreeMap<Severity, SignedDuration>,
     pub repeat_max: u32,
+    /// Per channel, its rate budget (`delivery.rate`, or the provider's limit).
+    pub budgets: BTreeMap<String, crate::config::RateBudget>,
 }
 
 /// One compiled `escalation` rule.
@@ -137,6 +139,11 @@ impl Settings {
                 .map(|(s, d)| (*s, d.signed()))
                 .collect(),
             repeat_max: config.repeat.max,
+            budgets: config
+                .channels
+                .iter()
+                .filter_map(|(name, c)| Some((name.clone(), c.rate_budget()?)))
+                .collect(),
             maintenance: config
                 .maintenance
                 .iter()
@@ -308,6 +315,12 @@ pub enum Decision {
         severity: Severity,
         silence: String,
     },
+    /// Beyond `channel`'s rate budget: waits, and goes out in one digest as soon as it allows.
+    RateLimited {
+        key: AlertKey,
+        severity: Severity,
+        channel: String,
+    },
     /// Sent again to the channels told: still firing after `repeat.interval` (reminder `n`).
     Repeated {
         key: AlertKey,
@@ -339,6 +352,7 @@ impl Decision {
             Decision::Silenced { .. } => "silenced",
             Decision::InMaintenance { .. } => "maintenance",
             Decision::Repeated { .. } => "repeated",
+            Decision::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -354,7 +368,8 @@ impl Decision {
             | Decision::Inhibited { key, .. }
             | Decision::Silenced { key, .. }
             | Decision::InMaintenance { key, .. }
-            | Decision::Repeated { key, .. } => key,
+            | Decision::Repeated { key, .. }
+            | Decision::RateLimited { key, .. } => key,
         }
     }
 }
@@ -458,6 +473,9 @@ pub struct Snapshot {
     /// Open maintenance windows, by name: what they held back.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maintenance: BTreeMap<String, WindowRecord>,
+    /// Per channel, messages beyond its rate budget, waiting to go out as one digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overflow: BTreeMap<String, DigestQueue>,
 }
 
 impl Snapshot {
@@ -520,6 +538,11 @@ pub struct Engine {
     silence_log: BTreeMap<String, SilenceRecord>,
     /// Open maintenance windows that held something back.
     window_log: BTreeMap<String, WindowRecord>,
+    /// Per channel, the tokens left in its rate budget and when they were counted. Not
+    /// persisted: a restart starts with full budgets.
+    buckets: BTreeMap<String, (f64, Timestamp)>,
+    /// Per channel, what waits for its budget.
+    overflow: BTreeMap<String, DigestQueue>,
 }
 
 /// What keeps an alert from being sent now.
@@ -540,6 +563,8 @@ impl Engine {
             silences: Silences::default(),
             silence_log: BTreeMap::new(),
             window_log: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            overflow: BTreeMap::new(),
         };
         engine.compile_config_silences();
         engine
@@ -1358,6 +1383,7 @@ impl Engine {
         outcome.merge(self.submit_released(now));
         outcome.merge(self.repeat_due(now));
         outcome.merge(self.settle_cleared(now));
+        outcome.merge(self.flush_overflow(now));
         outcome.merge(self.release_incidents(now));
         // Resends first: a digest about to go out now is not also resent.
         for (channel, every) in &self.settings.resend {
@@ -1548,6 +1574,7 @@ impl Engine {
             incidents: self.incidents.clone(),
             silences: self.silence_log.clone(),
             maintenance: self.window_log.clone(),
+            overflow: self.overflow.clone(),
         }
     }
 
@@ -1563,6 +1590,7 @@ impl Engine {
         self.incidents = snapshot.incidents;
         self.silence_log = snapshot.silences;
         self.window_log = snapshot.maintenance;
+        self.overflow = snapshot.overflow;
         self.release_orphans();
     }
 
@@ -1665,6 +1693,23 @@ impl Engine {
                 })
                 .items
                 .push(item);
+        } else if self.settings.budgets.contains_key(channel)
+            && (self.overflow.contains_key(channel) || !self.take_token(channel, now))
+        {
+            // Behind what already waits, or beyond the budget: wait, in order.
+            outcome.decisions.push(Decision::RateLimited {
+                key: item.notification.alert.key.clone(),
+                severity,
+                channel: channel.to_string(),
+            });
+            self.overflow
+                .entry(channel.to_string())
+                .or_insert_with(|| DigestQueue {
+                    opened_at: now,
+                    items: Vec::new(),
+                })
+                .items
+                .push(item);
         } else {
             outcome.dispatches.push(Dispatch {
                 channel: channel.to_string(),
@@ -1672,6 +1717,46 @@ impl Engine {
                 notifications: vec![item],
             });
         }
+    }
+
+    /// Takes one message from `channel`'s budget if it has one left.
+    fn take_token(&mut self, channel: &str, now: Timestamp) -> bool {
+        let Some(budget) = self.settings.budgets.get(channel) else {
+            return true;
+        };
+        let burst = f64::from(budget.burst.max(1));
+        let (tokens, at) = self
+            .buckets
+            .entry(channel.to_string())
+            .or_insert((burst, now));
+        let elapsed = now.duration_since(*at).as_secs_f64().max(0.0);
+        *tokens = (*tokens + elapsed * f64::from(budget.per_minute) / 60.0).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// What waited for a channel's budget, as one digest once the budget allows.
+    fn flush_overflow(&mut self, now: Timestamp) -> Outcome {
+        let mut outcome = Outcome::default();
+        let waiting: Vec<String> = self.overflow.keys().cloned().collect();
+        for channel in waiting {
+            let unlimited = !self.settings.budgets.contains_key(&channel);
+            if unlimited || self.take_token(&channel, now) {
+                if let Some(q) = self.overflow.remove(&channel) {
+                    outcome.dispatches.push(Dispatch {
+                        channel,
+                        kind: DispatchKind::Digest,
+                        notifications: q.items,
+                    });
+                }
+            }
+        }
+        outcome
     }
 }
 

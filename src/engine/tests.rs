@@ -1777,3 +1777,77 @@ fn resolution_hold_keeps_a_told_incident_open_so_a_member_firing_again_rejoins_i
     assert_eq!(told(&resolved).len(), 1);
     assert_eq!(told(&resolved)[0].0, State::Resolved);
 }
+
+/// BASE with a budget of 60 a minute, 2 at once, on `ops`.
+fn budgeted() -> Engine {
+    let yaml = BASE.replace(
+        "ops: {type: log}",
+        "ops: {type: log, delivery: {rate: {per_minute: 60, burst: 2}}}",
+    );
+    let c = load(&yaml, &SecretMap::new()).expect("valid config");
+    Engine::new(Settings::from_config(&c).unwrap())
+}
+
+#[test]
+fn beyond_a_channels_rate_budget_messages_wait_in_order_and_go_out_as_one_digest() {
+    let mut e = budgeted();
+    let mut out = Vec::new();
+    for n in 0..5 {
+        out.push(e.submit(firing(&format!("p{n}"), Severity::Warning), t(0)));
+    }
+    let immediate: Vec<String> = out.iter().flat_map(sent).map(|m| m.2).collect();
+    assert_eq!(immediate, vec!["p0", "p1"], "the burst");
+    let limited = out
+        .iter()
+        .flat_map(|o| &o.decisions)
+        .filter(|d| matches!(d, Decision::RateLimited { channel, .. } if channel == "ops"))
+        .count();
+    assert_eq!(limited, 3);
+    // A resolution waits behind them, in order.
+    assert!(e.resolve(&key("p0"), t(0)).dispatches.is_empty());
+    // Critical alerts also go to oncall, which has no budget: at once there.
+    let c = e.submit(firing("c", Severity::Critical), t(0));
+    assert_eq!(sent(&c), vec![("oncall".into(), State::Firing, "c".into())]);
+    // A restart keeps what waits.
+    let json = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut e = budgeted();
+    e.restore(serde_json::from_str(&json).unwrap());
+    let flush = e.tick(t(0) + SignedDuration::from_secs(1));
+    assert_eq!(flush.dispatches.len(), 1);
+    assert_eq!(flush.dispatches[0].kind, DispatchKind::Digest);
+    let waited: Vec<(State, String)> = flush.dispatches[0]
+        .notifications
+        .iter()
+        .map(|n| (n.notification.state, n.notification.alert.key.name.clone()))
+        .collect();
+    assert_eq!(
+        waited,
+        vec![
+            (State::Firing, "p2".into()),
+            (State::Firing, "p3".into()),
+            (State::Firing, "p4".into()),
+            (State::Resolved, "p0".into()),
+            (State::Firing, "c".into()),
+        ]
+    );
+    assert!(
+        e.tick(t(0) + SignedDuration::from_secs(2))
+            .dispatches
+            .is_empty()
+    );
+}
+
+#[test]
+fn chat_providers_have_their_documented_budget_unless_configured() {
+    let c = load(
+        "channels:\n  s: {type: slack, webhook_url: 'https://hooks.slack.com/services/T/B/x'}\n  d: {type: discord, webhook_url: 'https://discord.com/api/webhooks/1/x'}\n  h: {type: webhook, url: 'https://example.com/h'}\n  off: {type: slack, webhook_url: 'https://hooks.slack.com/services/T/B/y', delivery: {rate: {per_minute: 0}}}\nrouting: {default: [s]}\n",
+        &SecretMap::new(),
+    )
+    .unwrap();
+    let budgets = Settings::from_config(&c).unwrap().budgets;
+    let per_minute: Vec<(&str, u32)> = budgets
+        .iter()
+        .map(|(c, b)| (c.as_str(), b.per_minute))
+        .collect();
+    assert_eq!(per_minute, vec![("d", 30), ("s", 60)]);
+}
