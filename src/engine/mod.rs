@@ -455,6 +455,25 @@ pub struct DigestQueue {
     pub items: Vec<DispatchItem>,
 }
 
+impl DigestQueue {
+    /// Appends `item` to `channel`'s queue in `queues`, opening it at `now` if needed.
+    fn push(
+        queues: &mut BTreeMap<String, DigestQueue>,
+        channel: &str,
+        item: DispatchItem,
+        now: Timestamp,
+    ) {
+        queues
+            .entry(channel.to_string())
+            .or_insert_with(|| DigestQueue {
+                opened_at: now,
+                items: Vec::new(),
+            })
+            .items
+            .push(item);
+    }
+}
+
 /// The engine's durable state, written to `kpulse-state`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -1685,14 +1704,7 @@ impl Engine {
                 severity,
                 channel: channel.to_string(),
             });
-            self.digest
-                .entry(channel.to_string())
-                .or_insert_with(|| DigestQueue {
-                    opened_at: now,
-                    items: Vec::new(),
-                })
-                .items
-                .push(item);
+            DigestQueue::push(&mut self.digest, channel, item, now);
         } else if self.settings.budgets.contains_key(channel)
             && (self.overflow.contains_key(channel) || !self.take_token(channel, now))
         {
@@ -1702,14 +1714,7 @@ impl Engine {
                 severity,
                 channel: channel.to_string(),
             });
-            self.overflow
-                .entry(channel.to_string())
-                .or_insert_with(|| DigestQueue {
-                    opened_at: now,
-                    items: Vec::new(),
-                })
-                .items
-                .push(item);
+            DigestQueue::push(&mut self.overflow, channel, item, now);
         } else {
             outcome.dispatches.push(Dispatch {
                 channel: channel.to_string(),
@@ -1746,14 +1751,14 @@ impl Engine {
         let waiting: Vec<String> = self.overflow.keys().cloned().collect();
         for channel in waiting {
             let unlimited = !self.settings.budgets.contains_key(&channel);
-            if unlimited || self.take_token(&channel, now) {
-                if let Some(q) = self.overflow.remove(&channel) {
-                    outcome.dispatches.push(Dispatch {
-                        channel,
-                        kind: DispatchKind::Digest,
-                        notifications: q.items,
-                    });
-                }
+            if (unlimited || self.take_token(&channel, now))
+                && let Some(q) = self.overflow.remove(&channel)
+            {
+                outcome.dispatches.push(Dispatch {
+                    channel,
+                    kind: DispatchKind::Digest,
+                    notifications: q.items,
+                });
             }
         }
         outcome
