@@ -221,6 +221,27 @@ async fn whole_cluster_many_failures_and_normal_operations_at_once_give_one_mess
         held >= 2.0,
         "both pods' crash loops held back by their node: {held}"
     );
+    // /status says which alert holds each pod's back.
+    let status = kpulse.status().await.expect("/status");
+    for pod in ["cache-0", "cache-1"] {
+        let alert = status["active_alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| {
+                a["key"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with(&format!("pod_crashes/{n}/Pod/{pod}/")))
+            })
+            .unwrap_or_else(|| panic!("{pod} in /status: {status:#}"));
+        assert_eq!(alert["sent"], false, "{alert}");
+        assert!(
+            alert["inhibited_by"]
+                .as_str()
+                .is_some_and(|k| k.starts_with(&node_key)),
+            "{pod} held back by its node: {alert}"
+        );
+    }
 
     // Everything fixed: each incident resolves once.
     deployments

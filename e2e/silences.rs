@@ -241,3 +241,52 @@ async fn a_run_time_silence_stops_an_incidents_follow_ups_and_expires_on_time_wi
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_maintenance_window_holds_a_crash_loop_back_and_its_close_sends_the_summary_and_the_alert()
+ {
+    if crate::harness::in_cluster() {
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "window").await;
+    let base = log_config(&ns.name, "monitors: {pod_crashes: {resolve_after: 0s}}\n");
+    // Open all week, every week: for the test, open now.
+    let window = "maintenance:\n  - {name: upgrade, match: {monitor: pod_crashes}, schedule: '0 0 * * *', duration: 7d}\n";
+    ns.apply_config(&format!("{base}{window}")).await;
+    let kpulse = Kpulse::start_from_configmap(&ns.name, None).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    ns.create_pod("db-0", Default::default()).await;
+    ns.patch_pod_status("db-0", status_crash_loop("Error", 1, 3))
+        .await;
+    kpulse
+        .wait_log("not sent: maintenance window open", WAIT)
+        .await;
+    assert!(kpulse.notifications_in(&ns.name).is_empty(), "held back");
+    // The window leaves the configuration: it closes now.
+    ns.apply_config(&base).await;
+    let summary = kpulse
+        .wait_notification("the window's summary", WAIT, |n| {
+            n["key"] == "maintenance//Window/upgrade/Summary"
+        })
+        .await;
+    assert_eq!(
+        summary["alert"]["title"],
+        "Maintenance upgrade ended: 1 alert during it"
+    );
+    let fields = &summary["alert"]["fields"]["Alerts"];
+    assert!(
+        fields.as_str().unwrap().contains("(still firing)"),
+        "{summary:#}"
+    );
+    let key = format!("pod_crashes/{}/Pod/db-0/CrashLoopBackOff", ns.name);
+    kpulse
+        .wait_notification("the crash loop, after the window", WAIT, |n| {
+            n["key"] == key && n["state"] == "firing"
+        })
+        .await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

@@ -27,6 +27,7 @@ pub mod sinks;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+pub mod templates;
 pub mod welcome;
 
 /// Installs the process-wide rustls crypto provider (ring). Call once, first thing in `main`;

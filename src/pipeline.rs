@@ -32,12 +32,18 @@ pub struct Runtime {
     pub generation: u64,
     /// Every channel's secrets, kept out of evidence (built once per configuration).
     pub redactor: Arc<crate::redact::Redactor>,
+    /// `templates`, compiled (a validated configuration's always compile).
+    pub templates: Arc<crate::templates::Templates>,
 }
 
 impl Runtime {
     fn new(config: Config, registry: Registry, generation: u64) -> Self {
         Runtime {
             redactor: Arc::new(crate::redact::Redactor::for_config(&config)),
+            templates: Arc::new(
+                crate::templates::Templates::new(&config.templates)
+                    .unwrap_or_else(|_| crate::templates::Templates::none()),
+            ),
             config: Arc::new(config),
             registry,
             generation,
@@ -333,7 +339,8 @@ impl Pipeline {
             .dispatches
             .iter()
             .map(|dispatch| {
-                let batch = Batch::from_dispatch(&rt.config, dispatch);
+                let mut batch = Batch::from_dispatch(&rt.config, dispatch);
+                rt.templates.apply(&mut batch);
                 let firing: Vec<AlertKey> = batch
                     .items
                     .iter()

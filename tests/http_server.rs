@@ -788,3 +788,42 @@ async fn stalled_and_idle_connections_are_closed_after_the_header_read_timeout()
         .expect("servers stop at the token")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_template_shapes_the_title_and_body_a_real_receiver_gets() {
+    let (addr, seen) = receiver().await;
+    let mut secrets = SecretMap::new();
+    secrets.insert("HOOK_KEY".into(), HOOK_KEY.into());
+    secrets.insert("HOOK_TOKEN".into(), HOOK_TOKEN.into());
+    let config = config::load(
+        &format!(
+            "cluster: test-cluster
+channels:
+  ops: {{type: webhook, url: 'http://{addr}/ok?key=$HOOK_KEY', headers: {{Authorization: 'Bearer $HOOK_TOKEN'}}, delivery: {{allow_http: true, retries: 0}}}}
+  log: {{type: log}}
+routing: {{default: [ops, log]}}
+templates:
+  - channels: [ops]
+    match: {{monitor: pod_crashes}}
+    title: \"{{{{ alert.key.namespace }}}}/{{{{ alert.key.name }}}} is {{{{ state }}}}: {{{{ alert.key.reason }}}}\"
+    body: \"Seen first at {{{{ alert.first_seen }}}} on {{{{ cluster }}}}.\"
+"
+        ),
+        &secrets,
+    )
+    .unwrap();
+    let registry = Registry::build(&config).unwrap();
+    let p = Pipeline::new(config, registry, Arc::new(Metrics::new())).unwrap();
+    let alert = crash("api-1", &p);
+    let first_seen = alert.first_seen;
+    p.submit(alert);
+    p.drain().await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let sent = &seen[0]["alerts"][0];
+    assert_eq!(sent["title"], "shop/api-1 is firing: CrashLoopBackOff");
+    assert_eq!(
+        sent["message"],
+        format!("Seen first at {first_seen} on test-cluster.")
+    );
+}

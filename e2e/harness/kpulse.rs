@@ -232,30 +232,50 @@ impl Kpulse {
 
     /// The metrics listener's address (host mode), once kpulse logged it.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.listening("metrics")
+    }
+
+    /// The address of listener `which` (`http`, `metrics`), once kpulse logged it.
+    fn listening(&self, which: &str) -> Option<SocketAddr> {
         self.stderr
             .lock()
             .unwrap()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find(|v| v["message"] == "HTTP servers listening")
-            .and_then(|v| v["metrics"].as_str()?.parse::<SocketAddr>().ok())
+            .and_then(|v| v[which].as_str()?.parse::<SocketAddr>().ok())
     }
 
-    /// The body of `GET /metrics`, or `None` while it is not served yet. A host process is asked
-    /// on the address it logged; a pod through the API server's pod proxy.
-    pub async fn metrics(&self) -> Option<String> {
+    /// `GET /status`, or `None` while it is not served yet.
+    pub async fn status(&self) -> Option<Value> {
+        let text = self.get(8080, "http", "status").await?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// `GET /PATH` on the listener `which` (`http` on port 8080 in a pod, `metrics` on 9090): a
+    /// host process on the address it logged, a pod through the API server's pod proxy.
+    async fn get(&self, pod_port: u16, which: &str, path: &str) -> Option<String> {
         if let Some(pod) = &self.pod {
             let path = format!(
-                "/api/v1/namespaces/{}/pods/{}:9090/proxy/metrics",
+                "/api/v1/namespaces/{}/pods/{}:{pod_port}/proxy/{path}",
                 release_namespace(),
                 pod.name
             );
             let request = http::Request::get(path).body(Vec::new()).ok()?;
             return client().await.request_text(request).await.ok();
         }
-        let addr = self.metrics_addr()?;
-        let url = format!("http://{addr}/metrics");
-        reqwest::get(url).await.ok()?.text().await.ok()
+        let addr = self.listening(which)?;
+        reqwest::get(format!("http://{addr}/{path}"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
+    /// The body of `GET /metrics`, or `None` while it is not served yet.
+    pub async fn metrics(&self) -> Option<String> {
+        self.get(9090, "metrics", "metrics").await
     }
 
     /// Log lines (stderr) so far, joined, for assertion messages.

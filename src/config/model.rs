@@ -66,6 +66,13 @@ pub struct Config {
     /// when it closes, a summary (unless `action: drop`), and what still fires is sent.
     #[serde(default)]
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Your own titles and bodies (minijinja templates), per channel and matcher; the first rule
+    /// that fits an alert decides. Variables: `cluster`, `channel`, `state` (`firing` or
+    /// `resolved`), `alert` (`key.monitor`, `key.namespace`, `key.kind`, `key.name`,
+    /// `key.reason`, `severity`, `title`, `message`, `labels`, `owner`, `node`, `fields`,
+    /// `first_seen`). Checked when the configuration loads, with the line of each mistake.
+    #[serde(default)]
+    pub templates: Vec<TemplateRule>,
     /// Per-monitor switches and thresholds.
     #[serde(default)]
     pub monitors: Monitors,
@@ -121,6 +128,7 @@ impl Default for Config {
             repeat: Repeat::default(),
             silences: Vec::new(),
             maintenance: Vec::new(),
+            templates: Vec::new(),
             monitors: Monitors::default(),
             evidence: EvidenceSettings::default(),
             namespaces: NamespaceFilter::default(),
@@ -382,6 +390,25 @@ impl Default for Repeat {
             max: default_repeat_max(),
         }
     }
+}
+
+/// One entry of `templates`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRule {
+    /// The channels it applies to. Empty: every channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// The alerts it applies to (the matchers of `routing.rules`). Empty: every alert.
+    #[serde(default, rename = "match")]
+    pub matcher: Matcher,
+    /// The title (one line, at most 300 characters after rendering), e.g.
+    /// `"{{ alert.key.namespace }}/{{ alert.key.name }}: {{ alert.key.reason }}"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The body under the title (at most 4000 characters after rendering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// One entry of `silences`.

@@ -547,3 +547,23 @@ repeat: {interval: {critical: 4h, warning: 30s}, max: 0}
         ],
     );
 }
+
+#[test]
+fn templates_are_checked_at_load_with_their_path_line_and_channels() {
+    let yaml = r#"
+channels: {ops: {type: log}}
+routing: {default: [ops]}
+templates:
+  - {channels: [ops], title: "{{ alert.key.name }}: {{ alert.key.reason }}"}
+  - {channels: [pager], body: "{% if state == 'firing' %}down{% endif %}"}
+  - {title: "{{ alert.key.nmae }}"}
+"#;
+    assert_errors(
+        yaml,
+        &secrets(),
+        &[
+            "templates[1].channels[0]: unknown channel \"pager\"",
+            "templates[2].title: line 1: ",
+        ],
+    );
+}

@@ -154,6 +154,20 @@ pub fn semantic(config: &Config) -> Vec<ConfigError> {
         errors.push(ConfigError::new("repeat.max", "between 1 and 100"));
     }
 
+    if let Err(template_errors) = crate::templates::Templates::new(&config.templates) {
+        errors.extend(template_errors);
+    }
+    for (i, rule) in config.templates.iter().enumerate() {
+        for (c, name) in rule.channels.iter().enumerate() {
+            known_channel(
+                &channels,
+                name,
+                format!("templates[{i}].channels[{c}]"),
+                &mut errors,
+            );
+        }
+    }
+
     let mut windows = std::collections::BTreeSet::new();
     for (i, w) in config.maintenance.iter().enumerate() {
         let base = format!("maintenance[{i}]");

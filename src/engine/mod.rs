@@ -20,7 +20,7 @@ use crate::config::Config;
 pub use incident::{Incident, IncidentSettings, Told};
 pub use inhibit::Inhibitions;
 pub use maintenance::{Window as MaintenanceWindowRule, WindowRecord};
-pub use router::{Route, Router, RouterError, SeverityRules};
+pub use router::{Matches, Route, Router, RouterError, SeverityRules};
 use silence::{Compiled, Silences};
 pub use silence::{Origin, Silence, SilenceRecord, describe as describe_matcher};
 

@@ -167,6 +167,7 @@ mod tests {
                 registry: Default::default(),
                 generation,
                 redactor: Arc::default(),
+                templates: Arc::new(crate::templates::Templates::none()),
             }
         };
         let v = Visibility::default();
