@@ -1,9 +1,11 @@
 //! The `slack` sink: an incoming webhook, or a bot token with `chat.postMessage`.
 //!
 //! Each message is an attachment coloured red (firing) or green (resolved) holding Block Kit
-//! blocks, with the headline as the notification text. With a bot token a resolution is posted
-//! as a reply in the thread of its firing message (`thread_ts` from the stored reference), and
-//! the `ts` of firing messages is returned so later resolutions can find their thread.
+//! blocks, with the headline as the notification text. With a bot token, the `ts` (and channel
+//! id) of a firing message is returned as its reference; whatever follows it — an incident's
+//! update, a reminder, the resolution — is posted as a reply in that message's thread, and the
+//! first message is edited (`chat.update`) to show the current state, so the channel shows one
+//! message per incident that stays up to date. An edit that fails is logged; the reply stands.
 
 use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -27,9 +29,16 @@ enum Mode {
     },
     Bot {
         endpoint: String,
+        /// `chat.update`, to edit the first message of a thread.
+        update: String,
         token: String,
         channel: String,
     },
+}
+
+/// A stored reference: `CHANNEL_ID/ts`, or a bare `ts` (then the configured channel).
+fn parse_reference<'a>(reference: &'a str, configured: &'a str) -> (&'a str, &'a str) {
+    reference.split_once('/').unwrap_or((configured, reference))
 }
 
 pub struct SlackSink {
@@ -49,6 +58,7 @@ impl SlackSink {
                     "{}/chat.postMessage",
                     c.api_url.expose().trim_end_matches('/')
                 ),
+                update: format!("{}/chat.update", c.api_url.expose().trim_end_matches('/')),
                 token: token.expose().to_string(),
                 channel: c
                     .channel
@@ -84,11 +94,11 @@ impl SlackSink {
                 .iter()
                 .map(|item| Message {
                     body: self.single(batch, item),
-                    thread_ts: match item.notification.state {
-                        State::Resolved => item.reference.clone(),
-                        State::Firing => None,
-                    },
-                    firing: if item.notification.state == State::Firing {
+                    // What follows a told message (an update, a reminder, the resolution)
+                    // replies in its thread; the first message of a thread is its reference.
+                    thread_ts: item.reference.clone(),
+                    firing: if item.notification.state == State::Firing && item.reference.is_none()
+                    {
                         vec![item.clone()]
                     } else {
                         Vec::new()
@@ -192,49 +202,93 @@ impl SlackSink {
                 endpoint,
                 token,
                 channel,
+                ..
             } => {
                 let mut body = message.body.clone();
                 body["channel"] = json!(channel);
-                if let Some(ts) = &message.thread_ts {
+                if let Some(reference) = &message.thread_ts {
+                    let (id, ts) = parse_reference(reference, channel);
+                    body["channel"] = json!(id);
                     body["thread_ts"] = json!(ts);
                 }
-                let req = self
-                    .client
-                    .post(endpoint)
-                    .header(AUTHORIZATION, format!("Bearer {token}"))
-                    .header(CONTENT_TYPE, "application/json; charset=utf-8")
-                    .body(body.to_string());
-                let (answer, headers) = http::send(req).await?;
-                let answer = http::classify(answer, &headers)?;
-                // The Web API answers 200 with `ok: false` for most errors.
-                let v: Value = serde_json::from_str(&answer.body).map_err(|_| {
-                    AttemptError::transient(format!(
-                        "Slack answered HTTP {} with something that is not JSON{}",
-                        answer.status,
-                        http::detail(&answer.body)
-                    ))
-                })?;
+                let (v, headers) = self.call(endpoint, token, &body).await?;
                 if v["ok"].as_bool() == Some(true) {
-                    let ts = v["ts"].as_str().map(str::to_string);
-                    let shown = format!("ok, ts {}", ts.as_deref().unwrap_or("missing"));
+                    let ts = v["ts"].as_str().map(|ts| match v["channel"].as_str() {
+                        Some(id) => format!("{id}/{ts}"),
+                        None => ts.to_string(),
+                    });
+                    let shown = format!("ok, ts {}", v["ts"].as_str().unwrap_or("missing"));
                     return Ok((shown, ts));
                 }
-                let error = v["error"].as_str().unwrap_or("unknown_error");
-                let message = format!("Slack chat.postMessage failed: {error}");
-                match error {
-                    "ratelimited"
-                    | "internal_error"
-                    | "fatal_error"
-                    | "service_unavailable"
-                    | "request_timeout" => {
-                        let mut e = AttemptError::transient(message);
-                        e.retry_after = http::retry_after(&headers);
-                        Err(e)
-                    }
-                    _ => Err(AttemptError::permanent(message)),
-                }
+                Err(api_error("chat.postMessage", &v, &headers))
             }
         }
+    }
+
+    /// Edits the first message of `reference`'s thread to `message` (the current state).
+    async fn edit(&self, reference: &str, message: &Message) -> Result<(), AttemptError> {
+        let Mode::Bot {
+            update,
+            token,
+            channel,
+            ..
+        } = &self.mode
+        else {
+            return Ok(());
+        };
+        let (id, ts) = parse_reference(reference, channel);
+        let mut body = message.body.clone();
+        body["channel"] = json!(id);
+        body["ts"] = json!(ts);
+        let (v, headers) = self.call(update, token, &body).await?;
+        if v["ok"].as_bool() == Some(true) {
+            return Ok(());
+        }
+        Err(api_error("chat.update", &v, &headers))
+    }
+
+    /// One Web API call: its JSON answer (whether `ok` or not) and headers.
+    async fn call(
+        &self,
+        endpoint: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<(Value, reqwest::header::HeaderMap), AttemptError> {
+        let req = self
+            .client
+            .post(endpoint)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (answer, headers) = http::send(req).await?;
+        let answer = http::classify(answer, &headers)?;
+        // The Web API answers 200 with `ok: false` for most errors.
+        let v: Value = serde_json::from_str(&answer.body).map_err(|_| {
+            AttemptError::transient(format!(
+                "Slack answered HTTP {} with something that is not JSON{}",
+                answer.status,
+                http::detail(&answer.body)
+            ))
+        })?;
+        Ok((v, headers))
+    }
+}
+
+/// A Web API answer with `ok: false`: transient for Slack's own trouble, else permanent.
+fn api_error(method: &str, v: &Value, headers: &reqwest::header::HeaderMap) -> AttemptError {
+    let error = v["error"].as_str().unwrap_or("unknown_error");
+    let message = format!("Slack {method} failed: {error}");
+    match error {
+        "ratelimited"
+        | "internal_error"
+        | "fatal_error"
+        | "service_unavailable"
+        | "request_timeout" => {
+            let mut e = AttemptError::transient(message);
+            e.retry_after = http::retry_after(headers);
+            e
+        }
+        _ => AttemptError::permanent(message),
     }
 }
 
@@ -316,6 +370,12 @@ impl Notifier for SlackSink {
             for message in self.messages(batch) {
                 let (answer, ts) = self.post(&message).await?;
                 response = answer;
+                // The reply is in the thread; the first message now shows the same state.
+                if let Some(reference) = &message.thread_ts
+                    && let Err(e) = self.edit(reference, &message).await
+                {
+                    tracing::warn!(error = %e.message, "could not edit the first Slack message of the thread; the reply was posted");
+                }
                 if let Some(ts) = ts {
                     references.extend(
                         message

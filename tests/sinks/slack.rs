@@ -117,7 +117,7 @@ async fn slack_webhook_sends_block_kit_in_red_and_green_attachments() {
 }
 
 #[tokio::test]
-async fn slack_bot_threads_the_resolution_under_the_firing_message() {
+async fn slack_bot_threads_updates_and_the_resolution_under_the_first_message_and_edits_it() {
     let rx = Receiver::start((
         200,
         r#"{"ok":true,"channel":"C0123","ts":"1800000000.000100"}"#,
@@ -125,7 +125,7 @@ async fn slack_bot_threads_the_resolution_under_the_firing_message() {
     ))
     .await;
     let (config, registry) = setup(&format!(
-        "{{type: slack, token: $SLACK_TOKEN, channel: C0123, api_url: 'http://{}/api/', delivery: {{allow_http: true}}}}",
+        "{{type: slack, token: $SLACK_TOKEN, channel: alerts, api_url: 'http://{}/api/', delivery: {{allow_http: true}}}}",
         rx.addr
     ));
 
@@ -142,31 +142,66 @@ async fn slack_bot_threads_the_resolution_under_the_firing_message() {
         seen.headers["authorization"],
         format!("Bearer {SLACK_TOKEN}")
     );
-    assert_eq!(seen.body["channel"], "C0123");
+    assert_eq!(
+        seen.body["channel"], "alerts",
+        "the configured channel, by name"
+    );
     assert_eq!(seen.body["text"], FIRING_HEADLINE);
     assert_eq!(seen.body["attachments"][0]["color"], "#d40e0d");
     assert!(seen.body.get("thread_ts").is_none());
     let delivered = report.result.unwrap();
     assert_eq!(delivered.response, "ok, ts 1800000000.000100");
+    // The reference carries the channel id Slack answered with: chat.update needs it.
     assert_eq!(
         delivered.references,
-        vec![(oom_alert().key, "1800000000.000100".to_string())]
+        vec![(oom_alert().key, "C0123/1800000000.000100".to_string())]
     );
 
+    // An update of what was told (an incident grown, a reminder): a reply in the thread, and
+    // the first message edited to the same state. The reference does not move.
+    let mut update = oom(State::Firing);
+    update.reference = Some("C0123/1800000000.000100".into());
+    let report = deliver(&config, &registry, DispatchKind::Immediate, vec![update]).await;
+    assert!(report.result.as_ref().unwrap().references.is_empty());
+    let seen = rx.take();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_json_post(&seen[0], "/api/chat.postMessage");
+    assert_eq!(seen[0].body["channel"], "C0123");
+    assert_eq!(seen[0].body["thread_ts"], "1800000000.000100");
+    assert_json_post(&seen[1], "/api/chat.update");
+    assert_eq!(seen[1].body["channel"], "C0123");
+    assert_eq!(seen[1].body["ts"], "1800000000.000100");
+    assert_eq!(seen[1].body["text"], FIRING_HEADLINE);
+    assert!(seen[1].body.get("thread_ts").is_none());
+
+    // The resolution: in the thread, and the first message turns green. A reference stored
+    // before channel ids were kept (a bare ts) threads in the configured channel.
     let mut resolved = oom(State::Resolved);
     resolved.reference = Some("1800000000.000100".into());
-    let (report, seen) = one_request(
-        &rx,
-        &config,
-        &registry,
-        DispatchKind::Immediate,
-        vec![resolved],
-    )
-    .await;
-    assert_eq!(seen.body["thread_ts"], "1800000000.000100");
-    assert_eq!(seen.body["text"], RESOLVED_HEADLINE);
-    assert_eq!(seen.body["attachments"][0]["color"], "#2eb67d");
+    let report = deliver(&config, &registry, DispatchKind::Immediate, vec![resolved]).await;
     assert!(report.result.unwrap().references.is_empty());
+    let seen = rx.take();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].body["thread_ts"], "1800000000.000100");
+    assert_eq!(seen[0].body["channel"], "alerts");
+    assert_eq!(seen[0].body["text"], RESOLVED_HEADLINE);
+    assert_eq!(seen[1].target, "/api/chat.update");
+    assert_eq!(seen[1].body["attachments"][0]["color"], "#2eb67d");
+
+    // An edit Slack refuses does not fail the delivery: the reply was posted.
+    rx.script(&[
+        (
+            200,
+            r#"{"ok":true,"channel":"C0123","ts":"1800000000.000200"}"#,
+            None,
+        ),
+        (200, r#"{"ok":false,"error":"message_not_found"}"#, None),
+    ]);
+    let mut resolved = oom(State::Resolved);
+    resolved.reference = Some("C0123/1800000000.000100".into());
+    let report = deliver(&config, &registry, DispatchKind::Immediate, vec![resolved]).await;
+    assert!(report.result.is_ok(), "{:?}", report.result);
+    assert_eq!(rx.take().len(), 2);
 }
 
 #[tokio::test]
@@ -207,7 +242,7 @@ async fn slack_ok_false_is_a_permanent_error_and_ratelimited_heals() {
 }
 
 #[tokio::test]
-async fn through_the_pipeline_a_slack_resolution_replies_in_the_firing_thread() {
+async fn through_the_pipeline_a_slack_resolution_replies_in_the_firing_thread_and_turns_it_green() {
     let rx = Receiver::start((
         200,
         r#"{"ok":true,"channel":"C0123","ts":"1800000000.000100"}"#,
@@ -230,7 +265,7 @@ async fn through_the_pipeline_a_slack_resolution_replies_in_the_firing_thread() 
     pipeline.drain().await;
 
     let seen = rx.take();
-    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen.len(), 3, "{seen:#?}");
     assert_eq!(seen[0].body["text"], FIRING_HEADLINE);
     assert!(seen[0].body.get("thread_ts").is_none());
     assert!(
@@ -242,4 +277,7 @@ async fn through_the_pipeline_a_slack_resolution_replies_in_the_firing_thread() 
         seen[1].body
     );
     assert_eq!(seen[1].body["thread_ts"], "1800000000.000100");
+    assert_eq!(seen[2].target, "/api/chat.update");
+    assert_eq!(seen[2].body["ts"], "1800000000.000100");
+    assert_eq!(seen[2].body["attachments"][0]["color"], "#2eb67d");
 }
