@@ -143,6 +143,30 @@ pub struct Alert {
     /// the API when the alert is sent (see [`crate::evidence`]).
     #[serde(default, skip_serializing_if = "Evidence::is_empty")]
     pub evidence: Evidence,
+    /// For the message of an incident: the workload and every member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentMembers>,
+}
+
+/// The members of an incident, as its message carries them (the webhook payload's `incident`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentMembers {
+    /// `Kind/name` of the workload.
+    pub workload: String,
+    /// The affected pods, nodes and reasons (at most [`IncidentMembers::LISTED`] pods).
+    pub pods: Vec<String>,
+    pub nodes: Vec<String>,
+    pub reasons: Vec<String>,
+    /// Keys of the member alerts still firing.
+    pub members: Vec<String>,
+    /// Point-in-time notices (crash notices) counted in it.
+    pub notices: u32,
+    /// How many pods in all (beyond the ones listed).
+    pub pod_count: usize,
+}
+
+impl IncidentMembers {
+    pub const LISTED: usize = 500;
 }
 
 impl Alert {
@@ -165,6 +189,7 @@ impl Alert {
             fields: BTreeMap::new(),
             resolvable: true,
             evidence: Evidence::default(),
+            incident: None,
         }
     }
 

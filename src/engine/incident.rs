@@ -166,6 +166,20 @@ impl Incident {
         if self.notices > 0 {
             alert = alert.field("Notices", self.notices.to_string());
         }
+        alert.incident = Some(crate::alert::IncidentMembers {
+            workload: owner.clone(),
+            pods: self
+                .pods
+                .iter()
+                .take(crate::alert::IncidentMembers::LISTED)
+                .cloned()
+                .collect(),
+            nodes: self.nodes.iter().cloned().collect(),
+            reasons: self.reasons.iter().cloned().collect(),
+            members: self.members.iter().map(ToString::to_string).collect(),
+            notices: self.notices,
+            pod_count: self.pods.len(),
+        });
         alert.resolvable = !self.members.is_empty();
         alert
     }
@@ -239,6 +253,16 @@ mod tests {
         );
         assert_eq!(a.fields["Notices"], "1");
         assert!(a.resolvable);
+        // Programs get every member (the webhook payload's `incident`).
+        let m = a.incident.as_ref().unwrap();
+        assert_eq!(m.workload, "Deployment/api");
+        assert_eq!((m.pods.len(), m.pod_count, m.notices), (12, 12, 1));
+        assert_eq!(m.members.len(), 12);
+        assert!(
+            m.members
+                .contains(&"pod_crashes/shop/Pod/api-1/CrashLoopBackOff".to_string())
+        );
+        assert_eq!(m.nodes, vec!["n0", "n1", "n2"]);
         assert_eq!(group_of(&first).as_deref(), Some("shop/Deployment/api"));
         let mut bare = first.clone();
         bare.owner = None;

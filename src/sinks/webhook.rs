@@ -77,6 +77,7 @@ fn alert(batch: &Batch, item: &DispatchItem) -> Value {
         "at": n.at.to_string(),
         "links": links,
         "evidence": a.evidence,
+        "incident": a.incident,
     })
 }
 

@@ -67,7 +67,10 @@ pub(crate) fn conforms(payload: &Value) {
                 "{path}: {value} not in {allowed:?}"
             );
         }
-        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        if let (Some(required), true) = (
+            schema.get("required").and_then(Value::as_array),
+            value.is_object(),
+        ) {
             for r in required {
                 let r = r.as_str().unwrap();
                 assert!(value.get(r).is_some(), "{path}: missing {r}");
@@ -146,6 +149,7 @@ async fn webhook_posts_the_versioned_payload_with_headers_and_signature() {
                 "at": FIRST_SEEN,
                 "links": {"runbook": "https://runbooks.example/pod_crashes#OOMKilled"},
                 "evidence": {},
+                "incident": null,
             }],
         })
     );
