@@ -95,3 +95,87 @@ async fn twenty_crashing_replicas_are_one_message_and_one_resolution() {
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_an_incident_sends_no_second_message_and_one_resolution() {
+    if crate::harness::in_cluster() {
+        // Restarting kpulse in-cluster is state.rs's business; this checks the incident's part.
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "incident-restart").await;
+    let config = crate::harness::log_config(
+        &ns.name,
+        "incidents: {group_wait: 5s}\nmonitors: {pod_crashes: {resolve_after: 0s}, replicas_unavailable: {enabled: false}, rollout_stuck: {enabled: false}}\n",
+    );
+    let first = crate::harness::Kpulse::start(&config, &ns.name).await;
+    first
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    create::<Deployment>(&ns, json!({
+        "metadata": {"name": "api"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "api"}}, "template": template("api", json!({}))}
+    }))
+    .await;
+    let pods = scheduled_pods(&ns, "api", 4).await;
+    for pod in &pods[..2] {
+        ns.patch_pod_status(pod, status_crash_loop("Error", 1, 3))
+            .await;
+    }
+    let key = format!("pod_crashes/{}/Deployment/api/CrashLoopBackOff", ns.name);
+    first
+        .wait_notification("the incident", WAIT, |n| {
+            n["key"] == key && n["state"] == "firing"
+        })
+        .await;
+    assert!(first.terminate(Duration::from_secs(15)).await.success());
+
+    // While kpulse is away, two more pods of the incident crash.
+    for pod in &pods[2..] {
+        ns.patch_pod_status(pod, status_crash_loop("Error", 1, 3))
+            .await;
+    }
+    let second = crate::harness::Kpulse::start(&config, &ns.name).await;
+    second
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    crate::harness::re_evaluated(&second, &["pods"], 2.0).await;
+    let firing: Vec<_> = second
+        .notifications_in(&ns.name)
+        .into_iter()
+        .filter(|n| n["state"] == "firing" && n["key"] == key)
+        .collect();
+    // The incident was told; what joined while kpulse was away is at most its one update.
+    assert!(
+        firing.iter().all(|n| n["alert"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Deployment api: 4 pods")),
+        "no second incident message, only the update: {firing:#?}"
+    );
+    assert!(firing.len() <= 1, "{firing:#?}");
+
+    for pod in &pods {
+        ns.patch_pod_status(pod, status_running(3, Some(("Error", 1))))
+            .await;
+    }
+    second
+        .wait_notification("the incident's resolution", WAIT, |n| {
+            n["key"] == key && n["state"] == "resolved"
+        })
+        .await;
+    let resolved = second
+        .notifications_in(&ns.name)
+        .into_iter()
+        .filter(|n| n["state"] == "resolved")
+        .count();
+    assert_eq!(resolved, 1, "one [RESOLVED] for the incident");
+    let others: Vec<_> = second
+        .notifications_in(&ns.name)
+        .into_iter()
+        .filter(|n| n["key"] != key)
+        .collect();
+    assert!(others.is_empty(), "nothing about single pods: {others:#?}");
+    assert!(second.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}

@@ -1851,3 +1851,46 @@ fn chat_providers_have_their_documented_budget_unless_configured() {
         .collect();
     assert_eq!(per_minute, vec![("d", 30), ("s", 60)]);
 }
+
+#[test]
+fn an_incident_of_a_digested_severity_goes_into_the_digest_as_one_item_with_its_resolution() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    for n in 0..3 {
+        let mut a = replica(n, "CrashLoopBackOff", true);
+        a.severity = Severity::Info;
+        e.submit(a, secs(0));
+    }
+    let told = e.tick(secs(30));
+    assert!(told.dispatches.is_empty(), "queued for the digest");
+    assert!(
+        matches!(
+            &told.decisions[..],
+            [Decision::Digested { .. }, Decision::Fired { .. }]
+        ),
+        "{:?}",
+        told.decisions
+    );
+    let o = e.reconcile("pod_crashes", &Scope::Kind("Pod".into()), vec![], secs(60));
+    assert!(o.dispatches.is_empty());
+    let digest = e.tick(t(16));
+    assert_eq!(digest.dispatches.len(), 1);
+    assert_eq!(digest.dispatches[0].kind, DispatchKind::Digest);
+    let items: Vec<(State, String)> = digest.dispatches[0]
+        .notifications
+        .iter()
+        .map(|n| (n.notification.state, n.notification.alert.title.clone()))
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            (
+                State::Firing,
+                "Deployment api: 3 pods CrashLoopBackOff on 3 nodes".into()
+            ),
+            (
+                State::Resolved,
+                "Deployment api: 3 pods CrashLoopBackOff on 3 nodes".into()
+            ),
+        ]
+    );
+}
