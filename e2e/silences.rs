@@ -287,9 +287,10 @@ async fn a_maintenance_window_holds_a_crash_loop_back_and_its_close_sends_the_su
             n["key"] == "maintenance//Window/upgrade/Summary"
         })
         .await;
+    // The crash loop and the container's crash notice.
     assert_eq!(
         summary["alert"]["title"],
-        "Maintenance upgrade ended: 1 alert during it"
+        "Maintenance upgrade ended: 2 alerts during it"
     );
     let fields = &summary["alert"]["fields"]["Alerts"];
     assert!(
