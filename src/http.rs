@@ -1,7 +1,8 @@
 //! The HTTP servers (warp), on two ports:
 //!
 //! - the main address (`--http-addr`, default `0.0.0.0:8080`) serves the probes and the status:
-//!   `GET /healthz`, `GET /readyz`, `GET /status`;
+//!   `GET /healthz`, `GET /readyz`, `GET /status`, `GET /status/startup` (the canary's last runs
+//!   and the slowest recent pods, also in `/status`);
 //! - the metrics address (`--metrics-addr`, default `0.0.0.0:9090`) serves `GET /metrics` and, only
 //!   when `http.test_channel_token` is configured, `POST /test-channel?channel=NAME`.
 //!
@@ -215,9 +216,23 @@ impl App {
             });
         let status = warp::path!("status")
             .and(warp::get())
-            .and(with_app)
+            .and(with_app.clone())
             .map(|app: App| warp::reply::json(&app.status()).into_response());
-        finish(healthz.or(readyz).unify().or(status).unify())
+        let startup = warp::path!("status" / "startup")
+            .and(warp::get())
+            .and(with_app)
+            .map(|app: App| {
+                warp::reply::json(&app.pipeline.metrics().startup.view()).into_response()
+            });
+        finish(
+            healthz
+                .or(readyz)
+                .unify()
+                .or(status)
+                .unify()
+                .or(startup)
+                .unify(),
+        )
     }
 
     /// `/metrics`, and `/test-channel` (404 unless a token is configured).
@@ -291,6 +306,7 @@ impl App {
             },
             active_alerts: active,
             channels,
+            startup: metrics.startup.view(),
         }
     }
 
@@ -422,6 +438,9 @@ struct StatusBody {
     config: ConfigStatus,
     active_alerts: Vec<ActiveAlertStatus>,
     channels: BTreeMap<String, ChannelView>,
+    /// `canary` (the last runs of each routine) and `slowest_pods`.
+    #[serde(flatten)]
+    startup: crate::monitors::startup_status::StartupView,
 }
 
 #[derive(Serialize)]
