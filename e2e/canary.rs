@@ -20,11 +20,11 @@ fn canary(ns: &TestNamespace, settings: &str) -> String {
     )
 }
 
-/// `kpulse_canary_runs_total{result=...}`, or 0 before the first such run.
+/// `kpulse_canary_runs_total{routine="pod",result=...}`, or 0 before the first such run.
 async fn runs(kpulse: &crate::harness::Kpulse, result: &str) -> Option<f64> {
     metric(
         kpulse,
-        &format!("kpulse_canary_runs_total{{result=\"{result}\"}}"),
+        &format!("kpulse_canary_runs_total{{routine=\"pod\",result=\"{result}\"}}"),
     )
     .await
 }
@@ -60,11 +60,11 @@ async fn canary_that_cannot_create_its_pod_fires_and_resolves_once_pods_schedule
     let key = format!("canary/{}/Pod/kpulse-canary/CanaryFailed", ns.name);
     let fired = wait_state(&kpulse, &key, "firing").await;
     assert_eq!(fired["alert"]["severity"], "critical");
-    assert_eq!(fired["alert"]["title"], "new pods cannot be scheduled");
+    assert_eq!(fired["alert"]["title"], "new pods cannot be created");
     let message = fired["alert"]["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!(
-            "kpulse's canary pod in namespace {} failed: cannot create the pod: ",
+            "kpulse's canary pod in namespace {} failed at stage created: cannot create the pod: ",
             ns.name
         )) && message.contains("quota"),
         "{message}"
@@ -117,7 +117,7 @@ async fn canary_pod_that_never_runs_times_out_with_the_reason_and_is_deleted() {
     assert_eq!(fired["alert"]["title"], "new pods cannot start");
     let message = fired["alert"]["message"].as_str().unwrap();
     assert!(
-        message.contains("was not Running within 3s: scheduled on node kpulse-node-"),
+        message.contains("did not reach stage running within 3s: scheduled on node kpulse-node-"),
         "{message}"
     );
     eventually(

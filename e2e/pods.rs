@@ -388,7 +388,16 @@ async fn pods_startup_latency_is_measured_once_per_stage_for_pods_created_after_
     ns.create_pod("first", Default::default()).await;
     started(&ns, "first", 2, 5).await;
     let series = |stage: &str, what: &str| {
-        format!("kpulse_pod_startup_duration_seconds_{what}{{stage=\"{stage}\"}}")
+        format!(
+            "kpulse_pod_startup_duration_seconds_{what}{{stage=\"{stage}\",namespace=\"{}\",owner_kind=\"none\"}}",
+            ns.name
+        )
+    };
+    let transition = |t: &str| {
+        format!(
+            "kpulse_pod_stage_duration_seconds_sum{{transition=\"{t}\",namespace=\"{}\",owner_kind=\"none\"}}",
+            ns.name
+        )
     };
     let body = eventually("first pod measured", Duration::from_secs(30), || async {
         let body = kpulse.metrics().await?;
@@ -399,6 +408,12 @@ async fn pods_startup_latency_is_measured_once_per_stage_for_pods_created_after_
     assert_eq!(metric(&body, &series("initialized", "count")), Some(1.0));
     assert_eq!(metric(&body, &series("initialized", "sum")), Some(2.0));
     assert_eq!(metric(&body, &series("scheduled", "count")), Some(1.0));
+    // Stage to stage: initialized at 2 s, ready at 5 s.
+    assert_eq!(
+        metric(&body, &transition("initialized_ready")),
+        Some(3.0),
+        "{body}"
+    );
 
     // Ready again after a container restart is not a new start-up.
     ns.patch_pod_status(
@@ -420,9 +435,14 @@ async fn pods_startup_latency_is_measured_once_per_stage_for_pods_created_after_
         "only `first` (5 s) and `second` (3 s): {body}"
     );
     assert_eq!(metric(&body, &series("scheduled", "count")), Some(2.0));
+    assert_eq!(
+        metric(&body, &transition("initialized_ready")),
+        Some(5.0),
+        "3 s for `first`, 2 s for `second`: {body}"
+    );
     assert!(
         kpulse.notifications_in(&ns.name).is_empty(),
-        "start-up latency sends nothing"
+        "pods that start within slow_after send nothing"
     );
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;

@@ -335,7 +335,7 @@ fn canary(ns: &str, image: &str) -> String {
 async fn canary_runs(kpulse: &Kpulse, result: &str) -> f64 {
     metric(
         kpulse,
-        &format!("kpulse_canary_runs_total{{result=\"{result}\"}}"),
+        &format!("kpulse_canary_runs_total{{routine=\"pod\",result=\"{result}\"}}"),
     )
     .await
     .unwrap_or(0.0)
@@ -367,26 +367,45 @@ async fn real_node_canary_runs_for_real_and_a_canary_that_cannot_pull_fires_unti
         (canary_runs(&kpulse, "success").await >= 1.0).then_some(())
     })
     .await;
-    let timed = metric(&kpulse, "kpulse_canary_duration_seconds_count")
-        .await
-        .unwrap_or(0.0);
+    let timed = metric(
+        &kpulse,
+        "kpulse_canary_duration_seconds_count{routine=\"pod\"}",
+    )
+    .await
+    .unwrap_or(0.0);
     assert!(timed >= 1.0, "successful runs are timed: {timed}");
     assert_eq!(count(&kpulse, &key, "firing"), 0, "not fired again");
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }
 
+/// The value of a series, 0 while it does not exist.
+async fn value(kpulse: &Kpulse, series: &str) -> f64 {
+    metric(kpulse, series).await.unwrap_or(0.0)
+}
+
 #[tokio::test]
-async fn real_node_startup_latency_is_measured_on_a_pod_whose_image_is_pulled() {
+async fn real_node_startup_latency_times_a_real_pull_and_every_container_transition() {
     let Some(ns) = namespace("real-start").await else {
         return;
     };
-    let kpulse = start(&ns, "monitors: {startup_latency: {enabled: true}}\n").await;
-    // `Always`: the kubelet pulls the image from the local registry before it starts the pod.
+    let kpulse = start(
+        &ns,
+        "monitors: {startup_latency: {enabled: true, json_lines: true}}\n",
+    )
+    .await;
+    // The init container's image is pulled from the local registry (`Always`); the app
+    // container then finds the same image on the node (`IfNotPresent`): "already present".
+    let mut init = sh("sleep 1");
+    init["name"] = json!("prepare");
+    init["imagePullPolicy"] = json!("Always");
     let mut app = sh("exec sleep 3600");
-    app["imagePullPolicy"] = json!("Always");
+    app["imagePullPolicy"] = json!("IfNotPresent");
     app["readinessProbe"] = json!({"exec": {"command": ["true"]}, "periodSeconds": 1});
-    create(&ns, pod("fresh", json!([app]))).await;
+    let mut fresh = pod("fresh", json!([app]));
+    fresh.spec.as_mut().unwrap().init_containers =
+        Some(vec![serde_json::from_value(init).unwrap()]);
+    create(&ns, fresh).await;
     container_status(&ns, "fresh", "ready", |c| c["ready"] == true).await;
 
     let events: Api<Event> = Api::namespaced(ns.client().clone(), &ns.name);
@@ -402,20 +421,227 @@ async fn real_node_startup_latency_is_measured_on_a_pod_whose_image_is_pulled() 
     })
     .await;
     assert!(pulled.contains(IMAGE), "{pulled}");
-    for stage in ["scheduled", "initialized", "ready"] {
-        let series = format!("kpulse_pod_startup_duration_seconds_count{{stage=\"{stage}\"}}");
-        eventually(&format!("{series} counted"), WAIT, || async {
-            (metric(&kpulse, &series).await? >= 1.0).then_some(())
+
+    let labels = format!("namespace=\"{}\",owner_kind=\"none\"", ns.name);
+    let counted = [
+        format!("kpulse_pod_startup_duration_seconds_count{{stage=\"scheduled\",{labels}}}"),
+        format!("kpulse_pod_startup_duration_seconds_count{{stage=\"initialized\",{labels}}}"),
+        format!("kpulse_pod_startup_duration_seconds_count{{stage=\"ready\",{labels}}}"),
+        format!(
+            "kpulse_pod_stage_duration_seconds_count{{transition=\"created_scheduled\",{labels}}}"
+        ),
+        format!(
+            "kpulse_pod_stage_duration_seconds_count{{transition=\"scheduled_initialized\",{labels}}}"
+        ),
+        format!(
+            "kpulse_pod_stage_duration_seconds_count{{transition=\"initialized_ready\",{labels}}}"
+        ),
+        format!(
+            "kpulse_container_startup_duration_seconds_count{{container_type=\"init\",transition=\"waiting_running\",{labels}}}"
+        ),
+        format!(
+            "kpulse_container_startup_duration_seconds_count{{container_type=\"init\",transition=\"running_completed\",{labels}}}"
+        ),
+        format!(
+            "kpulse_container_startup_duration_seconds_count{{container_type=\"regular\",transition=\"waiting_running\",{labels}}}"
+        ),
+        format!(
+            "kpulse_container_startup_duration_seconds_count{{container_type=\"regular\",transition=\"running_ready\",{labels}}}"
+        ),
+        format!("kpulse_image_pull_duration_seconds_count{{container_type=\"init\",{labels}}}"),
+        format!("kpulse_image_pulls_total{{result=\"pulled\",{labels}}}"),
+        format!("kpulse_image_pulls_total{{result=\"already_present\",{labels}}}"),
+    ];
+    for series in &counted {
+        eventually(&format!("{series} = 1"), WAIT, || async {
+            (value(&kpulse, series).await == 1.0).then_some(())
         })
         .await;
     }
-    let sum = metric(
+    // The init container ran `sleep 1`: at least a second from start to completion.
+    let completed = value(
         &kpulse,
-        "kpulse_pod_startup_duration_seconds_sum{stage=\"ready\"}",
+        &format!("kpulse_container_startup_duration_seconds_sum{{container_type=\"init\",transition=\"running_completed\",{labels}}}"),
     )
-    .await
-    .unwrap();
-    assert!(sum > 0.0, "a real start takes time: {sum}");
+    .await;
+    assert!(
+        completed >= 1.0,
+        "the init container slept 1 s: {completed}"
+    );
+    let pull = value(
+        &kpulse,
+        &format!("kpulse_image_pull_duration_seconds_sum{{container_type=\"init\",{labels}}}"),
+    )
+    .await;
+    assert!(pull > 0.0, "a real pull takes time: {pull}");
+    assert_eq!(
+        value(
+            &kpulse,
+            &format!(
+                "kpulse_image_pull_duration_seconds_count{{container_type=\"regular\",{labels}}}"
+            )
+        )
+        .await,
+        0.0,
+        "an image already present is not a timed pull"
+    );
+    eventually("the pod no longer followed", WAIT, || async {
+        (metric(&kpulse, "kpulse_startup_tracked_pods").await? == 0.0).then_some(())
+    })
+    .await;
+
+    // The seed's output: a JSON line per record update, the last one complete.
+    let last = kpulse
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .rfind(|v| v["pod_startup"]["pod"] == "fresh")
+        .expect("JSON lines of the pod's start-up on stdout");
+    let record = &last["pod_startup"];
+    assert_eq!(record["node"], NODE);
+    assert!(record["ready"].is_string(), "{record}");
+    let containers = record["containers"].as_array().unwrap();
+    let prepare = containers.iter().find(|c| c["name"] == "prepare").unwrap();
+    assert!(prepare["image_pull"].as_f64().unwrap() > 0.0, "{record}");
+    assert_eq!(prepare["init"], true);
+    let app = containers.iter().find(|c| c["name"] == "app").unwrap();
+    assert_eq!(app["image_present"], true, "{record}");
+    assert!(app["running_ready"].is_number(), "{record}");
+
+    // And the slowest recent pods in /status.
+    let status = kpulse.status("/status").await.expect("/status answers");
+    let slowest = status["slowest_pods"].as_array().unwrap();
+    assert!(
+        slowest
+            .iter()
+            .any(|p| p["pod"] == "fresh" && p["ready_seconds"].as_f64().unwrap() >= 1.0),
+        "{status:#}"
+    );
+    assert!(
+        kpulse.notifications_in(&ns.name).is_empty(),
+        "a pod Ready within slow_after sends nothing"
+    );
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn real_node_a_pod_that_cannot_start_is_reported_slow_and_resolves_once_deleted() {
+    let Some(ns) = namespace("real-slow").await else {
+        return;
+    };
+    let kpulse = start(
+        &ns,
+        &format!(
+            "monitors: {{startup_latency: {{enabled: true, slow_after: 1h, slow_after_namespaces: {{{}: 3s}}}}}}\n",
+            ns.name
+        ),
+    )
+    .await;
+    // A readiness probe that never passes: Running, never Ready.
+    let mut app = sh("exec sleep 3600");
+    app["readinessProbe"] = json!({"exec": {"command": ["false"]}, "periodSeconds": 1});
+    create(&ns, pod("never-ready", json!([app]))).await;
+    let key = format!("startup_latency/{}/Pod/never-ready/SlowStartup", ns.name);
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    assert_eq!(fired["alert"]["severity"], "warning");
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("(threshold 3s)") && message.contains(&format!("on node {NODE}")),
+        "{message}"
+    );
+    ns.pods()
+        .delete("never-ready", &Default::default())
+        .await
+        .unwrap();
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1);
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+fn deployment_canary(ns: &str) -> String {
+    format!(
+        "monitors:\n  startup_latency: {{enabled: true}}\n  canary: {{enabled: true, namespace: {ns}, interval: 2s, timeout: 8s, \
+         image: 'kpulse.local/pause:1', deployment: true, replicas: 2, \
+         node_selector: {{kpulse.io/real-node: 'true'}}, tolerations: [kpulse.io/real-node]}}\n"
+    )
+}
+
+#[tokio::test]
+async fn real_node_deployment_canary_fails_while_the_controller_manager_is_stopped_and_resolves() {
+    let Some(ns) = namespace("real-canary-deploy").await else {
+        return;
+    };
+    let kpulse = start(&ns, &deployment_canary(&ns.name)).await;
+    let runs = |routine: &str, result: &str| {
+        format!("kpulse_canary_runs_total{{routine=\"{routine}\",result=\"{result}\"}}")
+    };
+    // With the controller-manager: the Deployment's 2 pods are created by its ReplicaSet, run on
+    // the real node, turn Ready, and are garbage-collected after the Deployment's deletion.
+    eventually("a successful Deployment canary run", WAIT, || async {
+        (value(&kpulse, &runs("deployment", "success")).await >= 1.0).then_some(())
+    })
+    .await;
+    for stage in ["created", "scheduled", "running", "ready", "deleted"] {
+        let series = format!(
+            "kpulse_canary_stage_duration_seconds_count{{routine=\"deployment\",stage=\"{stage}\"}}"
+        );
+        assert!(value(&kpulse, &series).await >= 1.0, "{series}");
+    }
+    // The canary's pods in the start-up histograms, labelled as the canary's.
+    let canary_ready = format!(
+        "kpulse_pod_startup_duration_seconds_count{{stage=\"ready\",namespace=\"{}\",owner_kind=\"canary\"}}",
+        ns.name
+    );
+    assert!(value(&kpulse, &canary_ready).await >= 2.0, "{canary_ready}");
+    let status = kpulse
+        .status("/status/startup")
+        .await
+        .expect("/status/startup");
+    let last = &status["canary"]["deployment"][0];
+    assert_eq!(last["result"], "success", "{status:#}");
+    let stages: Vec<&str> = last["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["created", "scheduled", "running", "ready", "deleted"]
+    );
+
+    let key = format!("canary/{}/Deployment/kpulse-canary/CanaryFailed", ns.name);
+    let Some(stopped) = crate::harness::StoppedControllerManager::stop() else {
+        eprintln!(
+            "skipped the failure half: no kube-controller-manager process of hack/cluster.sh"
+        );
+        assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+        ns.delete().await;
+        return;
+    };
+    // Without it no ReplicaSet creates the pods: the run fails at stage `created`, the pod
+    // routine (no controller needed) keeps succeeding.
+    let fired = wait_state(&kpulse, &key, "firing").await;
+    stopped.start();
+    let message = fired["alert"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not reach stage created within 8s")
+            && message.contains("is kube-controller-manager running?"),
+        "{message}"
+    );
+    assert_eq!(fired["alert"]["title"], "new pods cannot be created");
+    wait_state(&kpulse, &key, "resolved").await;
+    assert_eq!(count(&kpulse, &key, "firing"), 1);
+    let pod_key = format!("canary/{}/Pod/kpulse-canary/CanaryFailed", ns.name);
+    assert_eq!(
+        count(&kpulse, &pod_key, "firing"),
+        0,
+        "the pod routine needs no controller"
+    );
     assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }

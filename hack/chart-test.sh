@@ -174,6 +174,9 @@ has "role: existingSecret readable by name" "$role" 'resourceNames: ["creds"]'
 canary="$(render --show-only templates/canary-role.yaml --set config.monitors.canary.enabled=true)"
 has "canary: Role in the canary namespace (kpulse's default)" "$canary" "namespace: kpulse"
 has "canary: create/delete pods" "$canary" "verbs: [create, delete]"
+if grep -q "deployments" <<<"$canary"; then fail "canary: no Deployment access without the Deployment routine"; else pass "canary: no Deployment access without the Deployment routine"; fi
+canary="$(render --show-only templates/canary-role.yaml --set config.monitors.canary.enabled=true --set config.monitors.canary.deployment=true)"
+has "canary: the Deployment routine may create/delete/list Deployments" "$canary" "resources: [deployments]"
 canary="$(render --show-only templates/canary-role.yaml --set config.monitors.canary.enabled=true --set config.monitors.canary.namespace=probes)"
 has "canary: Role follows monitors.canary.namespace" "$canary" "namespace: probes"
 if render --show-only templates/canary-role.yaml >/dev/null; then fail "canary: no Role when the canary is off"; else pass "canary: no Role when the canary is off"; fi

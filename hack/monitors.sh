@@ -35,7 +35,7 @@ opt_in=" pvc_usage node_disk tls_cert_expiry node_resources canary startup_laten
 # renders them, then the monitors that need it, all separated by `|`.
 rules=(
   'apiGroups: [""]|resources: [pods]|verbs: [get, list, watch]|pod_crashes pod_restarts pod_unschedulable container_waiting pod_not_ready pod_evicted startup_latency'
-  'apiGroups: [""]|resources: [events]|verbs: [get, list, watch]|warning_events'
+  'apiGroups: [""]|resources: [events]|verbs: [get, list, watch]|warning_events startup_latency'
   'apiGroups: [events.k8s.io]|resources: [events]|verbs: [get, list, watch]|warning_events'
   'apiGroups: [""]|resources: [nodes]|verbs: [get, list, watch]|pvc_usage node_disk node_conditions pod_not_ready node_resources'
   'apiGroups: [""]|resources: [nodes/proxy]|verbs: [get]|pvc_usage node_disk node_resources'

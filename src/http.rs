@@ -1,7 +1,8 @@
 //! The HTTP servers (warp), on two ports:
 //!
 //! - the main address (`--http-addr`, default `0.0.0.0:8080`) serves the probes and the status:
-//!   `GET /healthz`, `GET /readyz`, `GET /status`;
+//!   `GET /healthz`, `GET /readyz`, `GET /status`, `GET /status/startup` (the canary's last runs
+//!   and the slowest recent pods, also in `/status`);
 //! - the metrics address (`--metrics-addr`, default `0.0.0.0:9090`) serves `GET /metrics` and, only
 //!   when `http.test_channel_token` is configured, `POST /test-channel?channel=NAME`; only when
 //!   `http.silence_token` is configured, `GET /silences`, `POST /silences` and
@@ -240,9 +241,23 @@ impl App {
             });
         let status = warp::path!("status")
             .and(warp::get())
-            .and(with_app)
+            .and(with_app.clone())
             .map(|app: App| warp::reply::json(&app.status()).into_response());
-        finish(healthz.or(readyz).unify().or(status).unify())
+        let startup = warp::path!("status" / "startup")
+            .and(warp::get())
+            .and(with_app)
+            .map(|app: App| {
+                warp::reply::json(&app.pipeline.metrics().startup.view()).into_response()
+            });
+        finish(
+            healthz
+                .or(readyz)
+                .unify()
+                .or(status)
+                .unify()
+                .or(startup)
+                .unify(),
+        )
     }
 
     /// `/metrics`, and `/test-channel` (404 unless a token is configured).
@@ -490,6 +505,7 @@ impl App {
             silences: self.silence_views(),
             maintenance,
             channels,
+            startup: metrics.startup.view(),
         }
     }
 
@@ -616,6 +632,9 @@ struct StatusBody {
     /// Maintenance windows open now that held something back.
     maintenance: Vec<WindowView>,
     channels: BTreeMap<String, ChannelView>,
+    /// `canary` (the last runs of each routine) and `slowest_pods`.
+    #[serde(flatten)]
+    startup: crate::monitors::startup_status::StartupView,
 }
 
 #[derive(Serialize)]

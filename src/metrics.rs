@@ -5,7 +5,7 @@
 //! sizes in bytes (the `# UNIT` line says so). The status is recorded here, beside the metrics, so
 //! one call reports a delivery, a configuration reload or a leadership change to both.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -63,9 +63,61 @@ impl ResourceLabels {
     }
 }
 
-/// A step of pod start-up, measured from the pod's creation: `scheduled`, `initialized`, `ready`.
+/// The labels of the pod start-up series: the series' own dimensions (`stage`, `transition`,
+/// `container_type`, `result`), then `namespace`, `owner_kind` and `node_pool`. Empty values are
+/// left out (Prometheus treats an empty label as an absent one): `namespace` when
+/// `startup_latency.namespace_label` is off, `node_pool` unless `node_pool_label` is set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Default)]
+pub struct StartupLabels {
+    pub own: Vec<(&'static str, String)>,
+    pub namespace: String,
+    pub owner_kind: String,
+    pub node_pool: String,
+}
+
+impl StartupLabels {
+    /// The same pod dimensions with other own labels.
+    pub fn with(&self, own: &[(&'static str, &str)]) -> Self {
+        StartupLabels {
+            own: own.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            ..self.clone()
+        }
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelSet for StartupLabels {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let own = self.own.iter().map(|(k, v)| (*k, v.as_str()));
+        let pod = [
+            ("namespace", self.namespace.as_str()),
+            ("owner_kind", self.owner_kind.as_str()),
+            ("node_pool", self.node_pool.as_str()),
+        ];
+        let pairs: Vec<(&str, &str)> = own.chain(pod).filter(|(_, v)| !v.is_empty()).collect();
+        pairs.encode(encoder)
+    }
+}
+
+/// A canary routine: `pod` or `deployment`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StageLabels {
+pub struct RoutineLabels {
+    pub routine: String,
+}
+
+/// A canary routine's runs by result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoutineResultLabels {
+    pub routine: String,
+    pub result: String,
+}
+
+/// A stage of a canary run.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoutineStageLabels {
+    pub routine: String,
     pub stage: String,
 }
 
@@ -116,12 +168,29 @@ pub struct Metrics {
     pub state_size_bytes: Gauge,
     /// Entries dropped from the state to keep it under the ConfigMap size limit.
     pub state_pruned: Counter,
-    /// Canary runs by result (`success`, `failure`, `timeout`).
-    pub canary_runs: Family<ResultLabels, Counter>,
-    /// Time from creating the canary pod to it being scheduled (schedule_only) or Running.
-    pub canary_duration: Histogram,
+    /// Canary runs by routine and result (`success`, `failure`, `timeout`).
+    pub canary_runs: Family<RoutineResultLabels, Counter>,
+    /// Time from the start of a canary run to its goal (scheduled with `schedule_only`, else
+    /// Running, or Ready for the Deployment routine).
+    pub canary_duration: Family<RoutineLabels, Histogram>,
+    /// Time each stage of a successful canary run took.
+    pub canary_stage_duration: Family<RoutineStageLabels, Histogram>,
     /// Pod start-up latency from creation to each stage.
-    pub pod_startup_duration: Family<StageLabels, Histogram>,
+    pub pod_startup_duration: Family<StartupLabels, Histogram>,
+    /// Pod start-up latency from one stage to the next.
+    pub pod_stage_duration: Family<StartupLabels, Histogram>,
+    /// Container start-up transitions (waiting to running, running to ready or completed).
+    pub container_startup_duration: Family<StartupLabels, Histogram>,
+    /// Image pulls of new pods' containers, from the kubelet's Pulling/Pulled events.
+    pub image_pull_duration: Family<StartupLabels, Histogram>,
+    /// Image pulls by result: `pulled`, `already_present`.
+    pub image_pulls: Family<StartupLabels, Counter>,
+    /// Pods whose start-up is being followed.
+    pub startup_tracked_pods: Gauge,
+    /// What `/status` shows of pod start-ups and canary runs.
+    pub startup: Arc<crate::monitors::startup_status::StartupStatus>,
+    /// The start-up records of new pods (`startup_latency`, the canary).
+    pub startup_pods: Arc<crate::monitors::pods::startup_latency::Tracker>,
     /// Time to read the kubelet stats of every node once (pvc_usage, node_disk, node_resources).
     pub stats_scan_duration: Histogram,
     /// Kubelet stats reads per node by result (`success`, `failure`).
@@ -139,9 +208,28 @@ fn send_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
-/// 0.25 s to ~17 min: pod scheduling and start-up, canary runs, node scans.
+/// 0.25 s to ~17 min: canary runs, node scans.
 fn slow_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.25, 2.0, 13))
+}
+
+/// Durations between API timestamps, which have second precision: whole seconds from 1 s to
+/// 30 min, no sub-second buckets (a 0 lands in the first).
+pub const STARTUP_BUCKETS: [f64; 16] = [
+    1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1800.0,
+];
+
+fn startup_buckets() -> Histogram {
+    Histogram::new(STARTUP_BUCKETS)
+}
+
+/// Image pulls, timed by the kubelet to the millisecond: 0.1 s to 10 min.
+pub const IMAGE_PULL_BUCKETS: [f64; 14] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+fn image_pull_buckets() -> Histogram {
+    Histogram::new(IMAGE_PULL_BUCKETS)
 }
 
 impl Metrics {
@@ -173,8 +261,16 @@ impl Metrics {
             state_size_bytes: Gauge::default(),
             state_pruned: Counter::default(),
             canary_runs: Family::default(),
-            canary_duration: slow_buckets(),
-            pod_startup_duration: Family::new_with_constructor(slow_buckets),
+            canary_duration: Family::new_with_constructor(slow_buckets),
+            canary_stage_duration: Family::new_with_constructor(slow_buckets),
+            pod_startup_duration: Family::new_with_constructor(startup_buckets),
+            pod_stage_duration: Family::new_with_constructor(startup_buckets),
+            container_startup_duration: Family::new_with_constructor(startup_buckets),
+            image_pull_duration: Family::new_with_constructor(image_pull_buckets),
+            image_pulls: Family::default(),
+            startup_tracked_pods: Gauge::default(),
+            startup: Arc::default(),
+            startup_pods: Arc::default(),
             stats_scan_duration: slow_buckets(),
             stats_fetches: Family::default(),
         };
@@ -309,20 +405,54 @@ impl Metrics {
             );
             r.register(
                 "canary_runs",
-                "Canary pod runs by result",
+                "Canary runs by routine and result",
                 m.canary_runs.clone(),
             );
             r.register_with_unit(
                 "canary_duration",
-                "Time from creating the canary pod to it being scheduled (schedule_only) or Running",
+                "Time from the start of a successful canary run to its goal",
                 Unit::Seconds,
                 m.canary_duration.clone(),
+            );
+            r.register_with_unit(
+                "canary_stage_duration",
+                "Time each stage of a successful canary run took",
+                Unit::Seconds,
+                m.canary_stage_duration.clone(),
             );
             r.register_with_unit(
                 "pod_startup_duration",
                 "Pod start-up latency from creation to each stage (scheduled, initialized, ready)",
                 Unit::Seconds,
                 m.pod_startup_duration.clone(),
+            );
+            r.register_with_unit(
+                "pod_stage_duration",
+                "Pod start-up latency from one stage to the next",
+                Unit::Seconds,
+                m.pod_stage_duration.clone(),
+            );
+            r.register_with_unit(
+                "container_startup_duration",
+                "Container start-up transitions: waiting to running, running to ready or completed",
+                Unit::Seconds,
+                m.container_startup_duration.clone(),
+            );
+            r.register_with_unit(
+                "image_pull_duration",
+                "Image pulls of new pods' containers, as the kubelet timed them",
+                Unit::Seconds,
+                m.image_pull_duration.clone(),
+            );
+            r.register(
+                "image_pulls",
+                "Image pulls of new pods' containers by result (pulled, already_present)",
+                m.image_pulls.clone(),
+            );
+            r.register(
+                "startup_tracked_pods",
+                "Pods whose start-up is being followed",
+                m.startup_tracked_pods.clone(),
             );
             r.register_with_unit(
                 "stats_scan_duration",
@@ -580,8 +710,16 @@ mod tests {
             state_size_bytes: _,
             state_pruned: _,
             canary_runs,
-            canary_duration: _,
+            canary_duration,
+            canary_stage_duration,
             pod_startup_duration,
+            pod_stage_duration,
+            container_startup_duration,
+            image_pull_duration,
+            image_pulls,
+            startup_tracked_pods: _,
+            startup: _,
+            startup_pods: _,
             stats_scan_duration: _,
             stats_fetches,
         } = m;
@@ -623,17 +761,39 @@ mod tests {
             f.get_or_create(&channel).inc();
         }
         send_duration.get_or_create(&channel).observe(1.0);
-        for f in [config_reloads, state_writes, canary_runs, stats_fetches] {
+        for f in [config_reloads, state_writes, stats_fetches] {
             f.get_or_create(&ResultLabels::new("success")).inc();
         }
+        canary_runs
+            .get_or_create(&RoutineResultLabels {
+                routine: "pod".into(),
+                result: "success".into(),
+            })
+            .inc();
+        canary_duration
+            .get_or_create(&RoutineLabels {
+                routine: "pod".into(),
+            })
+            .observe(1.0);
+        canary_stage_duration
+            .get_or_create(&RoutineStageLabels {
+                routine: "pod".into(),
+                stage: "scheduled".into(),
+            })
+            .observe(1.0);
+        let pod = StartupLabels::default();
+        for f in [
+            pod_startup_duration,
+            pod_stage_duration,
+            container_startup_duration,
+            image_pull_duration,
+        ] {
+            f.get_or_create(&pod).observe(1.0);
+        }
+        image_pulls.get_or_create(&pod).inc();
         for f in [watch_events, watch_restarts, watch_evaluations] {
             f.get_or_create(&ResourceLabels::new("pods")).inc();
         }
-        pod_startup_duration
-            .get_or_create(&StageLabels {
-                stage: "ready".into(),
-            })
-            .observe(1.0);
     }
 
     /// Every metric row of docs/observability.md: name and type.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kpulse::alert::{Alert, AlertKey, Severity};
 use kpulse::config::{self, SecretMap};
 use kpulse::http::{App, Listeners, OPENMETRICS_CONTENT_TYPE};
-use kpulse::metrics::{Metrics, ResourceLabels, ResultLabels, StageLabels};
+use kpulse::metrics::{Metrics, ResourceLabels, ResultLabels, RoutineResultLabels, StartupLabels};
 use kpulse::pipeline::Pipeline;
 use kpulse::sinks::Registry;
 use tokio_util::sync::CancellationToken;
@@ -365,7 +365,7 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         "kpulse_leader",
         "kpulse_state_pruned",
         "kpulse_state_size_bytes",
-        "kpulse_canary_duration_seconds",
+        "kpulse_startup_tracked_pods",
         "kpulse_stats_scan_duration_seconds",
     ] {
         assert!(
@@ -387,11 +387,17 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         .inc();
     m.state_size_bytes.set(2048);
     m.canary_runs
-        .get_or_create(&ResultLabels::new("success"))
+        .get_or_create(&RoutineResultLabels {
+            routine: "pod".into(),
+            result: "success".into(),
+        })
         .inc();
     m.pod_startup_duration
-        .get_or_create(&StageLabels {
-            stage: "ready".into(),
+        .get_or_create(&StartupLabels {
+            own: vec![("stage", "ready".into())],
+            namespace: "shop".into(),
+            owner_kind: "Deployment".into(),
+            node_pool: String::new(),
         })
         .observe(3.5);
     m.stats_fetches
@@ -429,8 +435,8 @@ async fn metrics_are_openmetrics_and_a_delivered_alert_moves_the_counters() {
         "kpulse_state_writes_total{result=\"success\"} 1",
         "kpulse_state_size_bytes 2048",
         "kpulse_state_pruned_total 0",
-        "kpulse_canary_runs_total{result=\"success\"} 1",
-        "kpulse_pod_startup_duration_seconds_count{stage=\"ready\"} 1",
+        "kpulse_canary_runs_total{routine=\"pod\",result=\"success\"} 1",
+        "kpulse_pod_startup_duration_seconds_count{stage=\"ready\",namespace=\"shop\",owner_kind=\"Deployment\"} 1",
         "kpulse_stats_fetches_total{result=\"failure\"} 1",
         "kpulse_stats_scan_duration_seconds_count 1",
         "kpulse_leader 1",
@@ -610,6 +616,54 @@ async fn status_shows_config_alerts_and_channels_but_no_secret() {
         broken["last_error"],
         "HTTP 400: {\"error\":\"invalid_payload\"}"
     );
+    assert_eq!(s["canary"], serde_json::json!({}), "no canary run yet");
+    assert_eq!(s["slowest_pods"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn status_and_status_startup_show_the_last_canary_runs_and_the_slowest_pods() {
+    use kpulse::monitors::startup_status::{CanaryRun, StageTime};
+    let (addr, _) = receiver().await;
+    let p = pipeline(addr, true);
+    let app = App::new(p.clone(), || true);
+    p.metrics().startup.canary_run(
+        "deployment",
+        CanaryRun {
+            at: p.now(),
+            result: "timeout",
+            failed_stage: Some("created"),
+            reason: Some("no pod was created".into()),
+            stages: vec![],
+        },
+    );
+    p.metrics().startup.canary_run(
+        "pod",
+        CanaryRun {
+            at: p.now(),
+            result: "success",
+            failed_stage: None,
+            reason: None,
+            stages: vec![StageTime {
+                stage: "created",
+                seconds: 0.1,
+            }],
+        },
+    );
+    for path in ["/status", "/status/startup"] {
+        let r = warp::test::request()
+            .path(path)
+            .reply(&app.probe_routes())
+            .await;
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let s: serde_json::Value = serde_json::from_str(&body(&r)).unwrap();
+        assert_eq!(
+            s["canary"]["deployment"][0]["failed_stage"], "created",
+            "{path}"
+        );
+        assert_eq!(s["canary"]["deployment"][0]["result"], "timeout");
+        assert_eq!(s["canary"]["pod"][0]["stages"][0]["stage"], "created");
+        assert!(s["slowest_pods"].is_array());
+    }
 }
 
 #[tokio::test]

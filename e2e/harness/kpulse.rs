@@ -278,6 +278,24 @@ impl Kpulse {
         self.get(9090, "metrics", "metrics").await
     }
 
+    /// `GET path` on the main HTTP port (host mode), as JSON: `/status`, `/status/startup`.
+    pub async fn status(&self, path: &str) -> Option<Value> {
+        let addr = self
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == "HTTP servers listening")
+            .and_then(|v| v["http"].as_str()?.parse::<SocketAddr>().ok())?;
+        reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+
     /// Log lines (stderr) so far, joined, for assertion messages.
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().join("\n")

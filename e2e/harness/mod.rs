@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod cluster;
+mod control_plane;
 mod kpulse;
 mod receiver;
 mod waits;
@@ -12,6 +13,7 @@ mod waits;
 pub use cluster::{
     TestNamespace, ago, certificate, client, status_crash_loop, status_oom_killed, status_running,
 };
+pub use control_plane::StoppedControllerManager;
 pub use kpulse::{
     Kpulse, cli, count, in_cluster, log_config, metric, re_evaluated, start, start_webhook,
     state_namespace, wait_state,

@@ -27,7 +27,7 @@ use crate::sinks::render;
 
 /// Monitors that send no alerts, so have no example message.
 #[cfg(test)]
-const SILENT: &[&str] = &["startup_latency"];
+const SILENT: &[&str] = &[];
 
 /// The example message of each monitor, by name.
 pub fn messages(t0: Timestamp) -> BTreeMap<&'static str, String> {
@@ -53,6 +53,7 @@ pub fn messages(t0: Timestamp) -> BTreeMap<&'static str, String> {
         ("cronjob_missed", cronjob(t0)),
         ("tls_cert_expiry", certificate(t0)),
         ("canary", canary_failed(t0)),
+        ("startup_latency", slow_startup(t0)),
     ];
     alerts
         .into_iter()
@@ -371,11 +372,35 @@ fn canary_failed(t0: Timestamp) -> Alert {
         ..Default::default()
     };
     canary::alert(
-        &canary::Outcome::Timeout("Pending: 0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/unreachable: }".into()),
+        canary::Routine::Pod,
+        &canary::Outcome::Timeout(canary::Stage::Scheduled, "not scheduled: 0/3 nodes are available: 3 node(s) had untolerated taint {node.kubernetes.io/unreachable: }".into()),
         &settings,
         t0,
     )
     .expect("a failed run alerts")
+}
+
+fn slow_startup(t0: Timestamp) -> Alert {
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "api-7d9f8c-x2x4q", "namespace": "shop", "uid": "u1",
+            "creationTimestamp": (t0 - SignedDuration::from_mins(12)).to_string(),
+            "labels": {"app": "api", "pod-template-hash": "7d9f8c"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "api-7d9f8c", "uid": "rs", "controller": true}]},
+        "spec": {"nodeName": "ip-10-0-3-17", "containers": [{"name": "api", "image": "registry.example.com/api:2.4.1"}]},
+        "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": (t0 - SignedDuration::from_mins(12)).to_string()},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": (t0 - SignedDuration::from_mins(12)).to_string()},
+            {"type": "Ready", "status": "False", "lastTransitionTime": (t0 - SignedDuration::from_mins(12)).to_string()}],
+            "containerStatuses": [{"name": "api", "image": "registry.example.com/api:2.4.1", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+    }))
+    .expect("a valid pod");
+    let mut c = config();
+    c.monitors.startup_latency.enabled = true;
+    crate::monitors::pods::startup_latency::slow(&c.monitors.startup_latency, &pod, false, t0)
+        .expect("the pod fixture is slow to start")
+        .alert
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub mod pvc_pending;
 pub mod replicas_unavailable;
 pub mod rollout_stuck;
 pub mod since;
+pub mod startup_status;
 pub mod stats;
 #[cfg(test)]
 mod testkit;

@@ -3,7 +3,7 @@
 //! reason since Kubernetes 1.35), and that is the node's problem (`node_conditions`), not the
 //! pods' readiness probes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use jiff::Timestamp;
@@ -27,9 +27,13 @@ pub enum NodeState {
 /// Per node: since when it is Ready, `None` while it is not.
 type Known = HashMap<String, Option<Timestamp>>;
 
-/// The readiness of every node, kept current by the Node watch.
+/// The readiness of every node, kept current by the Node watch, and the labels of each (for
+/// `startup_latency`'s `node_pool` label).
 #[derive(Debug, Default)]
-pub struct NodeReadiness(RwLock<Known>);
+pub struct NodeReadiness(
+    RwLock<Known>,
+    RwLock<HashMap<String, BTreeMap<String, String>>>,
+);
 
 /// Since when `node` is Ready (its `Ready` condition's `lastTransitionTime`, else its creation),
 /// or `None` when it is not Ready.
@@ -67,23 +71,43 @@ impl NodeReadiness {
             None => NodeState::Unknown,
         }
     }
+
+    /// The value of the label `key` on the node named `node`, when the node is known.
+    pub fn label(&self, node: &str, key: &str) -> Option<String> {
+        let labels = self.1.read().unwrap_or_else(|e| e.into_inner());
+        labels.get(node)?.get(key).cloned()
+    }
+
+    fn labels(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, BTreeMap<String, String>>> {
+        self.1.write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Index<Node> for NodeReadiness {
     fn enabled(&self, config: &Config) -> bool {
+        let startup = &config.monitors.startup_latency;
         config.monitors.pod_not_ready.enabled
+            || (startup.enabled && !startup.node_pool_label.is_empty())
     }
 
     fn listed(&self, nodes: &mut dyn Iterator<Item = &Node>) {
-        *self.write() = nodes.map(|n| (n.name_any(), ready_since(n))).collect();
+        let (mut known, mut labels) = (Known::new(), HashMap::new());
+        for n in nodes {
+            known.insert(n.name_any(), ready_since(n));
+            labels.insert(n.name_any(), n.labels().clone());
+        }
+        *self.write() = known;
+        *self.labels() = labels;
     }
 
     fn applied(&self, node: &Node) {
         self.write().insert(node.name_any(), ready_since(node));
+        self.labels().insert(node.name_any(), node.labels().clone());
     }
 
     fn deleted(&self, node: &Node) {
         self.write().remove(&node.name_any());
+        self.labels().remove(&node.name_any());
     }
 }
 

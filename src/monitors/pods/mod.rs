@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 pub mod container_waiting;
 pub mod evictions;
+pub mod image_pulls;
 pub mod pod;
 pub mod pod_crashes;
 pub mod pod_evicted;
@@ -16,6 +17,7 @@ pub mod pod_not_ready;
 pub mod pod_restarts;
 pub mod pod_unschedulable;
 pub mod startup_latency;
+pub mod startup_record;
 
 use super::Context;
 use super::feeds::{PODS, Wiring, fed};
@@ -43,7 +45,12 @@ pub fn start(client: kube::Client, ctx: &Context, tasks: &mut JoinSet<()>, wirin
         ctx.pipeline.clone(),
         ctx.token.clone(),
     ));
-    ctx.watch(tasks, spec(client, wiring));
+    ctx.watch(tasks, spec(client.clone(), wiring));
+    let pulling = image_pulls::Pulling::default();
+    for reason in image_pulls::REASONS {
+        let spec = image_pulls::spec(client.clone(), wiring, reason, pulling.clone());
+        ctx.watch(tasks, spec);
+    }
 }
 
 /// Keeps only what the pod monitors read: no managedFields, no annotations but the ignore
