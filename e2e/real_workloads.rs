@@ -511,7 +511,7 @@ async fn real_node_startup_latency_times_a_real_pull_and_every_container_transit
     assert!(app["running_ready"].is_number(), "{record}");
 
     // And the slowest recent pods in /status.
-    let status = kpulse.status("/status").await.expect("/status answers");
+    let status = kpulse.status().await.expect("/status answers");
     let slowest = status["slowest_pods"].as_array().unwrap();
     assert!(
         slowest
@@ -598,7 +598,7 @@ async fn real_node_deployment_canary_fails_while_the_controller_manager_is_stopp
     );
     assert!(value(&kpulse, &canary_ready).await >= 2.0, "{canary_ready}");
     let status = kpulse
-        .status("/status/startup")
+        .status_at("status/startup")
         .await
         .expect("/status/startup");
     let last = &status["canary"]["deployment"][0];

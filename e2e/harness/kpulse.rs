@@ -248,7 +248,12 @@ impl Kpulse {
 
     /// `GET /status`, or `None` while it is not served yet.
     pub async fn status(&self) -> Option<Value> {
-        let text = self.get(8080, "http", "status").await?;
+        self.status_at("status").await
+    }
+
+    /// `GET /PATH` on the main HTTP port, as JSON: `status`, `status/startup`.
+    pub async fn status_at(&self, path: &str) -> Option<Value> {
+        let text = self.get(8080, "http", path).await?;
         serde_json::from_str(&text).ok()
     }
 
@@ -276,24 +281,6 @@ impl Kpulse {
     /// The body of `GET /metrics`, or `None` while it is not served yet.
     pub async fn metrics(&self) -> Option<String> {
         self.get(9090, "metrics", "metrics").await
-    }
-
-    /// `GET path` on the main HTTP port (host mode), as JSON: `/status`, `/status/startup`.
-    pub async fn status(&self, path: &str) -> Option<Value> {
-        let addr = self
-            .stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["message"] == "HTTP servers listening")
-            .and_then(|v| v["http"].as_str()?.parse::<SocketAddr>().ok())?;
-        reqwest::get(format!("http://{addr}{path}"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
     }
 
     /// Log lines (stderr) so far, joined, for assertion messages.
