@@ -16,6 +16,14 @@
 # so only pods that tolerate `kpulse.io/real-node` land there. The node-lifecycle controller is
 # off so the fake nodes stay Ready.
 set -euo pipefail
+# The cluster's processes outlive this script: close inherited descriptors above stderr (a lock
+# held by whoever started it, a pipe of a test runner) so they never keep those open.
+for fd in /proc/$$/fd/*; do
+  fd="${fd##*/}"
+  if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)) && [[ -e "/proc/$$/fd/$fd" ]]; then
+    eval "exec $fd>&-" 2>/dev/null || true
+  fi
+done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 clusters="$root/.cache/clusters"
 # shellcheck source=hack/node.sh
