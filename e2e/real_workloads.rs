@@ -564,7 +564,7 @@ async fn real_node_a_pod_that_cannot_start_is_reported_slow_and_resolves_once_de
 
 fn deployment_canary(ns: &str) -> String {
     format!(
-        "monitors:\n  startup_latency: {{enabled: true}}\n  canary: {{enabled: true, namespace: {ns}, interval: 2s, timeout: 8s, \
+        "monitors:\n  startup_latency: {{enabled: true}}\n  canary: {{enabled: true, namespace: {ns}, interval: 5s, timeout: 8s, \
          image: 'kpulse.local/pause:1', deployment: true, replicas: 2, \
          node_selector: {{kpulse.io/real-node: 'true'}}, tolerations: [kpulse.io/real-node]}}\n"
     )
