@@ -562,6 +562,9 @@ pub struct Engine {
     buckets: BTreeMap<String, (f64, Timestamp)>,
     /// Per channel, what waits for its budget.
     overflow: BTreeMap<String, DigestQueue>,
+    /// Per maintenance window: from when until when its state is known, and when it closes if
+    /// open.
+    window_cache: HashMap<String, (Timestamp, Timestamp, Option<Timestamp>)>,
 }
 
 /// What keeps an alert from being sent now.
@@ -584,6 +587,7 @@ impl Engine {
             window_log: BTreeMap::new(),
             buckets: BTreeMap::new(),
             overflow: BTreeMap::new(),
+            window_cache: HashMap::new(),
         };
         engine.compile_config_silences();
         engine
@@ -592,6 +596,7 @@ impl Engine {
     /// Replaces routing and timing with a new configuration; state is kept.
     pub fn reconfigure(&mut self, settings: Settings) {
         self.settings = settings;
+        self.window_cache.clear();
         self.compile_config_silences();
     }
 
@@ -656,18 +661,48 @@ impl Engine {
         if let Some((id, first)) = self.silence(alert, now) {
             return Some((Held::Silence(id), first));
         }
-        let (name, closes) = self.settings.maintenance.iter().find_map(|w| {
-            w.matches(alert)
-                .then(|| w.open_until(now))
-                .flatten()
-                .map(|closes| (w.name.clone(), closes))
-        })?;
+        let (name, closes) = self.open_window(alert, now)?;
         let first = self
             .window_log
             .entry(name.clone())
             .or_insert_with(|| WindowRecord::new(now, closes))
             .hold(alert);
         Some((Held::Window(name), first))
+    }
+
+    /// Whether a silence or an open window would hold `alert` back now, recording nothing.
+    fn held(&mut self, alert: &Alert, now: Timestamp) -> bool {
+        self.silences.matching(alert, now).is_some() || self.open_window(alert, now).is_some()
+    }
+
+    /// The first maintenance window matching `alert` that is open at `now`, and when it closes.
+    fn open_window(&mut self, alert: &Alert, now: Timestamp) -> Option<(String, Timestamp)> {
+        for i in 0..self.settings.maintenance.len() {
+            if !self.settings.maintenance[i].matches(alert) {
+                continue;
+            }
+            if let Some(closes) = self.window_closes(i, now) {
+                return Some((self.settings.maintenance[i].name.clone(), closes));
+            }
+        }
+        None
+    }
+
+    /// When window `i` closes if it is open at `now`. The cron search runs once per change of
+    /// the window (it opens or closes), not once per alert.
+    fn window_closes(&mut self, i: usize, now: Timestamp) -> Option<Timestamp> {
+        let w = &self.settings.maintenance[i];
+        if let Some(&(from, until, closes)) = self.window_cache.get(&w.name)
+            && from <= now
+            && now < until
+        {
+            return closes;
+        }
+        let closes = w.open_until(now);
+        let until = closes.or_else(|| w.next_open(now)).unwrap_or(now);
+        self.window_cache
+            .insert(w.name.clone(), (now, until, closes));
+        closes
     }
 
     fn held_decision(held: Held, alert: &Alert) -> Decision {
@@ -711,7 +746,7 @@ impl Engine {
                 continue;
             };
             // Silenced or in maintenance: not now, and not counted.
-            if self.hold_back(&alert, now).is_some() {
+            if self.held(&alert, now) {
                 continue;
             }
             let Some(a) = self.active.get_mut(&key) else {

@@ -1632,10 +1632,17 @@ fn a_condition_that_stays_firing_is_repeated_at_its_severitys_interval_up_to_max
         t(100),
     );
     assert!(sent(&e.tick(t(120))).is_empty());
+    let after = e.tick(t(130));
     assert_eq!(
-        sent(&e.tick(t(130))).iter().filter(|m| m.2 == "a").count(),
+        sent(&after).iter().filter(|m| m.2 == "a").count(),
         2,
         "after the silence"
+    );
+    let notice = &after.dispatches[0].notifications[0].notification.alert;
+    assert!(
+        notice.message.contains("It held nothing back."),
+        "a reminder it delayed is not an alert it held back: {}",
+        notice.message
     );
     assert!(
         sent(&e.tick(t(500))).iter().all(|m| m.2 != "a"),
@@ -1893,4 +1900,104 @@ fn an_incident_of_a_digested_severity_goes_into_the_digest_as_one_item_with_its_
             ),
         ]
     );
+}
+
+#[test]
+fn a_silence_among_many_workloads_nodes_and_jobs_holds_only_its_own_over_several_full_passes() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    let start = e.set_silences(
+        vec![silence("s1", "{namespace: shop}", secs(0), secs(600))],
+        secs(0),
+    );
+    assert_eq!(messages(&start)[0].2, "Silence started: s1 comment");
+    let pod = |ns: &str, owner: &str, name: &str| {
+        Alert::new(
+            AlertKey::new("pod_crashes", ns, "Pod", name, "CrashLoopBackOff"),
+            Severity::Warning,
+            format!("{name} crashing"),
+            t(0),
+        )
+        .owner(owner)
+        .node("n1")
+    };
+    let pods = || {
+        found(vec![
+            pod("shop", "Deployment/api", "api-1"),
+            pod("shop", "Deployment/api", "api-2"),
+            pod("shop", "StatefulSet/db", "db-0"),
+            pod("web", "Deployment/front", "front-1"),
+            pod("web", "Deployment/front", "front-2"),
+        ])
+    };
+    let job = || {
+        found(vec![Alert::new(
+            AlertKey::new(
+                "job_failed",
+                "shop",
+                "Job",
+                "migrate",
+                "BackoffLimitExceeded",
+            ),
+            Severity::Warning,
+            "migrate failed",
+            t(0),
+        )])
+    };
+    let node = || {
+        found(vec![Alert::new(
+            AlertKey::new("node_conditions", "", "Node", "n9", "DiskPressure"),
+            Severity::Warning,
+            "n9 disk pressure",
+            t(0),
+        )])
+    };
+    let mut out = Vec::new();
+    // Three full passes of each watch, 15 s apart, ticking in between.
+    for pass in 0..3 {
+        let at = secs(15 * pass);
+        out.extend(messages(&e.reconcile(
+            "pod_crashes",
+            &Scope::Kind("Pod".into()),
+            pods(),
+            at,
+        )));
+        out.extend(messages(&e.reconcile(
+            "job_failed",
+            &Scope::Kind("Job".into()),
+            job(),
+            at,
+        )));
+        out.extend(messages(&e.reconcile(
+            "node_conditions",
+            &Scope::Kind("Node".into()),
+            node(),
+            at,
+        )));
+        out.extend(messages(&e.tick(at + SignedDuration::from_secs(1))));
+    }
+    out.extend(messages(&e.tick(secs(60))));
+    let titles: Vec<&str> = out.iter().map(|(_, _, t)| t.as_str()).collect();
+    assert_eq!(
+        titles,
+        vec![
+            "n9 disk pressure",
+            "Deployment front: 2 pods CrashLoopBackOff on 1 node",
+        ],
+        "only what is outside the silence, each once"
+    );
+    // The end: one notice, then shop's incident of api, db-0 and the Job, each once.
+    let mut end = messages(&e.tick(secs(600)));
+    end.extend(messages(&e.tick(secs(601))));
+    let titles: BTreeSet<&str> = end.iter().map(|(_, _, t)| t.as_str()).collect();
+    assert_eq!(
+        titles,
+        BTreeSet::from([
+            "Silence ended: s1 comment",
+            "Deployment api: 2 pods CrashLoopBackOff on 1 node",
+            "db-0 crashing",
+            "migrate failed",
+        ])
+    );
+    assert_eq!(end.len(), 4, "{end:?}");
+    assert!(e.tick(secs(700)).dispatches.is_empty());
 }

@@ -102,6 +102,30 @@ fn capped(known: &mut HashSet<String>, value: &str, max: usize) -> String {
     value.to_string()
 }
 
+/// The labels of `record`'s series: its namespace (when labelled) and node pool, each capped.
+fn labels(
+    settings: &Settings,
+    namespaces: &mut HashSet<String>,
+    pools: &mut HashSet<String>,
+    record: &Record,
+    node_pool: &str,
+) -> StartupLabels {
+    StartupLabels {
+        own: Vec::new(),
+        namespace: if settings.namespace_label {
+            capped(
+                namespaces,
+                &record.namespace,
+                settings.max_namespaces as usize,
+            )
+        } else {
+            String::new()
+        },
+        owner_kind: record.owner_kind.clone(),
+        node_pool: capped(pools, node_pool, MAX_NODE_POOLS),
+    }
+}
+
 /// The start-up records of new pods, shared by the Pod watch, the image pull events and the
 /// canary.
 #[derive(Debug, Default)]
@@ -163,20 +187,7 @@ impl Tracker {
         } = &mut *pods;
         let record = open.get_mut(&uid).expect("inserted above");
         let measured = record.update(pod, now);
-        let labels = StartupLabels {
-            own: Vec::new(),
-            namespace: if settings.namespace_label {
-                capped(
-                    namespaces,
-                    &record.namespace,
-                    settings.max_namespaces as usize,
-                )
-            } else {
-                String::new()
-            },
-            owner_kind: record.owner_kind.clone(),
-            node_pool: capped(pools, node_pool, MAX_NODE_POOLS),
-        };
+        let labels = labels(settings, namespaces, pools, record, node_pool);
         for m in &measured {
             record_metric(metrics, &labels, m);
         }
@@ -234,20 +245,7 @@ impl Tracker {
             return;
         }
         let pool = node_pool(&record.node);
-        let labels = StartupLabels {
-            own: Vec::new(),
-            namespace: if settings.namespace_label {
-                capped(
-                    namespaces,
-                    &record.namespace,
-                    settings.max_namespaces as usize,
-                )
-            } else {
-                String::new()
-            },
-            owner_kind: record.owner_kind.clone(),
-            node_pool: capped(pools, &pool, MAX_NODE_POOLS),
-        };
+        let labels = labels(settings, namespaces, pools, record, &pool);
         let container_type = if init { "init" } else { "regular" };
         let result = match pulled {
             Some(s) => {
