@@ -16,6 +16,7 @@ pub mod generated;
 pub mod http;
 pub mod kubelet;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod monitors;
 pub mod operator;

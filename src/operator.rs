@@ -75,6 +75,7 @@ pub struct RunArgs {
 
 /// Entry point of `kpulse run`.
 pub fn main(args: RunArgs) -> ExitCode {
+    crate::memory::configure();
     let telemetry = match args.log_format.parse() {
         Ok(format) => crate::telemetry::init(format),
         Err(e) => {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::feeds::{self, Wiring, fed};
 use super::filter::ignored;
-use super::watch::WatchSpec;
+use super::watch::{Keep, WatchSpec};
 use super::{Context, SyncGuard};
 use super::{node_conditions, pvc_pending, warning_events};
 use crate::pipeline::Pipeline;
@@ -32,6 +32,7 @@ pub fn events(client: kube::Client, wiring: &Wiring) -> WatchSpec<Event> {
         trim: warning_events::trim,
         monitors: fed(&feeds::EVENTS, wiring),
         index: None,
+        keep: Keep::Revision(warning_events::revision),
     }
 }
 
@@ -45,6 +46,7 @@ pub fn nodes(client: kube::Client, wiring: &Wiring) -> WatchSpec<Node> {
         trim: node_conditions::trim,
         monitors: fed(&feeds::NODES, wiring),
         index: Some(wiring.nodes.clone()),
+        keep: Keep::Objects,
     }
 }
 
@@ -57,6 +59,7 @@ pub fn pvcs(client: kube::Client, wiring: &Wiring) -> WatchSpec<PersistentVolume
         trim: pvc_pending::trim,
         monitors: fed(&feeds::PVCS, wiring),
         index: None,
+        keep: Keep::Objects,
     }
 }
 

@@ -163,7 +163,11 @@ impl Context {
     /// readiness.
     pub fn watch<K>(&self, tasks: &mut JoinSet<()>, spec: watch::WatchSpec<K>)
     where
-        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K: kube::Resource
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
         K: Send + Sync + 'static,
         K::DynamicType: Default,
     {
@@ -177,7 +181,11 @@ impl Context {
     /// Starts a watch of cluster-scoped objects at once; it counts towards readiness.
     pub fn watch_cluster<K>(&self, tasks: &mut JoinSet<()>, spec: watch::WatchSpec<K>)
     where
-        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K: kube::Resource
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
         K: Send + Sync + 'static,
         K::DynamicType: Default,
     {

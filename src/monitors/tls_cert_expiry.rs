@@ -13,7 +13,7 @@ use kube::{Api, ResourceExt};
 
 use super::feeds::{TLS_SECRETS, Wiring, fed};
 use super::trend::roughly;
-use super::watch::{Finding, ObjectMonitor, WatchSpec, trim_meta};
+use super::watch::{Finding, Keep, ObjectMonitor, WatchSpec, trim_meta};
 use crate::alert::{Alert, AlertKey, Severity, display_time};
 use crate::config::Config;
 
@@ -32,6 +32,7 @@ pub fn spec(client: kube::Client, wiring: &Wiring) -> WatchSpec<Secret> {
         trim,
         monitors: fed(&TLS_SECRETS, wiring),
         index: None,
+        keep: Keep::Objects,
     }
 }
 

@@ -90,6 +90,13 @@ pub fn owner_monitor(kind: &str, reason: &str) -> Option<&'static str> {
 
 pub struct WarningEvents;
 
+/// How many times the event happened: what a watch keeps of an Event ([`Keep::Revision`]).
+///
+/// [`Keep::Revision`]: super::watch::Keep::Revision
+pub fn revision(e: &Event) -> u32 {
+    count(e)
+}
+
 fn count(e: &Event) -> u32 {
     let series = e.series.as_ref().and_then(|s| s.count).unwrap_or(0);
     e.count.unwrap_or(1).max(series).max(1) as u32
@@ -197,10 +204,11 @@ impl ObjectMonitor<Event> for WarningEvents {
         Vec::new()
     }
 
-    /// A repeat of an event bumps its count: report it if it just became reportable (a flaky
-    /// reason reaching `min_count`) or happened again; the engine's dedupe drops repeats.
-    fn changes(&self, config: &Config, old: &Event, new: &Event, now: Timestamp) -> Vec<Alert> {
-        if count(new) > count(old) && reportable(config, new, now) {
+    /// A repeat of an event bumps its count (the watch calls this only then): report it if it
+    /// just became reportable (a flaky reason reaching `min_count`) or happened again; the
+    /// engine's dedupe drops repeats.
+    fn repeated(&self, config: &Config, new: &Event, now: Timestamp) -> Vec<Alert> {
+        if reportable(config, new, now) {
             vec![alert(new, now)]
         } else {
             Vec::new()
@@ -329,14 +337,15 @@ mod tests {
         let c = config("");
         let two = event("Pod", "FailedCreatePodSandBox", 2, RECENTLY);
         let three = event("Pod", "FailedCreatePodSandBox", 3, RECENTLY);
-        assert!(WarningEvents.changes(&c, &two, &two, now()).is_empty());
-        let got = WarningEvents.changes(&c, &two, &three, now());
+        // The watch calls `repeated` only when the count grew (its revision, tested there).
+        assert!(WarningEvents.repeated(&c, &two, now()).is_empty());
+        let got = WarningEvents.repeated(&c, &three, now());
         assert_eq!(got.len(), 1);
         assert_eq!(
             got[0].message,
             "Pod shop/api-1: something went wrong (3 times)"
         );
-        assert!(WarningEvents.changes(&c, &three, &three, now()).is_empty());
+        assert_eq!((revision(&two), revision(&three)), (2, 3));
     }
 
     #[test]

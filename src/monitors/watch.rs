@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::filter::{Namespaces, Visibility, ignored};
@@ -46,6 +47,12 @@ pub trait ObjectMonitor<K>: Send + Sync {
     fn created(&self, _config: &Config, _obj: &K, _now: Timestamp) -> Vec<Alert> {
         Vec::new()
     }
+    /// Point-in-time facts from an object a [`Keep::Revision`] watch saw before, whose revision
+    /// grew (an Event that happened again). Called instead of [`ObjectMonitor::changes`], as
+    /// such a watch keeps no old object.
+    fn repeated(&self, _config: &Config, _obj: &K, _now: Timestamp) -> Vec<Alert> {
+        Vec::new()
+    }
     /// The object was deleted: forget what the monitor keeps about it.
     fn deleted(&self, _obj: &K) {}
 }
@@ -63,6 +70,21 @@ pub trait Index<K>: Send + Sync {
     fn deleted(&self, obj: &K);
 }
 
+/// What a watch keeps of each object between events.
+pub enum Keep<K> {
+    /// The trimmed object: monitors judge state (`firing`) and changes from old to new.
+    Objects,
+    /// The same, kept as compact JSON and read back for each evaluation: for the kinds a
+    /// cluster has thousands of (Pods), where the typed object's size (every absent field
+    /// takes its place) is most of kpulse's memory.
+    Packed,
+    /// Only a number that grows when the object reports something new (an Event's count).
+    /// For objects that are facts, not state: their monitors fire nothing (`firing` is never
+    /// called) and judge a change by [`ObjectMonitor::repeated`]. A few bytes per object
+    /// instead of the object.
+    Revision(fn(&K) -> u32),
+}
+
 /// How one watch is set up.
 pub struct WatchSpec<K> {
     /// Used in logs and metrics: `pods`, `deployments`, ...
@@ -76,6 +98,7 @@ pub struct WatchSpec<K> {
     pub monitors: Vec<Arc<dyn ObjectMonitor<K>>>,
     /// Kept current from every event, before the monitors run.
     pub index: Option<Arc<dyn Index<K>>>,
+    pub keep: Keep<K>,
 }
 
 /// Whether an object is out of scope: filtered namespace, ignore switch, or being deleted.
@@ -96,16 +119,10 @@ pub fn trim_meta<K: Resource>(obj: &mut K) {
     }
 }
 
-type ObjKey = (String, String);
-
-fn key<K: Resource>(obj: &K) -> ObjKey {
-    (obj.namespace().unwrap_or_default(), obj.name_any())
-}
-
 /// Runs one watch until cancelled.
 pub async fn run<K>(spec: WatchSpec<K>, ctx: Context, mut guard: SyncGuard)
 where
-    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default,
 {
     let WatchSpec {
@@ -116,6 +133,7 @@ where
         trim,
         monitors,
         index,
+        keep,
     } = spec;
     let Context {
         pipeline,
@@ -149,38 +167,40 @@ where
             "a monitor using this resource was switched on; watching it"
         );
     }
+    // Lists come from the API server's watch cache (as client-go informers list), not from
+    // etcd: faster to ready, and no load on etcd at start-up or a re-list.
+    let config = config.any_semantic();
     let stream = watcher::watcher(api, config).default_backoff().modify(trim);
     let mut stream = std::pin::pin!(stream);
-    let mut objects: HashMap<ObjKey, K> = HashMap::new();
-    let mut listing: Option<HashMap<ObjKey, K>> = None;
+    let mut store = Store::new(keep);
     let mut synced = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = tick.tick(), if synced => full_reconcile(&pipeline, &namespaces, &monitors, &objects, resource, kind),
+            _ = tick.tick(), if synced && store.holds_objects() => {
+                full_reconcile(&pipeline, &namespaces, &monitors, &store, resource, kind);
+            }
             event = stream.next() => match event {
                 None => return,
                 Some(Err(e)) => {
                     pipeline.metrics().watch_restarts.get_or_create(&ResourceLabels::new(resource)).inc();
                     tracing::warn!(resource, error = %e, "watch error; retrying with backoff");
                 }
-                Some(Ok(Event::Init)) => listing = Some(HashMap::new()),
-                Some(Ok(Event::InitApply(o))) => {
-                    if let Some(l) = listing.as_mut() {
-                        l.insert(key(&o), o);
-                    }
-                }
+                Some(Ok(Event::Init)) => store.relist(),
+                Some(Ok(Event::InitApply(o))) => store.listed(o),
                 Some(Ok(Event::InitDone)) => {
-                    objects = listing.take().unwrap_or_default();
-                    if let Some(i) = &index {
-                        i.listed(&mut objects.values());
+                    store.list_done();
+                    if let (Some(i), Store::Objects { objects, .. }) = (&index, &store) {
+                        i.listed(&mut objects.values().map(|(o, _)| o));
                     }
-                    full_reconcile(&pipeline, &namespaces, &monitors, &objects, resource, kind);
+                    debug_assert!(index.is_none() || matches!(store, Store::Objects { .. }), "an index needs the objects");
+                    full_reconcile(&pipeline, &namespaces, &monitors, &store, resource, kind);
+                    crate::memory::release();
                     if !synced {
                         synced = true;
-                        tracing::info!(resource, objects = objects.len(), "watch synced");
+                        tracing::info!(resource, objects = store.len(), "watch synced");
                         guard.synced();
                     }
                 }
@@ -189,12 +209,16 @@ where
                     if let Some(i) = &index {
                         i.applied(&o);
                     }
-                    let old = objects.insert(key(&o), o.clone());
-                    evaluate(&pipeline, &namespaces, &monitors, old.as_ref(), &o, kind);
+                    if store.holds_objects() {
+                        let old = store.apply(&o);
+                        evaluate(&pipeline, &namespaces, &monitors, old.as_ref(), &o, kind);
+                    } else if let Some(fact) = store.revised(&o) {
+                        report(&pipeline, &namespaces, &monitors, &o, fact);
+                    }
                 }
                 Some(Ok(Event::Delete(o))) => {
                     pipeline.metrics().watch_events.get_or_create(&ResourceLabels::new(resource)).inc();
-                    objects.remove(&key(&o));
+                    store.remove(&o);
                     if let Some(i) = &index {
                         i.deleted(&o);
                     }
@@ -205,6 +229,246 @@ where
                     }
                 }
             }
+        }
+    }
+}
+
+/// What a watch holds between events, keyed by a 64-bit hash of namespace and name. A re-list
+/// updates it in place: what the new list carries gets the new generation, and what it did not
+/// carry is dropped when the list is complete, so a re-list never holds two copies.
+enum Store<K> {
+    Objects {
+        objects: HashMap<u64, (K, u32)>,
+        generation: u32,
+    },
+    Packed {
+        objects: HashMap<u64, (Box<[u8]>, u32)>,
+        generation: u32,
+    },
+    Revisions {
+        seen: HashMap<u64, (u32, u32)>,
+        revision: fn(&K) -> u32,
+        generation: u32,
+    },
+}
+
+impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
+    fn new(keep: Keep<K>) -> Self {
+        match keep {
+            Keep::Objects => Store::Objects {
+                objects: HashMap::new(),
+                generation: 0,
+            },
+            Keep::Packed => Store::Packed {
+                objects: HashMap::new(),
+                generation: 0,
+            },
+            Keep::Revision(revision) => Store::Revisions {
+                seen: HashMap::new(),
+                revision,
+                generation: 0,
+            },
+        }
+    }
+
+    /// Whether monitors judge the objects' state (and so re-evaluate them every tick).
+    fn holds_objects(&self) -> bool {
+        !matches!(self, Store::Revisions { .. })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Store::Objects { objects, .. } => objects.len(),
+            Store::Packed { objects, .. } => objects.len(),
+            Store::Revisions { seen, .. } => seen.len(),
+        }
+    }
+
+    /// A (re-)list begins.
+    fn relist(&mut self) {
+        match self {
+            Store::Objects { generation, .. }
+            | Store::Packed { generation, .. }
+            | Store::Revisions { generation, .. } => *generation = generation.wrapping_add(1),
+        }
+    }
+
+    /// An object of the list.
+    fn listed(&mut self, o: K) {
+        let key = hashed(&o);
+        match self {
+            Store::Objects {
+                objects,
+                generation,
+            } => {
+                objects.insert(key, (o, *generation));
+            }
+            Store::Packed {
+                objects,
+                generation,
+            } => {
+                objects.insert(key, (pack(&o), *generation));
+            }
+            Store::Revisions {
+                seen,
+                revision,
+                generation,
+            } => {
+                seen.insert(key, (revision(&o), *generation));
+            }
+        }
+    }
+
+    /// The list is complete: what it did not carry is gone.
+    fn list_done(&mut self) {
+        match self {
+            Store::Objects {
+                objects,
+                generation,
+            } => {
+                objects.retain(|_, (_, g)| *g == *generation);
+                objects.shrink_to_fit();
+            }
+            Store::Packed {
+                objects,
+                generation,
+            } => {
+                objects.retain(|_, (_, g)| *g == *generation);
+                objects.shrink_to_fit();
+            }
+            Store::Revisions {
+                seen, generation, ..
+            } => {
+                seen.retain(|_, (_, g)| *g == *generation);
+                seen.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Keeps `o` (created or changed); returns what was kept of it before.
+    fn apply(&mut self, o: &K) -> Option<K> {
+        let key = hashed(o);
+        match self {
+            Store::Objects {
+                objects,
+                generation,
+            } => objects
+                .insert(key, (o.clone(), *generation))
+                .map(|(o, _)| o),
+            Store::Packed {
+                objects,
+                generation,
+            } => objects
+                .insert(key, (pack(o), *generation))
+                .and_then(|(old, _)| unpack(&old)),
+            Store::Revisions { .. } => None,
+        }
+    }
+
+    /// Calls `f` with every object kept (none for a revision watch).
+    fn each(&self, mut f: impl FnMut(&K)) {
+        match self {
+            Store::Objects { objects, .. } => objects.values().for_each(|(o, _)| f(o)),
+            Store::Packed { objects, .. } => objects
+                .values()
+                .filter_map(|(o, _)| unpack::<K>(o))
+                .for_each(|o| f(&o)),
+            Store::Revisions { .. } => {}
+        }
+    }
+
+    /// A revision watch saw `o` created or changed: whether that is a new object or a repeat
+    /// (its revision grew); `None` for any other change.
+    fn revised(&mut self, o: &K) -> Option<Fact> {
+        let Store::Revisions {
+            seen,
+            revision,
+            generation,
+        } = self
+        else {
+            return None;
+        };
+        let rev = revision(o);
+        match seen.insert(hashed(o), (rev, *generation)) {
+            None => Some(Fact::Created),
+            Some((before, _)) if rev > before => Some(Fact::Repeated),
+            Some(_) => None,
+        }
+    }
+
+    fn remove(&mut self, o: &K) {
+        let key = hashed(o);
+        match self {
+            Store::Objects { objects, .. } => {
+                objects.remove(&key);
+            }
+            Store::Packed { objects, .. } => {
+                objects.remove(&key);
+            }
+            Store::Revisions { seen, .. } => {
+                seen.remove(&key);
+            }
+        }
+    }
+}
+
+/// A trimmed object as compact JSON: a fraction of the memory of the typed object, whose every
+/// absent field still takes its place.
+fn pack<K: Serialize>(o: &K) -> Box<[u8]> {
+    serde_json::to_vec(o)
+        .expect("a Kubernetes object serializes")
+        .into_boxed_slice()
+}
+
+fn unpack<K: DeserializeOwned>(bytes: &[u8]) -> Option<K> {
+    match serde_json::from_slice(bytes) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            // It was serialized by `pack` from the same type: unreachable in practice.
+            tracing::error!(error = %e, "cannot read back a kept object; skipping it");
+            None
+        }
+    }
+}
+
+/// A store's key: a 64-bit hash of namespace and name (no strings kept; a collision among the
+/// objects of one watch is about 1 in 10^11 at 100 000 objects).
+fn hashed<K: Resource>(o: &K) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    let meta = o.meta();
+    meta.namespace.hash(&mut h);
+    meta.name.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug, PartialEq)]
+enum Fact {
+    Created,
+    Repeated,
+}
+
+/// Reports the point-in-time facts of an object a revision watch saw appear or grow.
+fn report<K: Resource>(
+    pipeline: &Pipeline,
+    visibility: &Visibility,
+    monitors: &[Arc<dyn ObjectMonitor<K>>],
+    obj: &K,
+    fact: Fact,
+) {
+    let rt = pipeline.runtime();
+    let config = &rt.config;
+    if skipped(&visibility.now(&rt), obj) {
+        return;
+    }
+    let now = pipeline.now();
+    for m in monitors.iter().filter(|m| m.enabled(config)) {
+        let facts = match fact {
+            Fact::Created => m.created(config, obj, now),
+            Fact::Repeated => m.repeated(config, obj, now),
+        };
+        for alert in facts {
+            pipeline.submit(alert);
         }
     }
 }
@@ -246,27 +510,35 @@ fn evaluate<K: Resource>(
     }
 }
 
-fn full_reconcile<K: Resource>(
+fn full_reconcile<K: Resource + Clone + Serialize + DeserializeOwned>(
     pipeline: &Pipeline,
     visibility: &Visibility,
     monitors: &[Arc<dyn ObjectMonitor<K>>],
-    objects: &HashMap<ObjKey, K>,
+    store: &Store<K>,
     resource: &'static str,
     kind: &str,
 ) {
+    if !store.holds_objects() {
+        // Facts, not state: nothing fires, nothing to re-evaluate.
+        return;
+    }
     let rt = pipeline.runtime();
     let config = &rt.config;
     let namespaces = visibility.now(&rt);
     let now = pipeline.now();
-    for m in monitors {
-        if !m.enabled(config) {
-            continue;
+    let on: Vec<&Arc<dyn ObjectMonitor<K>>> =
+        monitors.iter().filter(|m| m.enabled(config)).collect();
+    let mut findings: Vec<Vec<Finding>> = on.iter().map(|_| Vec::new()).collect();
+    // One pass over the objects (one read-back of each packed one) for every monitor.
+    store.each(|o| {
+        if skipped(&namespaces, o) {
+            return;
         }
-        let findings: Vec<Finding> = objects
-            .values()
-            .filter(|o| !skipped(&namespaces, *o))
-            .flat_map(|o| m.firing(config, o, now))
-            .collect();
+        for (m, out) in on.iter().zip(findings.iter_mut()) {
+            out.extend(m.firing(config, o, now));
+        }
+    });
+    for (m, findings) in on.iter().zip(findings) {
         // Only this kind: the monitor may also be fed by watches of other kinds.
         pipeline.reconcile(m.name(), &Scope::Kind(kind.to_string()), findings);
     }
@@ -275,4 +547,114 @@ fn full_reconcile<K: Resource>(
         .watch_evaluations
         .get_or_create(&ResourceLabels::new(resource))
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ConfigMap, Event};
+    use kube::api::ObjectMeta;
+
+    fn cm(name: &str, value: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some([("v".to_string(), value.to_string())].into()),
+            ..ConfigMap::default()
+        }
+    }
+
+    fn event(name: &str, count: i32) -> Event {
+        Event {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            count: Some(count),
+            ..Event::default()
+        }
+    }
+
+    fn names(store: &Store<ConfigMap>) -> Vec<String> {
+        let mut n = Vec::new();
+        store.each(|o| {
+            n.push(format!(
+                "{}={}",
+                o.name_any(),
+                o.data.as_ref().unwrap()["v"]
+            ))
+        });
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_relist_updates_in_place_and_drops_what_it_did_not_carry() {
+        for keep in [Keep::Objects, Keep::Packed] {
+            relist_in_place(Store::new(keep));
+        }
+    }
+
+    fn relist_in_place(mut s: Store<ConfigMap>) {
+        s.relist();
+        for o in [cm("a", "1"), cm("b", "1"), cm("c", "1")] {
+            s.listed(o);
+        }
+        s.list_done();
+        assert_eq!(names(&s), ["a=1", "b=1", "c=1"]);
+        // The watch desynced; while it was away b changed and c was deleted, d created.
+        s.relist();
+        s.listed(cm("a", "1"));
+        s.listed(cm("b", "2"));
+        // Mid-list the old objects are still there (no second map).
+        assert_eq!(s.len(), 3);
+        s.listed(cm("d", "1"));
+        s.list_done();
+        assert_eq!(names(&s), ["a=1", "b=2", "d=1"]);
+        // A change returns what was kept before, read back whole.
+        let old = s.apply(&cm("a", "3")).expect("a was kept");
+        assert_eq!(old, cm("a", "1"));
+        assert_eq!(s.apply(&cm("e", "1")), None);
+        s.remove(&cm("b", "2"));
+        assert_eq!(names(&s), ["a=3", "d=1", "e=1"]);
+    }
+
+    #[test]
+    fn a_packed_pod_reads_back_as_the_trimmed_pod() {
+        let mut pod: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_str(crate::monitors::pods::tests::RICH_POD).unwrap();
+        crate::monitors::pods::trim(&mut pod);
+        let packed = pack(&pod);
+        assert_eq!(
+            unpack::<k8s_openapi::api::core::v1::Pod>(&packed),
+            Some(pod)
+        );
+    }
+
+    #[test]
+    fn a_revision_watch_reports_new_and_grown_objects_once() {
+        let mut s = Store::new(Keep::Revision(crate::monitors::warning_events::revision));
+        s.relist();
+        s.listed(event("old", 4));
+        s.list_done();
+        // Known from the list: the same count is no news, a higher one is a repeat.
+        assert_eq!(s.revised(&event("old", 4)), None);
+        assert_eq!(s.revised(&event("old", 5)), Some(Fact::Repeated));
+        assert_eq!(s.revised(&event("old", 5)), None);
+        assert_eq!(s.revised(&event("new", 1)), Some(Fact::Created));
+        assert_eq!(s.revised(&event("new", 1)), None);
+        assert_eq!(s.revised(&event("new", 2)), Some(Fact::Repeated));
+        s.remove(&event("new", 2));
+        assert_eq!(s.revised(&event("new", 1)), Some(Fact::Created));
+        // A re-list forgets what it did not carry.
+        s.relist();
+        s.listed(event("new", 1));
+        s.list_done();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.revised(&event("old", 5)), Some(Fact::Created));
+    }
 }

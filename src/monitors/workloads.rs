@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use super::Context;
 use super::feeds::{self, Wiring, fed};
-use super::watch::{WatchSpec, trim_meta};
+use super::watch::{Keep, WatchSpec, trim_meta};
 
 /// Workload specs are pod templates kpulse never reads: drop them.
 fn trim_deployment(d: &mut Deployment) {
@@ -63,6 +63,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_deployment,
         monitors: fed(&feeds::DEPLOYMENTS, wiring),
         index: None,
+        keep: Keep::Objects,
     };
     let statefulsets = WatchSpec {
         resource: "statefulsets",
@@ -72,6 +73,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_statefulset,
         monitors: fed(&feeds::STATEFULSETS, wiring),
         index: None,
+        keep: Keep::Objects,
     };
     let daemonsets = WatchSpec {
         resource: "daemonsets",
@@ -81,6 +83,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_daemonset,
         monitors: fed(&feeds::DAEMONSETS, wiring),
         index: None,
+        keep: Keep::Objects,
     };
     let jobs = WatchSpec {
         resource: "jobs",
@@ -90,6 +93,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_job,
         monitors: fed(&feeds::JOBS, wiring),
         index: None,
+        keep: Keep::Objects,
     };
     let cronjobs = WatchSpec {
         resource: "cronjobs",
@@ -99,6 +103,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_cronjob,
         monitors: fed(&feeds::CRONJOBS, wiring),
         index: None,
+        keep: Keep::Objects,
     };
     let hpas = WatchSpec {
         resource: "horizontalpodautoscalers",
@@ -108,6 +113,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_meta,
         monitors: fed(&feeds::HPAS, wiring),
         index: None,
+        keep: Keep::Objects,
     };
     Watches {
         deployments,

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::monitors::feeds::Wiring;
 use crate::monitors::node_readiness::NodeReadiness;
-use crate::monitors::watch::{Finding, ObjectMonitor, WatchSpec, trim_meta};
+use crate::monitors::watch::{Finding, Keep, ObjectMonitor, WatchSpec, trim_meta};
 
 /// The reasons watched, one watch each.
 pub const REASONS: [&str; 2] = ["Pulling", "Pulled"];
@@ -219,7 +219,7 @@ impl ObjectMonitor<Event> for ImagePulls {
         Vec::new()
     }
 
-    fn changes(&self, config: &Config, _old: &Event, new: &Event, now: Timestamp) -> Vec<Alert> {
+    fn repeated(&self, config: &Config, new: &Event, now: Timestamp) -> Vec<Alert> {
         // A repeated event (its count raised): a new pull of the same container is not new.
         self.take_in(config, new, now);
         Vec::new()
@@ -265,6 +265,7 @@ pub fn spec(
             pulling,
         })],
         index: None,
+        keep: Keep::Revision(crate::monitors::warning_events::revision),
     }
 }
 
