@@ -277,7 +277,8 @@ pub struct Rule {
 pub struct Inhibit {
     /// The built-in rules: a `node_conditions` NotReady alert holds back the pod alerts of that
     /// node; a `rollout_stuck`, `replicas_unavailable` or `daemonset_unscheduled` alert holds
-    /// back the pod alerts of that workload.
+    /// back the pod alerts of that workload; a bare pod's `pod_crashes` crash loop holds back
+    /// that pod's exit notices and restart bursts.
     #[serde(default = "yes")]
     pub defaults: bool,
     /// More rules, tried after the built-in ones.
@@ -307,7 +308,8 @@ pub struct InhibitRule {
     pub target: Matcher,
     /// Attributes source and target must share: `namespace`, `node` (a Node alert's name, or
     /// the node a pod runs on), `workload` (`Kind/name` of a workload's alert, or a pod's owning
-    /// workload), `labels.<name>`. Empty: any matching source holds back any matching target.
+    /// workload), `object` (the same namespace, kind and name), `labels.<name>`. Empty: any
+    /// matching source holds back any matching target.
     #[serde(default)]
     pub equal: Vec<String>,
 }
@@ -318,17 +320,20 @@ pub enum InhibitAttr {
     Namespace,
     Node,
     Workload,
+    /// The same object: namespace, kind and name (a pod's alerts of several monitors).
+    Object,
     Label(String),
 }
 
 impl InhibitAttr {
-    pub const KNOWN: &'static str = "namespace, node, workload, labels.<name>";
+    pub const KNOWN: &'static str = "namespace, node, workload, object, labels.<name>";
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "namespace" => Some(InhibitAttr::Namespace),
             "node" => Some(InhibitAttr::Node),
             "workload" => Some(InhibitAttr::Workload),
+            "object" => Some(InhibitAttr::Object),
             _ => s
                 .strip_prefix("labels.")
                 .filter(|l| !l.is_empty())

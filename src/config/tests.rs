@@ -465,7 +465,7 @@ inhibit:
         &[
             "inhibit.rules[0].source.monitor[0]: unknown monitor \"node_condition\"",
             "inhibit.rules[0].target.namespace[0]: invalid glob",
-            "inhibit.rules[0].equal[1]: unknown attribute \"owner\" (known: namespace, node, workload, labels.<name>)",
+            "inhibit.rules[0].equal[1]: unknown attribute \"owner\" (known: namespace, node, workload, object, labels.<name>)",
             "inhibit.rules[0].equal[2]: unknown attribute \"labels.\"",
         ],
     );

@@ -4,8 +4,10 @@
 //! attributes both must share. The built-in rules (`inhibit.defaults`): a node's `NotReady`
 //! holds back the alerts of the pods on that node; a workload's own alert (`rollout_stuck`,
 //! `replicas_unavailable`, `daemonset_unscheduled`), sent on its own, holds back the alerts of its
-//! pods. A held-back alert that still holds when its source clears is sent then (the engine
-//! waits `incidents.group_wait` first, so pods that recover with their node say nothing).
+//! pods; a pod's crash loop, sent on its own (a pod without a workload), holds back that pod's
+//! exit notices and restart bursts, which say the same thing again. A held-back alert that
+//! still holds when its source clears is sent then (the engine waits `incidents.group_wait`
+//! first, so pods that recover with their node say nothing); a held-back notice is dropped.
 
 use crate::alert::Alert;
 use crate::config::{Inhibit, InhibitAttr, Matcher, OneOrMany};
@@ -15,7 +17,7 @@ use super::router::{Matches, RouterError};
 
 #[derive(Debug, Clone)]
 struct Rule {
-    /// `node` and `workload` for the built-in rules, `inhibit.rules[N]` for the others.
+    /// `node`, `workload` and `pod` for the built-in rules, `inhibit.rules[N]` for the others.
     name: String,
     source: Matches,
     target: Matches,
@@ -63,6 +65,26 @@ fn builtin() -> Vec<Rule> {
             },
             vec![InhibitAttr::Namespace, InhibitAttr::Workload],
         ),
+        // A pod's crash loop is one thing: its exit notices and restart bursts repeat it. (A
+        // workload's pods are one incident instead, whose message counts the notices.)
+        Rule {
+            name: "pod".to_string(),
+            source: Matches::new(&Matcher {
+                monitor: list(&["pod_crashes"]),
+                kind: list(&["Pod"]),
+                reason: list(&["CrashLoopBackOff", "OOMKilled"]),
+                ..Matcher::default()
+            })
+            .expect("built-in matchers compile"),
+            target: Matches::new(&Matcher {
+                monitor: list(&["pod_crashes", "pod_restarts"]),
+                kind: list(&["Pod"]),
+                reason: list(&["ErrorExit", "OOMKilled", "RestartBurst"]),
+                ..Matcher::default()
+            })
+            .expect("built-in matchers compile"),
+            equal: vec![InhibitAttr::Object],
+        },
     ]
 }
 
@@ -147,6 +169,7 @@ fn attr(a: &InhibitAttr, alert: &Alert) -> Option<String> {
             Some(format!("{}/{}", k.kind, k.name))
         }
         InhibitAttr::Workload => alert.owner.clone(),
+        InhibitAttr::Object => Some(format!("{}/{}/{}", k.namespace, k.kind, k.name)),
         InhibitAttr::Label(l) => alert.labels.get(l).cloned(),
     }
 }
@@ -223,8 +246,28 @@ mod tests {
             ),
             (&stuck, pod("n2", None), None),
         ];
-        for (i, (source, target, want)) in cases.iter().enumerate() {
-            assert_eq!(r.holds(source, target), *want, "case {i}");
+        let looping = pod("n1", None);
+        let notice = |monitor: &str, name: &str, reason: &str| {
+            let mut a = alert(monitor, "shop", "Pod", name, reason);
+            a.node = Some("n1".into());
+            a
+        };
+        let cases = cases.into_iter().chain([
+            (
+                &looping,
+                notice("pod_crashes", "api-1", "ErrorExit"),
+                Some("pod"),
+            ),
+            (
+                &looping,
+                notice("pod_restarts", "api-1", "RestartBurst"),
+                Some("pod"),
+            ),
+            (&looping, notice("pod_crashes", "api-2", "ErrorExit"), None),
+            (&looping, notice("pod_not_ready", "api-1", "NotReady"), None),
+        ]);
+        for (i, (source, target, want)) in cases.enumerate() {
+            assert_eq!(r.holds(source, &target), want, "case {i}");
         }
         // Nothing holds back a Node or a workload alert.
         assert!(!r.targets(&node) && !r.targets(&stuck));

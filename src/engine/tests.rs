@@ -2001,3 +2001,49 @@ fn a_silence_among_many_workloads_nodes_and_jobs_holds_only_its_own_over_several
     assert_eq!(end.len(), 4, "{end:?}");
     assert!(e.tick(secs(700)).dispatches.is_empty());
 }
+
+/// An alert of the bare pod `name` (no workload): `reason` from `monitor`.
+fn bare(monitor: &str, name: &str, reason: &str, resolvable: bool) -> Alert {
+    let key = AlertKey::new(monitor, "jobs", "Pod", name, reason);
+    let mut a = Alert::new(key, Severity::Warning, format!("{name} {reason}"), t(0));
+    a.resolvable = resolvable;
+    a
+}
+
+#[test]
+fn a_bare_pods_crash_loop_is_one_message_with_its_notices_folded_in() {
+    let mut e = engine("incidents: {group_wait: 30s}\n");
+    // One status change: the crash loop, its exit notice and a restart burst, in the order the
+    // pod monitors report them; then the kubelet's next restarts, over several passes.
+    let mut out = told(&e.submit(
+        bare("pod_crashes", "once", "CrashLoopBackOff", true),
+        secs(0),
+    ));
+    for (s, monitor, reason) in [
+        (0, "pod_crashes", "ErrorExit"),
+        (0, "pod_restarts", "RestartBurst"),
+        (40, "pod_crashes", "ErrorExit"),
+        (400, "pod_crashes", "ErrorExit"),
+        (400, "pod_restarts", "RestartBurst"),
+    ] {
+        out.extend(told(
+            &e.submit(bare(monitor, "once", reason, false), secs(s)),
+        ));
+        out.extend(told(&e.tick(secs(s + 1))));
+    }
+    assert_eq!(out, vec![(State::Firing, "once CrashLoopBackOff".into())]);
+    // Another bare pod's exit notice is its own news.
+    let other = told(&e.submit(bare("pod_crashes", "other", "ErrorExit", false), secs(401)));
+    assert_eq!(other, vec![(State::Firing, "other ErrorExit".into())]);
+    // The crash loop ends: one [RESOLVED]; a later crash notice of the pod is news again.
+    let done = told(&e.resolve(
+        &bare("pod_crashes", "once", "CrashLoopBackOff", true).key,
+        secs(500),
+    ));
+    assert_eq!(
+        done,
+        vec![(State::Resolved, "once CrashLoopBackOff".into())]
+    );
+    let again = told(&e.submit(bare("pod_crashes", "once", "ErrorExit", false), secs(9000)));
+    assert_eq!(again, vec![(State::Firing, "once ErrorExit".into())]);
+}
