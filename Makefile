@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build release test unit e2e lint fmt generate demo bench cluster-up cluster-down k8s-bins clean
+.PHONY: all build release test unit e2e lint fmt generate demo bench bench-scale cluster-up cluster-down k8s-bins clean
 
 all: build
 
@@ -39,6 +39,12 @@ demo:
 
 bench:
 	$(CARGO) bench --bench engine
+
+## kpulse's memory, start-up, idle cost and alert latency on a control plane loaded with thousands
+## of objects; rewrites the scale section of docs/benchmarks.md (`hack/bench-scale.sh check`: a
+## quick run with a memory bound, no doc write).
+bench-scale:
+	hack/bench-scale.sh
 
 k8s-bins:
 	hack/build-k8s.sh
