@@ -289,39 +289,69 @@ class Kubelet:
 
 
 class Receiver:
-    def __init__(self):
+    """A webhook receiver in a process of its own (so the fake kubelet's threads never delay
+    it): it appends each message, with its arrival time, to a file as a JSON line."""
+
+    def __init__(self, work):
+        self.path = os.path.join(work, "received.jsonl")
+        open(self.path, "w").close()
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-receiver", self.path],
+                                     stdout=subprocess.PIPE, text=True)
+        port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}/hook"
         self.messages = []  # (arrival time, body)
+        self.offset = 0
         self.lock = threading.Lock()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                arrived = time.time()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    doc = json.loads(body)
-                except ValueError:
-                    doc = {"unparsed": body.decode(errors="replace")}
-                with outer.lock:
-                    outer.messages.append((arrived, doc))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def since(self, t):
         with self.lock:
+            with open(self.path) as f:
+                f.seek(self.offset)
+                while True:
+                    line = f.readline()
+                    if not line.endswith("\n"):
+                        break  # not written in full yet
+                    self.offset = f.tell()
+                    m = json.loads(line)
+                    self.messages.append((m["t"], m["doc"]))
             return [(a, d) for a, d in self.messages if a >= t]
+
+    def stop(self):
+        self.proc.terminate()
+
+
+def serve_receiver(path):
+    out = open(path, "a")
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # The answer in one segment: with Nagle's algorithm its body would wait for the client's
+        # delayed ACK of the headers (tens of ms per message).
+        disable_nagle_algorithm = True
+
+        def do_POST(self):
+            arrived = time.time()
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                doc = {"unparsed": body.decode(errors="replace")}
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            with lock:
+                out.write(json.dumps({"t": arrived, "doc": doc}) + "\n")
+                out.flush()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
 
 
 def alert_pods(alert):
@@ -799,10 +829,14 @@ def write_config(path, receiver):
                 "routing: {default: [hook]}\n"
                 # The welcome message would be the one message at every fresh start: off, so the
                 # start-up count is alerts only.
-                "welcome: {enabled: false}\n")
+                "welcome: {enabled: false}\n"
+                # More settings to measure (YAML appended as is), e.g. `evidence: {enabled: false}`.
+                + os.environ.get("KPULSE_SCALE_CONFIG", "") + "\n")
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-receiver":
+        return serve_receiver(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cluster-dir", required=True)
     ap.add_argument("--kpulse", required=True)
@@ -838,7 +872,7 @@ def main():
 
     kubelet = Kubelet(api)
     kubelet.synced.wait(60)
-    receiver = Receiver()
+    receiver = Receiver(work)
     config = os.path.join(work, "config.yaml")
     write_config(config, receiver)
     api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KPULSE_NS}})
@@ -944,6 +978,7 @@ def main():
         if kp:
             kp.stop()
         kubelet.stop.set()
+        receiver.stop()
 
     nonzero = [(r["size"], r["rss_mib"] * 1024) for r in results if r["size"] > 0]
     pts = nonzero if len(nonzero) >= 2 else [(r["size"], r["rss_mib"] * 1024) for r in results]

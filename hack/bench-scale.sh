@@ -15,7 +15,8 @@
 # read, default 20), KPULSE_SCALE_BURSTS (e.g. 50,500; 0: none), KPULSE_SCALE_QUIET (seconds
 # messages are still counted after a burst's last alert: 30, check 15), KPULSE_SCALE_NODES_MAX
 # (default 1000), KPULSE_SCALE_EVENTS_MAX (default 20000), KPULSE_SCALE_MAX_RSS_MIB (0: no
-# bound), KPULSE_SCALE_DOC (the file whose scale section is rewritten in full mode; empty: none).
+# bound), KPULSE_SCALE_DOC (the file whose scale section is rewritten in full mode; empty: none),
+# KPULSE_SCALE_CONFIG (YAML appended to kpulse's configuration, e.g. `evidence: {enabled: false}`).
 # The cluster has no real node and no fake nodes of cluster.sh's own (the benchmark makes its
 # own); it is always torn down on exit. The figures are printed as a table and, on the last
 # stdout line, as one JSON object; kpulse's logs stay in .cache/bench-scale/.
