@@ -17,15 +17,8 @@ fn config(ns: &str) -> String {
     )
 }
 
-/// kpulse's JSON log lines so far.
 fn json_logs(kpulse: &Kpulse) -> Vec<Value> {
-    kpulse
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
+    kpulse.json_logs()
 }
 
 /// Waits until kpulse has logged a state write that includes `active` active alerts.
@@ -194,6 +187,39 @@ async fn an_idle_kpulse_writes_no_state_not_even_after_a_restart() {
     idle_for_writes(&second, 2).await;
     assert_eq!(state_version(&client, &ns).await, written);
     assert!(second.notifications_in(&ns.name).is_empty());
+    assert!(second.terminate(Duration::from_secs(15)).await.success());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_first_start_with_nothing_to_remember_creates_no_state() {
+    if in_cluster() {
+        // The release's kpulse-state already exists (earlier tests wrote it).
+        return;
+    }
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "state-none").await;
+    let config = format!("{}welcome: {{enabled: false}}\n", config(&ns.name));
+    let kpulse = Kpulse::start(&config, &ns.name).await;
+    kpulse
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    idle_for_writes(&kpulse, 3).await;
+    assert!(kpulse.terminate(Duration::from_secs(15)).await.success());
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &state_namespace(&ns.name));
+    assert!(
+        api.get_opt("kpulse-state").await.unwrap().is_none(),
+        "a quiet cluster's first start wrote an empty kpulse-state"
+    );
+    // The first alert is the first write.
+    let second = Kpulse::start(&config, &ns.name).await;
+    second
+        .wait_log("watches synced", Duration::from_secs(30))
+        .await;
+    firing_pod(&ns, &second).await;
+    state_written_with(&second, 1).await;
+    state_version(&client, &ns).await;
     assert!(second.terminate(Duration::from_secs(15)).await.success());
     ns.delete().await;
 }

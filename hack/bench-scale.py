@@ -850,6 +850,8 @@ def main():
     ap.add_argument("--bursts", default="50,500", help="crash bursts, pods each (0: none)")
     ap.add_argument("--quiet", type=int, default=30, help="seconds counted after a burst's last alert")
     ap.add_argument("--max-rss-mib", type=float, default=0, help="fail above this VmRSS/VmHWM (0: no check)")
+    ap.add_argument("--max-kib-per-pod", type=float, default=0,
+                    help="fail when the VmRSS fit's KiB per pod is above this (0: no check)")
     ap.add_argument("--doc", default="", help="rewrite the scale section of this file")
     ap.add_argument("--work", default="", help="kpulse config and logs (default: <cluster-dir>/bench)")
     args = ap.parse_args()
@@ -983,6 +985,9 @@ def main():
     nonzero = [(r["size"], r["rss_mib"] * 1024) for r in results if r["size"] > 0]
     pts = nonzero if len(nonzero) >= 2 else [(r["size"], r["rss_mib"] * 1024) for r in results]
     slope, icpt = fit(pts)
+    if args.max_kib_per_pod and slope is not None and slope > args.max_kib_per_pod:
+        failures.append(f"memory per pod (VmRSS fit over {[p[0] for p in pts]} pods): {slope:.1f} KiB > "
+                        f"{args.max_kib_per_pod:g} KiB (KPULSE_SCALE_MAX_KIB_PER_POD)")
     info["machine"]["load_end"] = open("/proc/loadavg").read().split()[:3]
     summary = dict(info, sizes=results, nodes_at_largest=nodes_total,
                    rss_fit={"kib_per_pod": round(slope, 2) if slope is not None else None,

@@ -7,7 +7,10 @@
 #                               and 500 pods; rewrites the scale section of docs/benchmarks.md
 #   hack/bench-scale.sh check   500 pods, 50 nodes, a 20 s idle window, bursts of 10 and 50, no
 #                               doc write; fails (naming the figure) when kpulse's VmRSS or VmHWM
-#                               exceeds KPULSE_SCALE_MAX_RSS_MIB (default 120)
+#                               exceeds KPULSE_SCALE_MAX_RSS_MIB (default 120), or its memory per
+#                               pod (VmRSS from the empty cluster to 500 pods, with their nodes,
+#                               workloads and events) KPULSE_SCALE_MAX_KIB_PER_POD (default 16;
+#                               measured about 9 with the debug build)
 #
 # Environment: KPULSE_BIN (the kpulse binary; default: `cargo build --release` and
 # target/release/kpulse), KPULSE_SCALE_SIZES (pods per size, e.g. 500,1000),
@@ -29,13 +32,13 @@ case "$mode" in
   full)
     sizes="${KPULSE_SCALE_SIZES:-1000,2000,5000,10000}" idle="${KPULSE_SCALE_IDLE:-300}"
     bursts="${KPULSE_SCALE_BURSTS:-50,500}" quiet="${KPULSE_SCALE_QUIET:-30}"
-    max_rss="${KPULSE_SCALE_MAX_RSS_MIB:-0}"
+    max_rss="${KPULSE_SCALE_MAX_RSS_MIB:-0}" max_kib="${KPULSE_SCALE_MAX_KIB_PER_POD:-0}"
     doc="${KPULSE_SCALE_DOC-docs/benchmarks.md}"
     ;;
   check)
     sizes="${KPULSE_SCALE_SIZES:-500}" idle="${KPULSE_SCALE_IDLE:-20}"
     bursts="${KPULSE_SCALE_BURSTS:-10,50}" quiet="${KPULSE_SCALE_QUIET:-15}"
-    max_rss="${KPULSE_SCALE_MAX_RSS_MIB:-120}"
+    max_rss="${KPULSE_SCALE_MAX_RSS_MIB:-120}" max_kib="${KPULSE_SCALE_MAX_KIB_PER_POD:-16}"
     doc=""
     ;;
   *) echo "usage: hack/bench-scale.sh [full|check]" >&2; exit 2 ;;
@@ -64,6 +67,7 @@ rm -rf "$work"
 rc=0
 python3 hack/bench-scale.py --mode "$mode" --cluster-dir "$dir" --kpulse "$kpulse" \
   --sizes "$sizes" --idle "$idle" --bursts "$bursts" --quiet "$quiet" --max-rss-mib "$max_rss" \
+  --max-kib-per-pod "$max_kib" \
   --settle "${KPULSE_SCALE_SETTLE:-20}" --nodes-max "${KPULSE_SCALE_NODES_MAX:-1000}" \
   --events-max "${KPULSE_SCALE_EVENTS_MAX:-20000}" --doc "$doc" --work "$work" || rc=$?
 echo "bench-scale: $mode done in $((SECONDS - started))s" >&2

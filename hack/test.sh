@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test kpulse has. `hack/test.sh [all|unit|e2e]`.
 #   unit: lint, unit tests, sink tests against local receivers and SMTP.
-#   e2e:  builds (or reuses) the Kubernetes binaries, starts one local control plane with its real
+#   e2e:  builds (or reuses) the Kubernetes binaries, runs the scale check (hack/bench-scale.sh
+#         check, on a control plane of its own), starts one local control plane with its real
 #         node, shared by every end-to-end test and the chart tests, runs them, and tears it down
 #         even when they fail.
 # KPULSE_REAL_NODE=0: no real node (its tests skip). The chart tests run kpulse's image on the
@@ -26,6 +27,8 @@ if [[ "$phase" == all || "$phase" == e2e ]]; then
   cargo build --bin kpulse
   cargo test --features e2e --test e2e --no-run
   export KPULSE_IMAGE_BINARY="${KPULSE_IMAGE_BINARY:-$PWD/target/debug/kpulse}"
+  echo "== scale check (500 pods on a control plane of its own: memory per pod, crash bursts)"
+  KPULSE_BIN="$PWD/target/debug/kpulse" hack/bench-scale.sh check
   echo "== starting the local control plane"
   up="$(hack/cluster.sh up | tail -n1)"
   eval "$up"

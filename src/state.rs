@@ -233,6 +233,15 @@ impl StateStore {
 
     /// Writes a snapshot, unless the ConfigMap already holds this content.
     pub async fn write(&mut self, snapshot: Snapshot) -> Result<Written, kube::Error> {
+        // Nothing kept and nothing to keep (a quiet cluster since the first start): creating an
+        // empty ConfigMap would be an API write that saves nothing.
+        if self.resource_version.is_none()
+            && self.stored.is_none()
+            && self.announced.is_none()
+            && snapshot.is_empty()
+        {
+            return Ok(Written::Unchanged);
+        }
         let (bytes, pruned) = fit(snapshot, MAX_BYTES);
         let size = bytes.len();
         let content = (bytes, self.announced.clone());

@@ -308,6 +308,16 @@ impl Kpulse {
         }
     }
 
+    /// kpulse's JSON log lines so far (host mode).
+    pub fn json_logs(&self) -> Vec<Value> {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    }
+
     /// Notifications the `log` sink wrote to stdout.
     pub fn notifications(&self) -> Vec<Value> {
         self.stdout

@@ -499,6 +499,18 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub const VERSION: u32 = 1;
+
+    /// Whether there is nothing to remember: no alert, notice, digest, incident, silence or
+    /// maintenance window.
+    pub fn is_empty(&self) -> bool {
+        self.dedupe.is_empty()
+            && self.active.is_empty()
+            && self.digest.values().all(|q| q.items.is_empty())
+            && self.incidents.is_empty()
+            && self.silences.is_empty()
+            && self.maintenance.is_empty()
+            && self.overflow.values().all(|q| q.items.is_empty())
+    }
 }
 
 /// What `kpulse route-test` prints for one alert.

@@ -160,7 +160,11 @@ async fn events(client: &kube::Client, alert: &Alert) -> kube::Result<Vec<EventN
         "type=Warning,involvedObject.kind={},involvedObject.name={}",
         k.kind, k.name
     );
-    let list = api.list(&ListParams::default().fields(&fields)).await?;
+    // From the API server's watch cache, filtered in memory: a quorum read would list every
+    // event of the namespace from etcd, once per alert of a burst.
+    let list = api
+        .list(&ListParams::default().match_any().fields(&fields))
+        .await?;
     let mut events: Vec<Event> = list.items;
     let seen = |e: &Event| {
         e.last_timestamp
@@ -288,7 +292,9 @@ async fn facts(
         },
         _ => return Ok((out, None)),
     };
-    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let list = pods
+        .list(&ListParams::default().match_any().labels(&selector))
+        .await?;
     let mut failing: Vec<String> = Vec::new();
     let ours = |p: &&Pod| {
         !owned
