@@ -742,7 +742,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             explain_route(&c, &a).unwrap(),
-            "alert: pod_crashes/shop/Pod/example/OOMKilled, severity info\nheld back while a source of inhibit rule node, workload fires\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
+            "alert: pod_crashes/shop/Pod/example/OOMKilled, severity info\nheld back while a source of inhibit rule node, workload, pod fires\nno rule matched: routing.default\n  -> ops (log): digest (sent every 15m)\n"
         );
         let a = parse_alert("monitor=job_failed,namespace=shop").unwrap();
         assert!(
@@ -769,7 +769,7 @@ mod tests {
         let a = parse_alert("monitor=pod_crashes,reason=OOMKilled").unwrap();
         let out = explain_route(&c, &a).unwrap();
         assert!(
-            out.contains("severity_rules[0] sets severity critical\nheld back while a source of inhibit rule node, workload fires\nmatched routing.rules[0]\n  -> pager (log): immediate\n"),
+            out.contains("severity_rules[0] sets severity critical\nheld back while a source of inhibit rule node, workload, pod fires\nmatched routing.rules[0]\n  -> pager (log): immediate\n"),
             "{out}"
         );
         let a = parse_alert("monitor=pod_crashes,reason=CrashLoopBackOff").unwrap();
