@@ -387,7 +387,24 @@ impl Kpulse {
     /// SIGKILL: no chance to write state or flush.
     pub async fn kill(mut self) {
         if let Some(pod) = self.pod.take() {
+            let ended = pod.ended.clone();
             pod.delete(Duration::from_secs(60), Some(0)).await;
+            // A force-deleted pod's object is gone at once, its container a moment later: wait
+            // until the process is really dead, or it would still see (and act on) what the test
+            // does next.
+            eventually(
+                "the killed kpulse container stopped",
+                Duration::from_secs(60),
+                || {
+                    let ended = ended.clone();
+                    async move {
+                        ended
+                            .load(std::sync::atomic::Ordering::SeqCst)
+                            .then_some(())
+                    }
+                },
+            )
+            .await;
             return;
         }
         if let Some(child) = self.child.as_mut() {
@@ -452,15 +469,24 @@ impl Kpulse {
             .await
             .expect("follow kpulse logs");
         let into = lines.clone();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let end = ended.clone();
         tokio::spawn(async move {
             let mut stream = stream.lines();
             while let Ok(Some(line)) = stream.try_next().await {
                 into.lock().unwrap().push(line);
             }
+            // The container stopped (or the stream broke): the process is gone.
+            end.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         Kpulse {
             child: None,
-            pod: Some(InClusterPod { pods, name, uid }),
+            pod: Some(InClusterPod {
+                pods,
+                name,
+                uid,
+                ended,
+            }),
             stdout: lines.clone(),
             stderr: lines,
             _dir: tempfile::tempdir().unwrap(),
@@ -492,6 +518,8 @@ struct InClusterPod {
     pods: Api<Pod>,
     name: String,
     uid: String,
+    /// Set when the pod's log stream ended: its container has stopped.
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl InClusterPod {
