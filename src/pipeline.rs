@@ -67,6 +67,9 @@ struct Inner {
     /// The API client evidence is collected with (set once by the operator; none in tests of
     /// the pipeline alone, which then send the monitors' own evidence).
     evidence: std::sync::OnceLock<kube::Client>,
+    /// How many times the engine's state was replaced ([`Pipeline::restore`]): the watches then
+    /// re-evaluate every object, as the engine no longer knows what they judged before.
+    restores: std::sync::atomic::AtomicU64,
 }
 
 /// At most this many point-in-time alerts wait in a standby's backlog.
@@ -114,6 +117,7 @@ impl Pipeline {
                 changed: tokio::sync::Notify::new(),
                 backlog: Mutex::default(),
                 evidence: std::sync::OnceLock::new(),
+                restores: Default::default(),
             }),
         })
     }
@@ -264,7 +268,18 @@ impl Pipeline {
 
     pub fn restore(&self, snapshot: Snapshot) {
         self.engine().restore(snapshot);
+        self.inner
+            .restores
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.update_active_gauge();
+    }
+
+    /// How many times the engine's state was replaced by a stored one (at start-up and on
+    /// every takeover).
+    pub fn restores(&self) -> u64 {
+        self.inner
+            .restores
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads the engine (for `/status`).

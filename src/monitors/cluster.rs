@@ -142,7 +142,9 @@ async fn namespaces(
                 }
                 Some(Ok(WatchEvent::Apply(ns))) => {
                     let q = ignored(ns.metadata.labels.as_ref(), ns.metadata.annotations.as_ref());
-                    if quiet.insert(ns.name_any(), q) != Some(q) {
+                    // Only a change of the ignored set is news (a new namespace that is not
+                    // ignored is not): each one makes every watch re-evaluate everything.
+                    if quiet.insert(ns.name_any(), q).unwrap_or(false) != q {
                         publish(&quiet);
                     }
                 }

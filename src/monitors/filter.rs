@@ -56,6 +56,12 @@ impl Namespaces {
     pub fn watched(&self, ns: &str) -> bool {
         self.filter.namespace(ns) && !self.ignored.contains(ns)
     }
+
+    /// Whether `other` is this very view: the same compiled filter and the same published set
+    /// of ignored namespaces (each is replaced, never changed in place).
+    pub fn same(&self, other: &Namespaces) -> bool {
+        Arc::ptr_eq(&self.filter, &other.filter) && Arc::ptr_eq(&self.ignored, &other.ignored)
+    }
 }
 
 /// Which namespaces the monitors may look at: owned by [`super::start`], shared by every watch

@@ -6,7 +6,9 @@
 //!   ones that still hold stay silent (the engine's restored active set knows them);
 //! - on each change re-evaluates that object ([`Scope::Object`]) and reports one-shot facts;
 //! - on deletion resolves the object's alerts;
-//! - every [`TICK`] re-evaluates everything, so "for 10m" conditions fire without a new event.
+//! - every [`TICK`] re-evaluates the objects whose conditions can change with time alone
+//!   ([`ObjectMonitor::timed`]), so "for 10m" conditions fire without a new event; after a
+//!   configuration or namespace change, the next tick re-evaluates everything.
 //!
 //! A watch may also keep an [`Index`] current: a small view of its objects that monitors of
 //! other watches read (which nodes are Ready, for the pod monitors).
@@ -55,6 +57,14 @@ pub trait ObjectMonitor<K>: Send + Sync {
     }
     /// The object was deleted: forget what the monitor keeps about it.
     fn deleted(&self, _obj: &K) {}
+    /// Whether [`ObjectMonitor::firing`] for this object can change with time alone, without a
+    /// new event: a condition that fires once it has held `for` a while, an alert held until a
+    /// deadline, or one that reads another watch's view (a node's readiness). Each [`TICK`]
+    /// re-evaluates only the objects for which an enabled monitor says so: at 10 000 healthy
+    /// pods, that is none. The default re-evaluates every tick.
+    fn timed(&self, _config: &Config, _obj: &K, _now: Timestamp) -> bool {
+        true
+    }
 }
 
 /// A view of a watch's objects kept for monitors of other watches. It sees every object, also
@@ -174,13 +184,21 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut store = Store::new(keep);
     let mut synced = false;
+    // What the last full re-evaluation judged under; a tick repeats it when that changed.
+    let mut judged: Option<Judged> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick(), if synced && store.holds_objects() => {
-                full_reconcile(&pipeline, &namespaces, &monitors, &store, resource, kind);
+                match judged.as_mut() {
+                    Some(j) if j.current(&pipeline, &namespaces) => {
+                        re_evaluate(&pipeline, &namespaces, &monitors, &mut store, resource, kind, true);
+                        j.ticks += 1;
+                    }
+                    _ => judged = Some(re_evaluate(&pipeline, &namespaces, &monitors, &mut store, resource, kind, false)),
+                }
             }
             event = stream.next() => match event {
                 None => return,
@@ -193,10 +211,10 @@ where
                 Some(Ok(Event::InitDone)) => {
                     store.list_done();
                     if let (Some(i), Store::Objects { objects, .. }) = (&index, &store) {
-                        i.listed(&mut objects.values().map(|(o, _)| o));
+                        i.listed(&mut objects.values().map(|k| &k.value));
                     }
                     debug_assert!(index.is_none() || matches!(store, Store::Objects { .. }), "an index needs the objects");
-                    full_reconcile(&pipeline, &namespaces, &monitors, &store, resource, kind);
+                    judged = Some(re_evaluate(&pipeline, &namespaces, &monitors, &mut store, resource, kind, false));
                     crate::memory::release();
                     if !synced {
                         synced = true;
@@ -211,7 +229,8 @@ where
                     }
                     if store.holds_objects() {
                         let old = store.apply(&o);
-                        evaluate(&pipeline, &namespaces, &monitors, old.as_ref(), &o, kind);
+                        let timed = evaluate(&pipeline, &namespaces, &monitors, old.as_ref(), &o, kind);
+                        store.set_timed(&o, timed);
                     } else if let Some(fact) = store.revised(&o) {
                         report(&pipeline, &namespaces, &monitors, &o, fact);
                     }
@@ -238,11 +257,11 @@ where
 /// carry is dropped when the list is complete, so a re-list never holds two copies.
 enum Store<K> {
     Objects {
-        objects: HashMap<u64, (K, u32)>,
+        objects: HashMap<u64, Kept<K>>,
         generation: u32,
     },
     Packed {
-        objects: HashMap<u64, (Box<[u8]>, u32)>,
+        objects: HashMap<u64, Kept<Box<[u8]>>>,
         generation: u32,
     },
     Revisions {
@@ -250,6 +269,25 @@ enum Store<K> {
         revision: fn(&K) -> u32,
         generation: u32,
     },
+}
+
+/// One object of a store: the object (or its packed form), the list generation that last
+/// carried it, and whether a tick must re-evaluate it ([`ObjectMonitor::timed`]).
+struct Kept<T> {
+    value: T,
+    generation: u32,
+    timed: bool,
+}
+
+impl<T> Kept<T> {
+    /// Newly listed or changed: timed until an evaluation says otherwise.
+    fn new(value: T, generation: u32) -> Self {
+        Kept {
+            value,
+            generation,
+            timed: true,
+        }
+    }
 }
 
 impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
@@ -301,13 +339,13 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
                 objects,
                 generation,
             } => {
-                objects.insert(key, (o, *generation));
+                objects.insert(key, Kept::new(o, *generation));
             }
             Store::Packed {
                 objects,
                 generation,
             } => {
-                objects.insert(key, (pack(&o), *generation));
+                objects.insert(key, Kept::new(pack(&o), *generation));
             }
             Store::Revisions {
                 seen,
@@ -326,14 +364,14 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
                 objects,
                 generation,
             } => {
-                objects.retain(|_, (_, g)| *g == *generation);
+                objects.retain(|_, k| k.generation == *generation);
                 objects.shrink_to_fit();
             }
             Store::Packed {
                 objects,
                 generation,
             } => {
-                objects.retain(|_, (_, g)| *g == *generation);
+                objects.retain(|_, k| k.generation == *generation);
                 objects.shrink_to_fit();
             }
             Store::Revisions {
@@ -353,27 +391,63 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
                 objects,
                 generation,
             } => objects
-                .insert(key, (o.clone(), *generation))
-                .map(|(o, _)| o),
+                .insert(key, Kept::new(o.clone(), *generation))
+                .map(|k| k.value),
             Store::Packed {
                 objects,
                 generation,
             } => objects
-                .insert(key, (pack(o), *generation))
-                .and_then(|(old, _)| unpack(&old)),
+                .insert(key, Kept::new(pack(o), *generation))
+                .and_then(|k| unpack(&k.value)),
             Store::Revisions { .. } => None,
         }
     }
 
-    /// Calls `f` with every object kept (none for a revision watch).
-    fn each(&self, mut f: impl FnMut(&K)) {
+    /// Records whether a tick must re-evaluate `o` (see [`ObjectMonitor::timed`]).
+    fn set_timed(&mut self, o: &K, timed: bool) {
+        let key = hashed(o);
         match self {
-            Store::Objects { objects, .. } => objects.values().for_each(|(o, _)| f(o)),
-            Store::Packed { objects, .. } => objects
-                .values()
-                .filter_map(|(o, _)| unpack::<K>(o))
-                .for_each(|o| f(&o)),
+            Store::Objects { objects, .. } => {
+                if let Some(k) = objects.get_mut(&key) {
+                    k.timed = timed;
+                }
+            }
+            Store::Packed { objects, .. } => {
+                if let Some(k) = objects.get_mut(&key) {
+                    k.timed = timed;
+                }
+            }
             Store::Revisions { .. } => {}
+        }
+    }
+
+    /// Calls `f` with every object kept (`only_timed`: those a tick must re-evaluate) and keeps
+    /// what it returns as the object's new `timed` (none for a revision watch).
+    fn each(&mut self, only_timed: bool, mut f: impl FnMut(&K) -> bool) {
+        match self {
+            Store::Objects { objects, .. } => objects
+                .values_mut()
+                .filter(|k| k.timed || !only_timed)
+                .for_each(|k| k.timed = f(&k.value)),
+            Store::Packed { objects, .. } => objects
+                .values_mut()
+                .filter(|k| k.timed || !only_timed)
+                .for_each(|k| {
+                    if let Some(o) = unpack::<K>(&k.value) {
+                        k.timed = f(&o);
+                    }
+                }),
+            Store::Revisions { .. } => {}
+        }
+    }
+
+    /// How many objects a tick re-evaluates now.
+    #[cfg(test)]
+    fn timed(&self) -> usize {
+        match self {
+            Store::Objects { objects, .. } => objects.values().filter(|k| k.timed).count(),
+            Store::Packed { objects, .. } => objects.values().filter(|k| k.timed).count(),
+            Store::Revisions { .. } => 0,
         }
     }
 
@@ -473,6 +547,7 @@ fn report<K: Resource>(
     }
 }
 
+/// Judges one created or changed object; returns whether a tick must re-evaluate it.
 fn evaluate<K: Resource>(
     pipeline: &Pipeline,
     visibility: &Visibility,
@@ -480,13 +555,14 @@ fn evaluate<K: Resource>(
     old: Option<&K>,
     obj: &K,
     kind: &str,
-) {
+) -> bool {
     let rt = pipeline.runtime();
     let config = &rt.config;
     let namespaces = visibility.now(&rt);
     let now = pipeline.now();
     let scope = Scope::object(obj.namespace().unwrap_or_default(), kind, obj.name_any());
     let skip = skipped(&namespaces, obj);
+    let mut timed = false;
     for m in monitors {
         if !m.enabled(config) {
             continue;
@@ -500,6 +576,7 @@ fn evaluate<K: Resource>(
         if skip {
             continue;
         }
+        timed |= m.timed(config, obj, now);
         let facts = match old {
             Some(old) => m.changes(config, old, obj, now),
             None => m.created(config, obj, now),
@@ -508,45 +585,96 @@ fn evaluate<K: Resource>(
             pipeline.submit(alert);
         }
     }
+    timed
 }
 
-fn full_reconcile<K: Resource + Clone + Serialize + DeserializeOwned>(
+/// After this many ticks that re-evaluated only the timed objects, a tick re-evaluates every
+/// object again (every 10 minutes): what no event, configuration or namespace change brought
+/// is still judged within that time.
+const FULL_EVERY: u32 = 40;
+
+/// What a full re-evaluation judged under: the configuration's generation, the namespaces
+/// visible then (the filter and the namespaces marked ignored), and the engine's state (a
+/// takeover replaces it with the one the last leader wrote).
+struct Judged {
+    generation: u64,
+    namespaces: super::filter::Namespaces,
+    restores: u64,
+    /// Ticks since, that re-evaluated only the timed objects.
+    ticks: u32,
+}
+
+impl Judged {
+    /// Whether nothing it judged under has changed since, and it is not yet time for a full
+    /// pass anyway.
+    fn current(&self, pipeline: &Pipeline, visibility: &Visibility) -> bool {
+        let rt = pipeline.runtime();
+        self.ticks < FULL_EVERY
+            && rt.generation == self.generation
+            && pipeline.restores() == self.restores
+            && visibility.now(&rt).same(&self.namespaces)
+    }
+}
+
+/// Re-evaluates every object (after a complete list, or when the configuration or the
+/// namespaces changed), or with `only_timed` those whose conditions can change with time alone
+/// (every other tick). A full pass reconciles the whole kind, so alerts of objects gone while
+/// kpulse was away resolve; a timed pass reconciles object by object.
+fn re_evaluate<K: Resource + Clone + Serialize + DeserializeOwned>(
     pipeline: &Pipeline,
     visibility: &Visibility,
     monitors: &[Arc<dyn ObjectMonitor<K>>],
-    store: &Store<K>,
+    store: &mut Store<K>,
     resource: &'static str,
     kind: &str,
-) {
-    if !store.holds_objects() {
-        // Facts, not state: nothing fires, nothing to re-evaluate.
-        return;
-    }
+    only_timed: bool,
+) -> Judged {
     let rt = pipeline.runtime();
     let config = &rt.config;
     let namespaces = visibility.now(&rt);
+    let judged = Judged {
+        generation: rt.generation,
+        namespaces: namespaces.clone(),
+        restores: pipeline.restores(),
+        ticks: 0,
+    };
+    if !store.holds_objects() {
+        // Facts, not state: nothing fires, nothing to re-evaluate.
+        return judged;
+    }
     let now = pipeline.now();
     let on: Vec<&Arc<dyn ObjectMonitor<K>>> =
         monitors.iter().filter(|m| m.enabled(config)).collect();
     let mut findings: Vec<Vec<Finding>> = on.iter().map(|_| Vec::new()).collect();
     // One pass over the objects (one read-back of each packed one) for every monitor.
-    store.each(|o| {
+    store.each(only_timed, |o| {
         if skipped(&namespaces, o) {
-            return;
+            return false;
         }
+        let scope = only_timed
+            .then(|| Scope::object(o.namespace().unwrap_or_default(), kind, o.name_any()));
+        let mut timed = false;
         for (m, out) in on.iter().zip(findings.iter_mut()) {
-            out.extend(m.firing(config, o, now));
+            timed |= m.timed(config, o, now);
+            match &scope {
+                Some(scope) => pipeline.reconcile(m.name(), scope, m.firing(config, o, now)),
+                None => out.extend(m.firing(config, o, now)),
+            }
         }
+        timed
     });
-    for (m, findings) in on.iter().zip(findings) {
-        // Only this kind: the monitor may also be fed by watches of other kinds.
-        pipeline.reconcile(m.name(), &Scope::Kind(kind.to_string()), findings);
+    if !only_timed {
+        for (m, findings) in on.iter().zip(findings) {
+            // Only this kind: the monitor may also be fed by watches of other kinds.
+            pipeline.reconcile(m.name(), &Scope::Kind(kind.to_string()), findings);
+        }
     }
     pipeline
         .metrics()
         .watch_evaluations
         .get_or_create(&ResourceLabels::new(resource))
         .inc();
+    judged
 }
 
 #[cfg(test)]
@@ -579,14 +707,15 @@ mod tests {
         }
     }
 
-    fn names(store: &Store<ConfigMap>) -> Vec<String> {
+    fn names(store: &mut Store<ConfigMap>) -> Vec<String> {
         let mut n = Vec::new();
-        store.each(|o| {
+        store.each(false, |o| {
             n.push(format!(
                 "{}={}",
                 o.name_any(),
                 o.data.as_ref().unwrap()["v"]
-            ))
+            ));
+            true
         });
         n.sort();
         n
@@ -605,7 +734,7 @@ mod tests {
             s.listed(o);
         }
         s.list_done();
-        assert_eq!(names(&s), ["a=1", "b=1", "c=1"]);
+        assert_eq!(names(&mut s), ["a=1", "b=1", "c=1"]);
         // The watch desynced; while it was away b changed and c was deleted, d created.
         s.relist();
         s.listed(cm("a", "1"));
@@ -614,13 +743,100 @@ mod tests {
         assert_eq!(s.len(), 3);
         s.listed(cm("d", "1"));
         s.list_done();
-        assert_eq!(names(&s), ["a=1", "b=2", "d=1"]);
+        assert_eq!(names(&mut s), ["a=1", "b=2", "d=1"]);
         // A change returns what was kept before, read back whole.
         let old = s.apply(&cm("a", "3")).expect("a was kept");
         assert_eq!(old, cm("a", "1"));
         assert_eq!(s.apply(&cm("e", "1")), None);
         s.remove(&cm("b", "2"));
-        assert_eq!(names(&s), ["a=3", "d=1", "e=1"]);
+        assert_eq!(names(&mut s), ["a=3", "d=1", "e=1"]);
+    }
+
+    /// Counts its evaluations; a ConfigMap whose `v` is `timed` can change with time.
+    #[derive(Default)]
+    struct Counting {
+        evaluated: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl ObjectMonitor<ConfigMap> for Counting {
+        fn name(&self) -> &'static str {
+            "pod_crashes"
+        }
+        fn enabled(&self, _config: &Config) -> bool {
+            true
+        }
+        fn firing(&self, _config: &Config, obj: &ConfigMap, _now: Timestamp) -> Vec<Finding> {
+            self.evaluated.lock().unwrap().push(obj.name_any());
+            Vec::new()
+        }
+        fn timed(&self, _config: &Config, obj: &ConfigMap, _now: Timestamp) -> bool {
+            obj.data.as_ref().unwrap()["v"] == "timed"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tick_re_evaluates_only_what_time_can_change_until_the_namespaces_change() {
+        let config = crate::config::load(
+            "channels: {l: {type: log}}\nrouting: {default: [l]}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let registry = crate::sinks::Registry::build(&config).unwrap();
+        let pipeline =
+            Pipeline::new(config, registry, Arc::new(crate::metrics::Metrics::new())).unwrap();
+        let visibility = Visibility::default();
+        let counting = Arc::new(Counting::default());
+        let monitors: Vec<Arc<dyn ObjectMonitor<ConfigMap>>> = vec![counting.clone()];
+        let evaluated = || std::mem::take(&mut *counting.evaluated.lock().unwrap());
+        for keep in [Keep::Objects, Keep::Packed] {
+            evaluated();
+            let mut store = Store::new(keep);
+            store.relist();
+            for o in [cm("a", "still"), cm("b", "timed"), cm("c", "still")] {
+                store.listed(o);
+            }
+            store.list_done();
+            let pass = |store: &mut Store<ConfigMap>, only_timed| {
+                re_evaluate(
+                    &pipeline,
+                    &visibility,
+                    &monitors,
+                    store,
+                    "configmaps",
+                    "ConfigMap",
+                    only_timed,
+                )
+            };
+            let judged = pass(&mut store, false);
+            assert_eq!(evaluated().len(), 3, "a full pass judges every object");
+            assert_eq!(store.timed(), 1);
+            assert!(judged.current(&pipeline, &visibility));
+            pass(&mut store, true);
+            assert_eq!(evaluated(), ["b"], "a tick judges only the timed object");
+            // A change is judged when it comes, and decides whether ticks judge it.
+            store.apply(&cm("a", "timed"));
+            store.set_timed(&cm("a", "timed"), true);
+            store.apply(&cm("b", "still"));
+            store.set_timed(&cm("b", "still"), false);
+            pass(&mut store, true);
+            assert_eq!(evaluated(), ["a"]);
+            // A namespace newly ignored (or a new configuration) makes the next tick full.
+            visibility.set_ignored(["quiet".to_string()].into());
+            assert!(!judged.current(&pipeline, &visibility));
+            let judged = pass(&mut store, false);
+            assert_eq!(evaluated().len(), 3);
+            assert!(judged.current(&pipeline, &visibility));
+            visibility.set_ignored(Default::default());
+            // So does a takeover, which replaces the engine's state.
+            let judged = pass(&mut store, false);
+            evaluated();
+            pipeline.restore(Default::default());
+            assert!(!judged.current(&pipeline, &visibility));
+            // And, every FULL_EVERY ticks, time alone.
+            let mut judged = pass(&mut store, false);
+            judged.ticks = FULL_EVERY;
+            assert!(!judged.current(&pipeline, &visibility));
+        }
     }
 
     #[test]

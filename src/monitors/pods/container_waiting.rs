@@ -106,6 +106,17 @@ impl ObjectMonitor<Pod> for ContainerWaiting {
         config.monitors.container_waiting.enabled
     }
 
+    /// Timed while a container waits for a reason of its own: it fires once that held.
+    fn timed(&self, _config: &Config, pod: &Pod, _now: Timestamp) -> bool {
+        pod::containers(pod).any(|(c, _)| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                .is_some_and(|r| !r.is_empty() && r != "CrashLoopBackOff")
+        })
+    }
+
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
         let settings = &config.monitors.container_waiting;
         let pod_name = pod.name_any();

@@ -135,6 +135,11 @@ pub fn trim(pod: &mut Pod) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::monitors::watch::ObjectMonitor;
+    use jiff::Timestamp;
+    use serde_json::{Value, json};
+    use std::collections::BTreeSet;
 
     /// A pod as the API server sends it, with much that no monitor reads.
     pub const RICH_POD: &str = r#"{
@@ -262,5 +267,247 @@ pub(crate) mod tests {
             (None, "", None)
         );
         assert_eq!(status.init_container_statuses.unwrap()[0].name, "migrate");
+    }
+
+    /// Pods in the states the pod monitors judge, around 2026-11-22T12:00:00Z.
+    fn states() -> Vec<(&'static str, Pod)> {
+        let running = |since: &str| json!({"running": {"startedAt": since}});
+        let status = |name: &str, ready: bool, restarts: i32, state: Value, last: Value| {
+            json!({"name": name, "image": "registry.local/app:1", "ready": ready,
+                   "restartCount": restarts, "state": state, "lastState": last})
+        };
+        let crashed = json!({"terminated": {"reason": "Error", "exitCode": 1,
+                             "startedAt": "2026-11-22T11:58:00Z", "finishedAt": "2026-11-22T11:59:00Z"}});
+        let crashed_long_ago = json!({"terminated": {"reason": "Error", "exitCode": 1,
+                             "startedAt": "2026-11-22T10:58:00Z", "finishedAt": "2026-11-22T10:59:00Z"}});
+        let waiting = |reason: &str| json!({"waiting": {"reason": reason}});
+        let cond = |type_: &str, status: &str, reason: Option<&str>, since: &str| json!({"type": type_, "status": status, "reason": reason, "lastTransitionTime": since});
+        let ready = |ok: bool, since: &str| {
+            let s = if ok { "True" } else { "False" };
+            vec![
+                cond("PodScheduled", "True", None, "2026-11-22T11:00:00Z"),
+                cond("Initialized", "True", None, since),
+                cond("ContainersReady", s, None, since),
+                cond("Ready", s, None, since),
+            ]
+        };
+        let pod = |created: &str,
+                   phase: &str,
+                   conditions: Vec<Value>,
+                   init: Vec<Value>,
+                   main: Vec<Value>| {
+            serde_json::from_value::<Pod>(json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u-1", "creationTimestamp": created,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-1"}]},
+                "spec": {"containers": [{"name": "app"}], "nodeName": "n1", "restartPolicy": "Always"},
+                "status": {"phase": phase, "startTime": created, "conditions": conditions,
+                    "initContainerStatuses": init, "containerStatuses": main}
+            }))
+            .expect("a valid pod")
+        };
+        let (old, new) = ("2026-11-22T11:00:00Z", "2026-11-22T11:59:30Z");
+        let waiting_pod = |reason: &str| {
+            let app = status("app", false, 0, waiting(reason), json!({}));
+            pod(new, "Pending", ready(false, new), vec![], vec![app])
+        };
+        vec![
+            (
+                "healthy",
+                pod(
+                    old,
+                    "Running",
+                    ready(true, old),
+                    vec![],
+                    vec![status("app", true, 0, running(old), json!({}))],
+                ),
+            ),
+            (
+                "healthy, restarted long ago",
+                pod(
+                    old,
+                    "Running",
+                    ready(true, old),
+                    vec![],
+                    vec![status(
+                        "app",
+                        true,
+                        5,
+                        running("2026-11-22T11:00:00Z"),
+                        crashed_long_ago,
+                    )],
+                ),
+            ),
+            (
+                "succeeded",
+                pod(
+                    old,
+                    "Succeeded",
+                    ready(false, new),
+                    vec![],
+                    vec![status(
+                        "app",
+                        false,
+                        0,
+                        json!({"terminated": {"reason": "Completed", "exitCode": 0}}),
+                        json!({}),
+                    )],
+                ),
+            ),
+            (
+                "unschedulable",
+                pod(
+                    new,
+                    "Pending",
+                    vec![cond("PodScheduled", "False", Some("Unschedulable"), new)],
+                    vec![],
+                    vec![],
+                ),
+            ),
+            (
+                "not ready",
+                pod(
+                    old,
+                    "Running",
+                    ready(false, new),
+                    vec![],
+                    vec![status("app", false, 0, running(old), json!({}))],
+                ),
+            ),
+            ("image pull back-off", waiting_pod("ImagePullBackOff")),
+            ("creating", waiting_pod("ContainerCreating")),
+            (
+                "init container failing",
+                pod(
+                    new,
+                    "Pending",
+                    ready(false, new),
+                    vec![status(
+                        "migrate",
+                        false,
+                        0,
+                        waiting("ErrImagePull"),
+                        json!({}),
+                    )],
+                    vec![status(
+                        "app",
+                        false,
+                        0,
+                        waiting("PodInitializing"),
+                        json!({}),
+                    )],
+                ),
+            ),
+            (
+                "crash loop",
+                pod(
+                    old,
+                    "Running",
+                    ready(false, new),
+                    vec![],
+                    vec![status(
+                        "app",
+                        false,
+                        3,
+                        waiting("CrashLoopBackOff"),
+                        crashed.clone(),
+                    )],
+                ),
+            ),
+            (
+                "running again after a crash",
+                pod(
+                    old,
+                    "Running",
+                    ready(true, "2026-11-22T11:59:50Z"),
+                    vec![],
+                    vec![status(
+                        "app",
+                        true,
+                        4,
+                        running("2026-11-22T11:59:50Z"),
+                        crashed,
+                    )],
+                ),
+            ),
+            (
+                "starting",
+                pod(
+                    "2026-11-22T11:59:40Z",
+                    "Running",
+                    ready(false, "2026-11-22T11:59:40Z"),
+                    vec![],
+                    vec![status(
+                        "app",
+                        false,
+                        0,
+                        running("2026-11-22T11:59:50Z"),
+                        json!({}),
+                    )],
+                ),
+            ),
+        ]
+    }
+
+    /// What a monitor says of `pod` at `now`: its findings' keys and whether each only holds.
+    fn judged(
+        m: &dyn ObjectMonitor<Pod>,
+        config: &Config,
+        pod: &Pod,
+        now: Timestamp,
+    ) -> Vec<String> {
+        m.firing(config, pod, now)
+            .iter()
+            .map(|f| format!("{:?} hold={}", f.alert.key, f.hold_only))
+            .collect()
+    }
+
+    /// The watch re-evaluates at a tick only the pods some monitor calls timed: a monitor that
+    /// calls a pod untimed must judge it the same at any later time.
+    #[test]
+    fn a_pod_no_monitor_calls_timed_is_judged_the_same_at_any_later_time() {
+        let config = crate::monitors::testkit::config("");
+        let monitors = fed(&PODS, &Wiring::detached());
+        let t0 = crate::monitors::testkit::at("2026-11-22T12:00:00Z");
+        let later = [30, 5 * 60, 20 * 60, 2 * 3600, 2 * 86400]
+            .map(|s| t0 + jiff::SignedDuration::from_secs(s));
+        let mut changed_by_time = BTreeSet::new();
+        for (state, pod) in states() {
+            let mut timed = Vec::new();
+            for m in &monitors {
+                let at_t0 = judged(m.as_ref(), &config, &pod, t0);
+                let changes = later
+                    .iter()
+                    .any(|t| judged(m.as_ref(), &config, &pod, *t) != at_t0);
+                if changes {
+                    changed_by_time.insert(m.name());
+                }
+                if m.timed(&config, &pod, t0) {
+                    timed.push(m.name());
+                } else {
+                    assert!(
+                        !changes,
+                        "{}: calls the {state} pod untimed, but time changes it",
+                        m.name()
+                    );
+                }
+            }
+            if state.starts_with("healthy") || state == "succeeded" {
+                assert!(
+                    timed.is_empty(),
+                    "the {state} pod is re-evaluated every tick by {timed:?}"
+                );
+            }
+        }
+        // The table has, for each monitor whose judgement depends on time, a pod it changes.
+        assert_eq!(
+            changed_by_time,
+            BTreeSet::from([
+                "container_waiting",
+                "pod_crashes",
+                "pod_not_ready",
+                "pod_unschedulable",
+                "startup_latency"
+            ])
+        );
     }
 }

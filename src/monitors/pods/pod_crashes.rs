@@ -50,6 +50,20 @@ impl ObjectMonitor<Pod> for PodCrashes {
         config.monitors.pod_crashes.enabled
     }
 
+    /// Timed while a container that crashed before runs again, until `resolve_after` has
+    /// passed (the alert is held until then).
+    fn timed(&self, config: &Config, pod: &Pod, now: Timestamp) -> bool {
+        let hold = config.monitors.pod_crashes.resolve_after.signed();
+        statuses(pod).any(|c| {
+            c.restart_count > 0
+                && last_terminated(c).is_some()
+                && c.state
+                    .as_ref()
+                    .and_then(|s| s.running.as_ref())
+                    .is_some_and(|r| r.started_at.as_ref().is_none_or(|t| t.0 + hold > now))
+        })
+    }
+
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
         let settings = &config.monitors.pod_crashes;
         let pod_name = pod.name_any();

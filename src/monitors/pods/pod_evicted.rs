@@ -80,6 +80,11 @@ impl ObjectMonitor<Pod> for PodEvicted {
         config.monitors.pod_evicted.enabled
     }
 
+    /// Facts only: nothing here fires or changes with time.
+    fn timed(&self, _config: &Config, _pod: &Pod, _now: Timestamp) -> bool {
+        false
+    }
+
     fn firing(&self, _config: &Config, _pod: &Pod, _now: Timestamp) -> Vec<Finding> {
         Vec::new()
     }

@@ -120,6 +120,21 @@ impl ObjectMonitor<Pod> for PodNotReady {
         config.monitors.pod_not_ready.enabled
     }
 
+    /// Timed while a running pod is not ready: it fires once that held `for`, and its node's
+    /// readiness (another watch's view) decides whether it may.
+    fn timed(&self, _config: &Config, pod: &Pod, _now: Timestamp) -> bool {
+        let Some(status) = pod.status.as_ref() else {
+            return false;
+        };
+        status.phase.as_deref() == Some("Running")
+            && status
+                .conditions
+                .as_ref()
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "False")
+    }
+
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
         let node = pod
             .spec

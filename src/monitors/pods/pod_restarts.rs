@@ -83,6 +83,11 @@ impl ObjectMonitor<Pod> for PodRestarts {
         config.monitors.pod_restarts.enabled
     }
 
+    /// Facts only: nothing here fires or changes with time.
+    fn timed(&self, _config: &Config, _pod: &Pod, _now: Timestamp) -> bool {
+        false
+    }
+
     fn firing(&self, _config: &Config, _pod: &Pod, _now: Timestamp) -> Vec<Finding> {
         Vec::new()
     }

@@ -28,6 +28,20 @@ impl ObjectMonitor<Pod> for PodUnschedulable {
         config.monitors.pod_unschedulable.enabled
     }
 
+    /// Timed while the scheduler reports it unschedulable: it fires once that held `for`.
+    fn timed(&self, _config: &Config, pod: &Pod, _now: Timestamp) -> bool {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+    }
+
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
         let Some(cond) = pod
             .status

@@ -518,6 +518,13 @@ impl ObjectMonitor<Pod> for StartupLatency {
         config.monitors.startup_latency.enabled
     }
 
+    /// Timed while a pod that has never been Ready is still starting: it fires once it took
+    /// longer than its threshold.
+    fn timed(&self, _config: &Config, pod: &Pod, _now: Timestamp) -> bool {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        !matches!(phase, Some("Succeeded" | "Failed")) && never_ready(pod)
+    }
+
     fn firing(&self, config: &Config, pod: &Pod, now: Timestamp) -> Vec<Finding> {
         let seen_ready = self
             .metrics
