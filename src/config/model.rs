@@ -1018,7 +1018,8 @@ pub struct EvidenceSettings {
     /// sent. Off: alerts carry only what their monitor saw, with hints and commands.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// How long collection may delay an alert; a lookup that takes longer is left out.
+    /// How long collection may delay an alert; a lookup that takes longer (its wait for one of
+    /// the 16 lookups kpulse runs at once included) is left out.
     #[serde(default = "evidence_budget")]
     pub budget: HumanDuration,
     /// Recent Warning events of the object shown, at most.

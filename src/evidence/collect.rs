@@ -3,7 +3,10 @@
 //! allocatable memory, a Job's failed pods, a stuck rollout's first failing pod.
 //!
 //! Every lookup runs at once, each within `evidence.budget`; one that fails or is late is left
-//! out (logged at debug), so evidence never delays an alert past the budget nor stops it. Then
+//! out (logged at debug), so evidence never delays an alert past the budget nor stops it. At
+//! most [`PARALLEL`] lookups are in flight across all alerts: in a burst of hundreds, they go
+//! over connections already open instead of opening one each (a TLS handshake apiece that the
+//! API server pays when it is busiest); the wait for a turn counts towards the budget. Then
 //! the monitor's own evidence and the collected parts are filtered by `evidence.monitors`,
 //! hinted, given commands, redacted and capped ([`finish`]).
 
@@ -19,13 +22,23 @@ use crate::alert::Alert;
 use crate::config::{Config, EvidencePart};
 use crate::redact::{Redactor, secret_like};
 
-/// Runs `lookup` within `budget`; `None` when it fails or is late.
+/// Evidence lookups in flight at most, across all alerts.
+pub const PARALLEL: usize = 16;
+
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL);
+
+/// Runs `lookup` within `budget`, its wait for one of the [`PARALLEL`] turns included; `None`
+/// when it fails or is late.
 async fn within<T, E: std::fmt::Display>(
     what: &str,
     budget: Duration,
     lookup: impl Future<Output = Result<T, E>>,
 ) -> Option<T> {
-    match tokio::time::timeout(budget, lookup).await {
+    let turn = async {
+        let _permit = LOOKUPS.acquire().await;
+        lookup.await
+    };
+    match tokio::time::timeout(budget, turn).await {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
             tracing::debug!(evidence = what, error = %e, "evidence lookup failed; left out");
@@ -237,7 +250,11 @@ async fn node(client: &kube::Client, alert: &Alert) -> kube::Result<Option<NodeN
         (_, Some(n)) => n.clone(),
         _ => return Ok(None),
     };
-    let node = Api::<Node>::all(client.clone()).get(&name).await?;
+    // From the API server's watch cache, as the event list: no quorum read from etcd per alert
+    // of a burst, when etcd is busiest.
+    let node = Api::<Node>::all(client.clone())
+        .get_with(&name, &kube::api::GetParams::any())
+        .await?;
     let status = node.status.unwrap_or_default();
     let conditions = status
         .conditions
@@ -401,23 +418,53 @@ mod tests {
         a
     }
 
-    /// An API server that accepts connections and never answers.
-    async fn silent_server() -> kube::Client {
+    /// An API server that accepts connections and never answers, and how many it accepted.
+    async fn silent_server() -> (kube::Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 held.push(socket);
             }
         });
         let url = format!("http://{addr}").parse().unwrap();
-        kube::Client::try_from(kube::Config::new(url)).unwrap()
+        (
+            kube::Client::try_from(kube::Config::new(url)).unwrap(),
+            accepted,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_alerts_keeps_the_lookups_in_flight_bounded_and_each_within_budget() {
+        let (client, accepted) = silent_server().await;
+        let config = crate::config::load(
+            "channels: {log: {type: log}}\nrouting: {default: [log]}\nevidence: {budget: 300ms, logs: {enabled: true}}\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let redactor = Redactor::for_config(&config);
+        let alert = oom();
+        // 40 alerts, 3 API lookups each (events, log, node): 120 without the bound.
+        let burst = (0..40).map(|_| collect(Some(&client), &config, &redactor, &alert));
+        let all = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures::future::join_all(burst),
+        )
+        .await
+        .expect("every collection ends within its budget, turns included");
+        assert_eq!(all.len(), 40);
+        assert!(all.iter().all(|e| e.container.is_some()));
+        let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(opened > 0 && opened <= PARALLEL, "{opened} connections");
     }
 
     #[tokio::test]
     async fn a_silent_api_delays_the_alert_by_the_budget_at_most_and_loses_nothing_of_its_own() {
-        let client = silent_server().await;
+        let (client, _) = silent_server().await;
         let config = crate::config::load(
             "channels: {log: {type: log}}\nrouting: {default: [log]}\nevidence: {budget: 300ms, logs: {enabled: true}}\n",
             &Default::default(),

@@ -46,7 +46,7 @@ pub fn nodes(client: kube::Client, wiring: &Wiring) -> WatchSpec<Node> {
         trim: node_conditions::trim,
         monitors: fed(&feeds::NODES, wiring),
         index: Some(wiring.nodes.clone()),
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     }
 }
 
@@ -59,7 +59,7 @@ pub fn pvcs(client: kube::Client, wiring: &Wiring) -> WatchSpec<PersistentVolume
         trim: pvc_pending::trim,
         monitors: fed(&feeds::PVCS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     }
 }
 

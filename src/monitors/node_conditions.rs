@@ -93,6 +93,17 @@ impl ObjectMonitor<Node> for NodeConditions {
         config.monitors.node_conditions.enabled
     }
 
+    /// Timed while a condition is in the state that fires once it has held a while (Ready not
+    /// True, a pressure or other condition True).
+    fn timed(&self, _config: &Config, node: &Node, _now: Timestamp) -> bool {
+        node.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| (c.type_ == "Ready") != (c.status == "True"))
+    }
+
     fn firing(&self, config: &Config, node: &Node, now: Timestamp) -> Vec<Finding> {
         let settings = &config.monitors.node_conditions;
         let name = node.name_any();
@@ -223,6 +234,46 @@ mod tests {
 
     const LONG: &str = "2026-11-22T11:00:00Z";
     const JUST: &str = "2026-11-22T11:59:30Z";
+
+    #[test]
+    fn a_healthy_node_is_not_re_evaluated_at_each_tick_and_a_troubled_one_is() {
+        let healthy = || {
+            [
+                cond("Ready", "True", LONG),
+                cond("DiskPressure", "False", LONG),
+            ]
+        };
+        let nodes = [
+            ("a healthy node", node(json!({}), json!(healthy()))),
+            (
+                "a node just NotReady",
+                node(json!({}), json!([cond("Ready", "False", JUST)])),
+            ),
+            (
+                "a node just Unknown",
+                node(json!({}), json!([cond("Ready", "Unknown", JUST)])),
+            ),
+            (
+                "a node just under disk pressure",
+                node(
+                    json!({}),
+                    json!([
+                        cond("Ready", "True", LONG),
+                        cond("DiskPressure", "True", JUST)
+                    ]),
+                ),
+            ),
+        ];
+        let monitors: Vec<Arc<dyn ObjectMonitor<Node>>> = vec![Arc::new(NodeConditions)];
+        let (changed, timed) = crate::monitors::testkit::timed_contract(
+            &monitors,
+            &config(""),
+            &nodes,
+            at("2026-11-22T12:00:00Z"),
+        );
+        assert_eq!(changed, [NAME].into());
+        assert_eq!(timed, [vec![], vec![NAME], vec![NAME], vec![NAME]]);
+    }
 
     #[test]
     fn decision_table() {

@@ -70,6 +70,16 @@ impl ObjectMonitor<Deployment> for ReplicasUnavailable {
     fn enabled(&self, config: &Config) -> bool {
         config.monitors.replicas_unavailable.enabled
     }
+    /// Timed while fewer replicas are available than desired: it fires once that held `for`.
+    fn timed(&self, _config: &Config, d: &Deployment, _now: Timestamp) -> bool {
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let available = d
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        desired > 0 && available < desired
+    }
     fn firing(&self, config: &Config, d: &Deployment, now: Timestamp) -> Vec<Finding> {
         let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let st = d.status.as_ref();
@@ -140,6 +150,31 @@ mod tests {
             "status": {"availableReplicas": available, "conditions": [{"type": "Available", "status": if available < 3 {"False"} else {"True"}, "lastTransitionTime": since}]}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_deployment_with_its_replicas_is_not_re_evaluated_at_each_tick() {
+        let just = "2026-11-22T11:59:30Z";
+        let deployments = [
+            (
+                "a Deployment with all replicas",
+                deploy(3, "2026-11-22T11:00:00Z"),
+            ),
+            ("a Deployment missing one", deploy(2, just)),
+            ("a Deployment with none", deploy(0, just)),
+        ];
+        let monitors: Vec<Arc<dyn ObjectMonitor<Deployment>>> = vec![
+            Arc::new(ReplicasUnavailable::default()),
+            Arc::new(crate::monitors::rollout_stuck::RolloutStuck::default()),
+        ];
+        let (changed, timed) = testkit::timed_contract(
+            &monitors,
+            &config(),
+            &deployments,
+            testkit::at("2026-11-22T12:00:00Z"),
+        );
+        assert_eq!(changed, [NAME].into());
+        assert_eq!(timed, [vec![], vec![NAME], vec![NAME]]);
     }
 
     #[test]

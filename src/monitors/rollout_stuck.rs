@@ -84,6 +84,10 @@ impl ObjectMonitor<Deployment> for RolloutStuck {
     fn enabled(&self, config: &Config) -> bool {
         config.monitors.rollout_stuck.enabled
     }
+    /// The Deployment controller judges the deadline; its conditions change by events.
+    fn timed(&self, _config: &Config, _d: &Deployment, _now: Timestamp) -> bool {
+        false
+    }
     fn firing(&self, _config: &Config, d: &Deployment, now: Timestamp) -> Vec<Finding> {
         if d.spec.as_ref().and_then(|s| s.paused) == Some(true) {
             return Vec::new();

@@ -32,7 +32,7 @@ pub fn spec(client: kube::Client, wiring: &Wiring) -> WatchSpec<Secret> {
         trim,
         monitors: fed(&TLS_SECRETS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     }
 }
 

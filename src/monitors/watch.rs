@@ -210,10 +210,9 @@ where
                 Some(Ok(Event::InitApply(o))) => store.listed(o),
                 Some(Ok(Event::InitDone)) => {
                     store.list_done();
-                    if let (Some(i), Store::Objects { objects, .. }) = (&index, &store) {
-                        i.listed(&mut objects.values().map(|k| &k.value));
+                    if let Some(i) = &index {
+                        i.listed(&mut store.objects().iter());
                     }
-                    debug_assert!(index.is_none() || matches!(store, Store::Objects { .. }), "an index needs the objects");
                     judged = Some(re_evaluate(&pipeline, &namespaces, &monitors, &mut store, resource, kind, false));
                     crate::memory::release();
                     if !synced {
@@ -400,6 +399,17 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
                 .insert(key, Kept::new(pack(o), *generation))
                 .and_then(|k| unpack(&k.value)),
             Store::Revisions { .. } => None,
+        }
+    }
+
+    /// Every object kept, read back (none for a revision watch): for an index, after a list.
+    fn objects(&self) -> Vec<K> {
+        match self {
+            Store::Objects { objects, .. } => objects.values().map(|k| k.value.clone()).collect(),
+            Store::Packed { objects, .. } => {
+                objects.values().filter_map(|k| unpack(&k.value)).collect()
+            }
+            Store::Revisions { .. } => Vec::new(),
         }
     }
 

@@ -63,7 +63,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_deployment,
         monitors: fed(&feeds::DEPLOYMENTS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     };
     let statefulsets = WatchSpec {
         resource: "statefulsets",
@@ -73,7 +73,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_statefulset,
         monitors: fed(&feeds::STATEFULSETS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     };
     let daemonsets = WatchSpec {
         resource: "daemonsets",
@@ -83,7 +83,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_daemonset,
         monitors: fed(&feeds::DAEMONSETS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     };
     let jobs = WatchSpec {
         resource: "jobs",
@@ -93,7 +93,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_job,
         monitors: fed(&feeds::JOBS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     };
     let cronjobs = WatchSpec {
         resource: "cronjobs",
@@ -103,7 +103,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_cronjob,
         monitors: fed(&feeds::CRONJOBS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     };
     let hpas = WatchSpec {
         resource: "horizontalpodautoscalers",
@@ -113,7 +113,7 @@ pub(super) fn watches(client: kube::Client, wiring: &Wiring) -> Watches {
         trim: trim_meta,
         monitors: fed(&feeds::HPAS, wiring),
         index: None,
-        keep: Keep::Objects,
+        keep: Keep::Packed,
     };
     Watches {
         deployments,

@@ -135,9 +135,6 @@ pub fn trim(pod: &mut Pod) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::monitors::watch::ObjectMonitor;
-    use jiff::Timestamp;
     use serde_json::{Value, json};
     use std::collections::BTreeSet;
 
@@ -448,19 +445,6 @@ pub(crate) mod tests {
         ]
     }
 
-    /// What a monitor says of `pod` at `now`: its findings' keys and whether each only holds.
-    fn judged(
-        m: &dyn ObjectMonitor<Pod>,
-        config: &Config,
-        pod: &Pod,
-        now: Timestamp,
-    ) -> Vec<String> {
-        m.firing(config, pod, now)
-            .iter()
-            .map(|f| format!("{:?} hold={}", f.alert.key, f.hold_only))
-            .collect()
-    }
-
     /// The watch re-evaluates at a tick only the pods some monitor calls timed: a monitor that
     /// calls a pod untimed must judge it the same at any later time.
     #[test]
@@ -468,30 +452,11 @@ pub(crate) mod tests {
         let config = crate::monitors::testkit::config("");
         let monitors = fed(&PODS, &Wiring::detached());
         let t0 = crate::monitors::testkit::at("2026-11-22T12:00:00Z");
-        let later = [30, 5 * 60, 20 * 60, 2 * 3600, 2 * 86400]
-            .map(|s| t0 + jiff::SignedDuration::from_secs(s));
-        let mut changed_by_time = BTreeSet::new();
-        for (state, pod) in states() {
-            let mut timed = Vec::new();
-            for m in &monitors {
-                let at_t0 = judged(m.as_ref(), &config, &pod, t0);
-                let changes = later
-                    .iter()
-                    .any(|t| judged(m.as_ref(), &config, &pod, *t) != at_t0);
-                if changes {
-                    changed_by_time.insert(m.name());
-                }
-                if m.timed(&config, &pod, t0) {
-                    timed.push(m.name());
-                } else {
-                    assert!(
-                        !changes,
-                        "{}: calls the {state} pod untimed, but time changes it",
-                        m.name()
-                    );
-                }
-            }
-            if state.starts_with("healthy") || state == "succeeded" {
+        let states = states();
+        let (changed_by_time, timed) =
+            crate::monitors::testkit::timed_contract(&monitors, &config, &states, t0);
+        for ((state, _), timed) in states.iter().zip(timed) {
+            if state.starts_with("healthy") || *state == "succeeded" {
                 assert!(
                     timed.is_empty(),
                     "the {state} pod is re-evaluated every tick by {timed:?}"
