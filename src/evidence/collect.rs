@@ -438,14 +438,19 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_burst_of_alerts_keeps_the_lookups_in_flight_bounded_and_each_within_budget() {
-        let (client, accepted) = silent_server().await;
-        let config = crate::config::load(
+    /// Logs on, so that every alert needs three lookups, and a 300 ms budget.
+    fn budget_300ms() -> Config {
+        crate::config::load(
             "channels: {log: {type: log}}\nrouting: {default: [log]}\nevidence: {budget: 300ms, logs: {enabled: true}}\n",
             &Default::default(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_alerts_keeps_the_lookups_in_flight_bounded_and_each_within_budget() {
+        let (client, accepted) = silent_server().await;
+        let config = budget_300ms();
         let redactor = Redactor::for_config(&config);
         let alert = oom();
         // 40 alerts, 3 API lookups each (events, log, node): 120 without the bound.
@@ -465,11 +470,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_api_delays_the_alert_by_the_budget_at_most_and_loses_nothing_of_its_own() {
         let (client, _) = silent_server().await;
-        let config = crate::config::load(
-            "channels: {log: {type: log}}\nrouting: {default: [log]}\nevidence: {budget: 300ms, logs: {enabled: true}}\n",
-            &Default::default(),
-        )
-        .unwrap();
+        let config = budget_300ms();
         let started = std::time::Instant::now();
         let e = tokio::time::timeout(
             std::time::Duration::from_secs(5),

@@ -8,7 +8,8 @@
 //! - on deletion resolves the object's alerts;
 //! - every [`TICK`] re-evaluates the objects whose conditions can change with time alone
 //!   ([`ObjectMonitor::timed`]), so "for 10m" conditions fire without a new event; after a
-//!   configuration or namespace change, the next tick re-evaluates everything.
+//!   configuration or namespace change, after a takeover and every 10 minutes, a tick
+//!   re-evaluates everything.
 //!
 //! A watch may also keep an [`Index`] current: a small view of its objects that monitors of
 //! other watches read (which nodes are Ready, for the pod monitors).
@@ -82,11 +83,10 @@ pub trait Index<K>: Send + Sync {
 
 /// What a watch keeps of each object between events.
 pub enum Keep<K> {
-    /// The trimmed object: monitors judge state (`firing`) and changes from old to new.
-    Objects,
-    /// The same, kept as compact JSON and read back for each evaluation: for the kinds a
-    /// cluster has thousands of (Pods), where the typed object's size (every absent field
-    /// takes its place) is most of kpulse's memory.
+    /// The trimmed object, kept as compact JSON and read back for each evaluation: monitors
+    /// judge state (`firing`) and changes from old to new. A typed `k8s-openapi` object takes
+    /// its full size (every absent field has its place) inline in the store's table; its JSON is
+    /// a fraction of that.
     Packed,
     /// Only a number that grows when the object reports something new (an Event's count).
     /// For objects that are facts, not state: their monitors fire nothing (`firing` is never
@@ -255,10 +255,6 @@ where
 /// updates it in place: what the new list carries gets the new generation, and what it did not
 /// carry is dropped when the list is complete, so a re-list never holds two copies.
 enum Store<K> {
-    Objects {
-        objects: HashMap<u64, Kept<K>>,
-        generation: u32,
-    },
     Packed {
         objects: HashMap<u64, Kept<Box<[u8]>>>,
         generation: u32,
@@ -270,8 +266,8 @@ enum Store<K> {
     },
 }
 
-/// One object of a store: the object (or its packed form), the list generation that last
-/// carried it, and whether a tick must re-evaluate it ([`ObjectMonitor::timed`]).
+/// One object of a store: its packed form, the list generation that last carried it, and
+/// whether a tick must re-evaluate it ([`ObjectMonitor::timed`]).
 struct Kept<T> {
     value: T,
     generation: u32,
@@ -292,10 +288,6 @@ impl<T> Kept<T> {
 impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn new(keep: Keep<K>) -> Self {
         match keep {
-            Keep::Objects => Store::Objects {
-                objects: HashMap::new(),
-                generation: 0,
-            },
             Keep::Packed => Store::Packed {
                 objects: HashMap::new(),
                 generation: 0,
@@ -315,7 +307,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
 
     fn len(&self) -> usize {
         match self {
-            Store::Objects { objects, .. } => objects.len(),
             Store::Packed { objects, .. } => objects.len(),
             Store::Revisions { seen, .. } => seen.len(),
         }
@@ -324,9 +315,9 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     /// A (re-)list begins.
     fn relist(&mut self) {
         match self {
-            Store::Objects { generation, .. }
-            | Store::Packed { generation, .. }
-            | Store::Revisions { generation, .. } => *generation = generation.wrapping_add(1),
+            Store::Packed { generation, .. } | Store::Revisions { generation, .. } => {
+                *generation = generation.wrapping_add(1)
+            }
         }
     }
 
@@ -334,12 +325,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn listed(&mut self, o: K) {
         let key = hashed(&o);
         match self {
-            Store::Objects {
-                objects,
-                generation,
-            } => {
-                objects.insert(key, Kept::new(o, *generation));
-            }
             Store::Packed {
                 objects,
                 generation,
@@ -359,13 +344,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     /// The list is complete: what it did not carry is gone.
     fn list_done(&mut self) {
         match self {
-            Store::Objects {
-                objects,
-                generation,
-            } => {
-                objects.retain(|_, k| k.generation == *generation);
-                objects.shrink_to_fit();
-            }
             Store::Packed {
                 objects,
                 generation,
@@ -386,12 +364,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn apply(&mut self, o: &K) -> Option<K> {
         let key = hashed(o);
         match self {
-            Store::Objects {
-                objects,
-                generation,
-            } => objects
-                .insert(key, Kept::new(o.clone(), *generation))
-                .map(|k| k.value),
             Store::Packed {
                 objects,
                 generation,
@@ -405,7 +377,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     /// Every object kept, read back (none for a revision watch): for an index, after a list.
     fn objects(&self) -> Vec<K> {
         match self {
-            Store::Objects { objects, .. } => objects.values().map(|k| k.value.clone()).collect(),
             Store::Packed { objects, .. } => {
                 objects.values().filter_map(|k| unpack(&k.value)).collect()
             }
@@ -417,11 +388,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn set_timed(&mut self, o: &K, timed: bool) {
         let key = hashed(o);
         match self {
-            Store::Objects { objects, .. } => {
-                if let Some(k) = objects.get_mut(&key) {
-                    k.timed = timed;
-                }
-            }
             Store::Packed { objects, .. } => {
                 if let Some(k) = objects.get_mut(&key) {
                     k.timed = timed;
@@ -435,10 +401,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     /// what it returns as the object's new `timed` (none for a revision watch).
     fn each(&mut self, only_timed: bool, mut f: impl FnMut(&K) -> bool) {
         match self {
-            Store::Objects { objects, .. } => objects
-                .values_mut()
-                .filter(|k| k.timed || !only_timed)
-                .for_each(|k| k.timed = f(&k.value)),
             Store::Packed { objects, .. } => objects
                 .values_mut()
                 .filter(|k| k.timed || !only_timed)
@@ -455,7 +417,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     #[cfg(test)]
     fn timed(&self) -> usize {
         match self {
-            Store::Objects { objects, .. } => objects.values().filter(|k| k.timed).count(),
             Store::Packed { objects, .. } => objects.values().filter(|k| k.timed).count(),
             Store::Revisions { .. } => 0,
         }
@@ -483,9 +444,6 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn remove(&mut self, o: &K) {
         let key = hashed(o);
         match self {
-            Store::Objects { objects, .. } => {
-                objects.remove(&key);
-            }
             Store::Packed { objects, .. } => {
                 objects.remove(&key);
             }
@@ -733,12 +691,7 @@ mod tests {
 
     #[test]
     fn a_relist_updates_in_place_and_drops_what_it_did_not_carry() {
-        for keep in [Keep::Objects, Keep::Packed] {
-            relist_in_place(Store::new(keep));
-        }
-    }
-
-    fn relist_in_place(mut s: Store<ConfigMap>) {
+        let mut s = Store::new(Keep::Packed);
         s.relist();
         for o in [cm("a", "1"), cm("b", "1"), cm("c", "1")] {
             s.listed(o);
@@ -798,55 +751,164 @@ mod tests {
         let counting = Arc::new(Counting::default());
         let monitors: Vec<Arc<dyn ObjectMonitor<ConfigMap>>> = vec![counting.clone()];
         let evaluated = || std::mem::take(&mut *counting.evaluated.lock().unwrap());
-        for keep in [Keep::Objects, Keep::Packed] {
-            evaluated();
-            let mut store = Store::new(keep);
-            store.relist();
-            for o in [cm("a", "still"), cm("b", "timed"), cm("c", "still")] {
-                store.listed(o);
-            }
-            store.list_done();
-            let pass = |store: &mut Store<ConfigMap>, only_timed| {
-                re_evaluate(
-                    &pipeline,
-                    &visibility,
-                    &monitors,
-                    store,
-                    "configmaps",
-                    "ConfigMap",
-                    only_timed,
-                )
-            };
-            let judged = pass(&mut store, false);
-            assert_eq!(evaluated().len(), 3, "a full pass judges every object");
-            assert_eq!(store.timed(), 1);
-            assert!(judged.current(&pipeline, &visibility));
-            pass(&mut store, true);
-            assert_eq!(evaluated(), ["b"], "a tick judges only the timed object");
-            // A change is judged when it comes, and decides whether ticks judge it.
-            store.apply(&cm("a", "timed"));
-            store.set_timed(&cm("a", "timed"), true);
-            store.apply(&cm("b", "still"));
-            store.set_timed(&cm("b", "still"), false);
-            pass(&mut store, true);
-            assert_eq!(evaluated(), ["a"]);
-            // A namespace newly ignored (or a new configuration) makes the next tick full.
-            visibility.set_ignored(["quiet".to_string()].into());
-            assert!(!judged.current(&pipeline, &visibility));
-            let judged = pass(&mut store, false);
-            assert_eq!(evaluated().len(), 3);
-            assert!(judged.current(&pipeline, &visibility));
-            visibility.set_ignored(Default::default());
-            // So does a takeover, which replaces the engine's state.
-            let judged = pass(&mut store, false);
-            evaluated();
-            pipeline.restore(Default::default());
-            assert!(!judged.current(&pipeline, &visibility));
-            // And, every FULL_EVERY ticks, time alone.
-            let mut judged = pass(&mut store, false);
-            judged.ticks = FULL_EVERY;
-            assert!(!judged.current(&pipeline, &visibility));
+        let mut store = Store::new(Keep::Packed);
+        store.relist();
+        for o in [cm("a", "still"), cm("b", "timed"), cm("c", "still")] {
+            store.listed(o);
         }
+        store.list_done();
+        let pass = |store: &mut Store<ConfigMap>, only_timed| {
+            re_evaluate(
+                &pipeline,
+                &visibility,
+                &monitors,
+                store,
+                "configmaps",
+                "ConfigMap",
+                only_timed,
+            )
+        };
+        let judged = pass(&mut store, false);
+        assert_eq!(evaluated().len(), 3, "a full pass judges every object");
+        assert_eq!(store.timed(), 1);
+        assert!(judged.current(&pipeline, &visibility));
+        pass(&mut store, true);
+        assert_eq!(evaluated(), ["b"], "a tick judges only the timed object");
+        // A change is judged when it comes, and decides whether ticks judge it.
+        store.apply(&cm("a", "timed"));
+        store.set_timed(&cm("a", "timed"), true);
+        store.apply(&cm("b", "still"));
+        store.set_timed(&cm("b", "still"), false);
+        pass(&mut store, true);
+        assert_eq!(evaluated(), ["a"]);
+        // A namespace newly ignored (or a new configuration) makes the next tick full.
+        visibility.set_ignored(["quiet".to_string()].into());
+        assert!(!judged.current(&pipeline, &visibility));
+        let judged = pass(&mut store, false);
+        assert_eq!(evaluated().len(), 3);
+        assert!(judged.current(&pipeline, &visibility));
+        visibility.set_ignored(Default::default());
+        // So does a takeover, which replaces the engine's state.
+        let judged = pass(&mut store, false);
+        evaluated();
+        pipeline.restore(Default::default());
+        assert!(!judged.current(&pipeline, &visibility));
+        // And, every FULL_EVERY ticks, time alone.
+        let mut judged = pass(&mut store, false);
+        judged.ticks = FULL_EVERY;
+        assert!(!judged.current(&pipeline, &visibility));
+    }
+
+    /// Ticks that judge only the timed pods leave the engine as ticks that judge every pod
+    /// would: many pods in every state the pod monitors judge, in two namespaces, over several
+    /// re-evaluations as time passes, with the real pod monitors and engine.
+    #[tokio::test]
+    async fn timed_ticks_decide_what_full_ticks_decide_among_many_pods() {
+        use crate::monitors::feeds::{PODS, Wiring, fed};
+        use k8s_openapi::api::core::v1::{Node, Pod};
+        let t0 = crate::monitors::testkit::at("2026-11-22T12:00:00Z");
+        let now = Arc::new(std::sync::Mutex::new(t0));
+        let run = || {
+            let config = crate::monitors::testkit::config("");
+            let registry = crate::sinks::Registry::build(&config).unwrap();
+            let clock = now.clone();
+            let pipeline = Pipeline::with_clock(
+                config,
+                registry,
+                Arc::new(crate::metrics::Metrics::new()),
+                Arc::new(move || *clock.lock().unwrap()),
+            )
+            .unwrap();
+            let wiring = Wiring::detached();
+            let node: Node = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "n1"},
+                "status": {"conditions": [{"type": "Ready", "status": "True",
+                    "lastTransitionTime": "2026-11-22T10:00:00Z"}]}
+            }))
+            .unwrap();
+            Index::applied(wiring.nodes.as_ref(), &node);
+            (pipeline, fed(&PODS, &wiring), Store::new(Keep::Packed))
+        };
+        let (timed_pipeline, timed_monitors, mut timed_store) = run();
+        let (full_pipeline, full_monitors, mut full_store) = run();
+        let mut pods: Vec<Pod> = Vec::new();
+        for ns in ["shop", "pay"] {
+            for (i, (_, pod)) in crate::monitors::pods::tests::states()
+                .into_iter()
+                .enumerate()
+            {
+                for copy in 0..3 {
+                    let mut p = pod.clone();
+                    p.metadata.namespace = Some(ns.into());
+                    p.metadata.name = Some(format!("p{i}-{copy}"));
+                    p.metadata.uid = Some(format!("{ns}-{i}-{copy}"));
+                    pods.push(p);
+                }
+            }
+        }
+        let healthy = crate::monitors::pods::tests::states().remove(0).1;
+        for i in 0..200 {
+            let mut p = healthy.clone();
+            p.metadata.name = Some(format!("healthy-{i}"));
+            p.metadata.uid = Some(format!("healthy-{i}"));
+            pods.push(p);
+        }
+        for store in [&mut timed_store, &mut full_store] {
+            store.relist();
+            pods.iter().cloned().for_each(|p| store.listed(p));
+            store.list_done();
+        }
+        let visibility = Visibility::default();
+        let active = |p: &Pipeline| {
+            p.with_engine(|e| {
+                e.active()
+                    .map(|a| format!("{:?}", a.alert.key))
+                    .collect::<std::collections::BTreeSet<_>>()
+            })
+        };
+        let mut judged = 0;
+        for (pass, secs) in [0, 15, 60, 5 * 60, 6 * 60, 20 * 60, 2 * 3600]
+            .into_iter()
+            .enumerate()
+        {
+            *now.lock().unwrap() = t0 + jiff::SignedDuration::from_secs(secs);
+            let only_timed = pass > 0;
+            re_evaluate(
+                &timed_pipeline,
+                &visibility,
+                &timed_monitors,
+                &mut timed_store,
+                "pods",
+                "Pod",
+                only_timed,
+            );
+            re_evaluate(
+                &full_pipeline,
+                &visibility,
+                &full_monitors,
+                &mut full_store,
+                "pods",
+                "Pod",
+                false,
+            );
+            assert_eq!(
+                active(&timed_pipeline),
+                active(&full_pipeline),
+                "after {secs} s"
+            );
+            if only_timed {
+                judged = judged.max(timed_store.timed());
+            }
+        }
+        assert!(
+            !active(&full_pipeline).is_empty(),
+            "the table fires something"
+        );
+        assert!(
+            judged > 0 && judged < 60,
+            "a tick judged {judged} of {} pods",
+            pods.len()
+        );
     }
 
     #[test]

@@ -267,7 +267,7 @@ pub(crate) mod tests {
     }
 
     /// Pods in the states the pod monitors judge, around 2026-11-22T12:00:00Z.
-    fn states() -> Vec<(&'static str, Pod)> {
+    pub(crate) fn states() -> Vec<(&'static str, Pod)> {
         let running = |since: &str| json!({"running": {"startedAt": since}});
         let status = |name: &str, ready: bool, restarts: i32, state: Value, last: Value| {
             json!({"name": name, "image": "registry.local/app:1", "ready": ready,
