@@ -26,6 +26,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod packs;
+
+use packs::Packs;
+
 use super::filter::{Namespaces, Visibility, ignored};
 use super::{Context, SyncGuard, TICK};
 use crate::alert::Alert;
@@ -217,7 +221,7 @@ where
                     crate::memory::release();
                     if !synced {
                         synced = true;
-                        tracing::info!(resource, objects = store.len(), "watch synced");
+                        tracing::info!(resource, objects = store.len(), kept_bytes = store.bytes(), "watch synced");
                         guard.synced();
                     }
                 }
@@ -253,10 +257,11 @@ where
 
 /// What a watch holds between events, keyed by a 64-bit hash of namespace and name. A re-list
 /// updates it in place: what the new list carries gets the new generation, and what it did not
-/// carry is dropped when the list is complete, so a re-list never holds two copies.
+/// carry is dropped when the list is complete, so a re-list never holds two copies of an object
+/// (the packed bytes of the previous list serve until the new list is complete, see [`Packs`]).
 enum Store<K> {
     Packed {
-        objects: HashMap<u64, Kept<Box<[u8]>>>,
+        packs: Packs,
         generation: u32,
     },
     Revisions {
@@ -266,30 +271,11 @@ enum Store<K> {
     },
 }
 
-/// One object of a store: its packed form, the list generation that last carried it, and
-/// whether a tick must re-evaluate it ([`ObjectMonitor::timed`]).
-struct Kept<T> {
-    value: T,
-    generation: u32,
-    timed: bool,
-}
-
-impl<T> Kept<T> {
-    /// Newly listed or changed: timed until an evaluation says otherwise.
-    fn new(value: T, generation: u32) -> Self {
-        Kept {
-            value,
-            generation,
-            timed: true,
-        }
-    }
-}
-
 impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn new(keep: Keep<K>) -> Self {
         match keep {
             Keep::Packed => Store::Packed {
-                objects: HashMap::new(),
+                packs: Packs::default(),
                 generation: 0,
             },
             Keep::Revision(revision) => Store::Revisions {
@@ -307,8 +293,16 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
 
     fn len(&self) -> usize {
         match self {
-            Store::Packed { objects, .. } => objects.len(),
+            Store::Packed { packs, .. } => packs.len(),
             Store::Revisions { seen, .. } => seen.len(),
+        }
+    }
+
+    /// The bytes of the packed objects (not counting the table): for the log of a sync.
+    fn bytes(&self) -> usize {
+        match self {
+            Store::Packed { packs, .. } => packs.bytes(),
+            Store::Revisions { seen, .. } => seen.len() * std::mem::size_of::<(u32, u32)>(),
         }
     }
 
@@ -325,12 +319,9 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn listed(&mut self, o: K) {
         let key = hashed(&o);
         match self {
-            Store::Packed {
-                objects,
-                generation,
-            } => {
-                objects.insert(key, Kept::new(pack(&o), *generation));
-            }
+            Store::Packed { packs, generation } => packs.listed(key, *generation, |buf| {
+                serde_json::to_writer(buf, &o).expect("a Kubernetes object serializes")
+            }),
             Store::Revisions {
                 seen,
                 revision,
@@ -344,13 +335,7 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     /// The list is complete: what it did not carry is gone.
     fn list_done(&mut self) {
         match self {
-            Store::Packed {
-                objects,
-                generation,
-            } => {
-                objects.retain(|_, k| k.generation == *generation);
-                objects.shrink_to_fit();
-            }
+            Store::Packed { packs, generation } => packs.list_done(*generation),
             Store::Revisions {
                 seen, generation, ..
             } => {
@@ -364,12 +349,9 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn apply(&mut self, o: &K) -> Option<K> {
         let key = hashed(o);
         match self {
-            Store::Packed {
-                objects,
-                generation,
-            } => objects
-                .insert(key, Kept::new(pack(o), *generation))
-                .and_then(|k| unpack(&k.value)),
+            Store::Packed { packs, generation } => packs
+                .insert(key, pack(o), *generation)
+                .and_then(|before| unpack(&before)),
             Store::Revisions { .. } => None,
         }
     }
@@ -377,39 +359,31 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     /// Every object kept, read back (none for a revision watch): for an index, after a list.
     fn objects(&self) -> Vec<K> {
         match self {
-            Store::Packed { objects, .. } => {
-                objects.values().filter_map(|k| unpack(&k.value)).collect()
-            }
+            Store::Packed { packs, .. } => packs.entries().filter_map(|(_, b)| unpack(b)).collect(),
             Store::Revisions { .. } => Vec::new(),
         }
     }
 
     /// Records whether a tick must re-evaluate `o` (see [`ObjectMonitor::timed`]).
     fn set_timed(&mut self, o: &K, timed: bool) {
-        let key = hashed(o);
-        match self {
-            Store::Packed { objects, .. } => {
-                if let Some(k) = objects.get_mut(&key) {
-                    k.timed = timed;
-                }
-            }
-            Store::Revisions { .. } => {}
+        if let Store::Packed { packs, .. } = self
+            && let Some(e) = packs.entry_mut(hashed(o))
+        {
+            e.timed = timed;
         }
     }
 
     /// Calls `f` with every object kept (`only_timed`: those a tick must re-evaluate) and keeps
     /// what it returns as the object's new `timed` (none for a revision watch).
     fn each(&mut self, only_timed: bool, mut f: impl FnMut(&K) -> bool) {
-        match self {
-            Store::Packed { objects, .. } => objects
-                .values_mut()
-                .filter(|k| k.timed || !only_timed)
-                .for_each(|k| {
-                    if let Some(o) = unpack::<K>(&k.value) {
-                        k.timed = f(&o);
-                    }
-                }),
-            Store::Revisions { .. } => {}
+        if let Store::Packed { packs, .. } = self {
+            packs.each(|bytes, timed| {
+                if (*timed || !only_timed)
+                    && let Some(o) = unpack::<K>(bytes)
+                {
+                    *timed = f(&o);
+                }
+            });
         }
     }
 
@@ -417,7 +391,7 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     #[cfg(test)]
     fn timed(&self) -> usize {
         match self {
-            Store::Packed { objects, .. } => objects.values().filter(|k| k.timed).count(),
+            Store::Packed { packs, .. } => packs.entries().filter(|(e, _)| e.timed).count(),
             Store::Revisions { .. } => 0,
         }
     }
@@ -444,9 +418,7 @@ impl<K: Resource + Clone + Serialize + DeserializeOwned> Store<K> {
     fn remove(&mut self, o: &K) {
         let key = hashed(o);
         match self {
-            Store::Packed { objects, .. } => {
-                objects.remove(&key);
-            }
+            Store::Packed { packs, .. } => packs.remove(key),
             Store::Revisions { seen, .. } => {
                 seen.remove(&key);
             }
