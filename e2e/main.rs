@@ -8,6 +8,7 @@ mod ha;
 mod harness;
 mod hpa;
 mod incidents;
+mod lists;
 mod many_workloads;
 
 mod nodes_events;

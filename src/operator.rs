@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// This replica's identity in the election (the chart passes the pod name).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// How the watches get their initial state: `streaming` lists (watch events from the API
+    /// server's watch cache, the least memory), `paged` lists, or `auto`: streaming where the
+    /// API server serves it (Kubernetes 1.34 and newer by default), asked once at start-up.
+    #[arg(long, env = "KPULSE_LISTS", value_enum, default_value_t = crate::monitors::lists::Lists::Auto)]
+    pub lists: crate::monitors::lists::Lists,
     /// Log format: json or text.
     #[arg(long, env = "KPULSE_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -238,7 +243,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.namespace.clone(),
         token.clone(),
     ));
-    let ready = crate::monitors::start(client.clone(), pipeline.clone(), token.clone(), &mut tasks);
+    let streaming = crate::monitors::lists::streaming(args.lists, &client, &args.namespace).await;
+    let ready = crate::monitors::start(
+        client.clone(),
+        pipeline.clone(),
+        token.clone(),
+        streaming,
+        &mut tasks,
+    );
     let app = crate::http::App::new(pipeline.clone(), {
         let ready = ready.clone();
         move || ready.is_ready()

@@ -18,6 +18,7 @@ pub mod feeds;
 pub mod filter;
 pub mod hpa;
 pub mod job_failed;
+pub mod lists;
 pub mod node_conditions;
 pub mod node_readiness;
 pub mod pods;
@@ -137,6 +138,8 @@ pub struct Context {
     pub pipeline: Pipeline,
     pub namespaces: Arc<filter::Visibility>,
     pub token: CancellationToken,
+    /// Whether the watches get their initial state as streaming lists ([`lists`]).
+    pub streaming: bool,
     ready: Arc<signal::Sender<usize>>,
     /// True once the Namespace watch has listed (see [`Context::after_namespaces`]).
     namespaces_listed: signal::Receiver<bool>,
@@ -193,11 +196,12 @@ impl Context {
     }
 }
 
-/// Starts every watch the enabled monitors need.
+/// Starts every watch the enabled monitors need (`streaming`: see [`lists`]).
 pub fn start(
     client: kube::Client,
     pipeline: Pipeline,
     token: CancellationToken,
+    streaming: bool,
     tasks: &mut JoinSet<()>,
 ) -> Ready {
     let (ready, tx) = Ready::new();
@@ -206,6 +210,7 @@ pub fn start(
         pipeline,
         namespaces: Arc::default(),
         token,
+        streaming,
         ready: tx,
         namespaces_listed,
     };

@@ -153,6 +153,7 @@ where
         pipeline,
         namespaces,
         token,
+        streaming,
         ..
     } = ctx;
     // A resource whose monitors (and index readers) are all switched off is not watched at all
@@ -181,9 +182,14 @@ where
             "a monitor using this resource was switched on; watching it"
         );
     }
-    // Lists come from the API server's watch cache (as client-go informers list), not from
-    // etcd: faster to ready, and no load on etcd at start-up or a re-list.
-    let config = config.any_semantic();
+    // The initial state comes from the API server's watch cache (as client-go informers list),
+    // not from etcd: faster to ready, and no load on etcd at start-up or a re-list; streamed
+    // object by object where the API server serves that (see `lists`).
+    let config = if streaming {
+        config.streaming_lists()
+    } else {
+        config.any_semantic()
+    };
     let stream = watcher::watcher(api, config).default_backoff().modify(trim);
     let mut stream = std::pin::pin!(stream);
     let mut store = Store::new(keep);
