@@ -10,7 +10,7 @@
 #                               exceeds KPULSE_SCALE_MAX_RSS_MIB (default 120), or its memory per
 #                               pod (VmRSS from the empty cluster to 500 pods, with their nodes,
 #                               workloads and events) KPULSE_SCALE_MAX_KIB_PER_POD (default 16;
-#                               measured about 9 with the debug build)
+#                               measured about 5 with the debug build)
 #
 # Environment: KPULSE_BIN (the kpulse binary; default: `cargo build --release` and
 # target/release/kpulse), KPULSE_SCALE_SIZES (pods per size, e.g. 500,1000),

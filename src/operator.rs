@@ -167,6 +167,7 @@ pub async fn initial_config(client: &Client, args: &RunArgs) -> anyhow::Result<C
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     // Bound first: a taken port is a startup error naming the address, not a panic later.
     let listeners = crate::http::Listeners::bind(args.http_addr, args.metrics_addr).await?;
     let client = client(&args).await?;
@@ -268,7 +269,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     });
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
     // Monitors and the ticker stop at the token; give them a moment, then send what is due.
@@ -292,23 +293,33 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The first SIGTERM or Ctrl-C. Both are registered when this is called, before the returned
+/// future is first polled: a SIGTERM during start-up (while the state loads or the watches'
+/// list strategy is asked) is then a clean shutdown once start-up is done, not the default
+/// action's immediate end.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
