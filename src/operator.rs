@@ -323,3 +323,21 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A SIGTERM that arrives after `shutdown_signal` is called but before its future is polled
+    /// (kpulse still starting) is kept for it; unregistered, its default action would end the
+    /// process, this test binary with it.
+    #[tokio::test]
+    async fn a_sigterm_before_the_first_poll_ends_the_wait() {
+        let shutdown = shutdown_signal();
+        // SAFETY: raise only sends a signal to this process, which now handles SIGTERM.
+        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+        tokio::time::timeout(Duration::from_secs(5), shutdown)
+            .await
+            .expect("the SIGTERM ends the wait");
+    }
+}
