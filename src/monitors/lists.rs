@@ -4,8 +4,8 @@
 //! current objects one by one as watch events from the API server's watch cache, then a
 //! bookmark that marks the end. kpulse trims and packs each object as it arrives. Paged lists
 //! send 500 untrimmed objects per response, which kpulse holds whole while it reads them. At
-//! 10 000 pods, measured in `make bench-scale`, streaming halves the peak resident memory during
-//! start-up and reaches ready sooner.
+//! 10 000 pods, measured in `make bench-scale`, streaming took the peak resident memory during
+//! start-up from 73.9 to 41.9 MiB and ready from 2.14 to 1.68 s.
 //!
 //! Not every cluster serves streaming lists: Kubernetes 1.33 turns `WatchList` off by default
 //! and rejects them, as does an API server with the feature gate off; older ones ignore the

@@ -329,4 +329,66 @@ mod tests {
         p.insert(5, bytes("back"), 1);
         assert_eq!(contents(&p), ["back"]);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A list of these keys, each with a body of this length and fill.
+        List(Vec<(u64, usize, u8)>),
+        Change(u64, usize, u8),
+        Remove(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let body = (0u64..300, 1usize..3000, any::<u8>());
+        prop_oneof![
+            1 => proptest::collection::vec(body.clone(), 0..300).prop_map(Op::List),
+            6 => body.prop_map(|(k, n, v)| Op::Change(k, n, v)),
+            2 => (0u64..300).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Many objects over lists, re-lists, changes and deletions, as a watch sees them: the
+        /// store always reads back exactly what a plain map of the latest bytes holds, and
+        /// never keeps more than half its block (or 64 KiB) in loose bytes.
+        #[test]
+        fn reads_back_what_a_plain_map_holds(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut p = Packs::default();
+            let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
+            let mut generation = 0;
+            for op in ops {
+                match op {
+                    Op::List(items) => {
+                        generation += 1;
+                        let mut listed = HashMap::new();
+                        for (k, n, v) in items {
+                            p.listed(k, generation, |b| b.extend(std::iter::repeat_n(v, n)));
+                            listed.insert(k, vec![v; n]);
+                        }
+                        p.list_done(generation);
+                        model = listed;
+                    }
+                    Op::Change(k, n, v) => {
+                        let before = p.insert(k, vec![v; n].into_boxed_slice(), generation);
+                        proptest::prop_assert_eq!(
+                            before.map(|b| b.to_vec()),
+                            model.insert(k, vec![v; n])
+                        );
+                    }
+                    Op::Remove(k) => {
+                        p.remove(k);
+                        model.remove(&k);
+                    }
+                }
+                let kept: HashMap<u64, Vec<u8>> = p
+                    .entries
+                    .iter()
+                    .map(|(k, e)| (*k, p.get(e).to_vec()))
+                    .collect();
+                proptest::prop_assert_eq!(&kept, &model);
+                proptest::prop_assert!(p.slack() <= SLACK_MIN.max(p.block.len() / 2));
+            }
+        }
+    }
 }
